@@ -1,0 +1,141 @@
+"""Small programs the benchmark runs in subprocesses.
+
+Each runs in its own process on purpose: wall time and peak memory are per process, and DuckDB
+allows one writer process per file, so nothing here may keep the warehouse open in the harness.
+
+- ``measure OUT -- CMD...``: run CMD, write its wall time, peak RSS and exit code to OUT (JSON).
+  Peak RSS comes from ``getrusage(RUSAGE_CHILDREN)`` of this otherwise idle wrapper, so it is the
+  largest single process among CMD and its descendants, not their sum.
+- ``load-dagster`` / ``load-sqlmesh``: load the Dagster definitions / a bare SQLMesh Context for
+  the project in the cwd and print a JSON line with the phases' durations.
+- ``drop-interval MODEL``: print MODEL's intervals in the prod environment, then remove the latest
+  one, so that the next ``sqlmesh run`` or Dagster materialization has exactly one model to do.
+- ``intervals MODEL``: print MODEL's intervals (to check that a side really did the work).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    """Print one JSON line with a marker, so the harness finds it among library output."""
+    print("BENCH_RESULT " + json.dumps(payload), flush=True)
+
+
+def measure(out: Path, cmd: list[str]) -> int:
+    start = time.perf_counter()
+    returncode = subprocess.call(cmd)
+    wall = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out.write_text(
+        json.dumps({"wall_s": wall, "maxrss_mb": usage.ru_maxrss / 1024, "returncode": returncode})
+    )
+    return returncode
+
+
+def load_dagster() -> None:
+    """Load the code location the way a code server does, after importing both frameworks.
+
+    Timing the framework imports separately shows how much of the difference to a bare Context is
+    Dagster's import cost rather than the integration's own work.
+    """
+    t0 = time.perf_counter()
+    import dagster  # noqa: F401
+    import sqlmesh  # noqa: F401
+    from dagster._core.code_pointer import CodePointer
+    from dagster._core.definitions.reconstruct import initialize_repository_def_from_pointer
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    t1 = time.perf_counter()
+    pointer = CodePointer.from_module("mxm_dagster.definitions", "defs", None)
+    repo = initialize_repository_def_from_pointer(pointer)
+    n_assets = len(repo.asset_graph.get_all_asset_keys())
+    repo.get_all_jobs()
+    t2 = time.perf_counter()
+    # What a code server additionally does before the UI can show the graph.
+    RepositorySnap.from_def(repo)
+    t3 = time.perf_counter()
+    _emit(
+        {
+            "framework_import_s": t1 - t0,
+            "load_s": t2 - t1,
+            "snapshot_s": t3 - t2,
+            "n_assets": n_assets,
+        }
+    )
+
+
+def load_sqlmesh() -> None:
+    """Build a bare ``sqlmesh.Context`` for the project in the cwd (the baseline)."""
+    t0 = time.perf_counter()
+    from sqlmesh import Context
+
+    t1 = time.perf_counter()
+    context = Context(paths=".")
+    n_models = len(context.models)
+    context.close()
+    t2 = time.perf_counter()
+    _emit({"framework_import_s": t1 - t0, "load_s": t2 - t1, "n_models": n_models})
+
+
+def _prod_snapshot(context: Any, model: str) -> Any:
+    env = context.state_sync.get_environment("prod")
+    if env is None:
+        raise SystemExit("environment 'prod' not found: deploy the project first")
+    matches = [s for s in env.snapshots if _plain_name(s.name).endswith(model)]
+    if len(matches) != 1:
+        raise SystemExit(f"expected one prod snapshot for {model}, found {len(matches)}")
+    snapshot_id = matches[0].snapshot_id
+    return context.state_sync.get_snapshots([snapshot_id])[snapshot_id]
+
+
+def _plain_name(fqn: str) -> str:
+    return fqn.replace('"', "")
+
+
+def intervals(model: str, drop_latest: bool) -> None:
+    from sqlmesh import Context
+
+    # load=False: only state is needed, so skip parsing every model of a large project.
+    context = Context(paths=".", load=False)
+    try:
+        snapshot = _prod_snapshot(context, model)
+        before = [list(i) for i in snapshot.intervals]
+        if drop_latest and snapshot.intervals:
+            context.state_sync.remove_intervals(
+                [(snapshot, snapshot.intervals[-1])], remove_shared_versions=True
+            )
+        _emit({"model": model, "intervals": before})
+    finally:
+        context.close()
+
+
+def main(argv: list[str]) -> int:
+    command, *rest = argv
+    if command == "measure":
+        out, sep, *cmd = rest
+        if sep != "--" or not cmd:
+            raise SystemExit("usage: measure OUT -- CMD...")
+        return measure(Path(out), cmd)
+    if command == "load-dagster":
+        load_dagster()
+    elif command == "load-sqlmesh":
+        load_sqlmesh()
+    elif command == "drop-interval":
+        intervals(rest[0], drop_latest=True)
+    elif command == "intervals":
+        intervals(rest[0], drop_latest=False)
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

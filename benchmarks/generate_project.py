@@ -1,0 +1,174 @@
+"""Generate a synthetic SQLMesh project of N models for benchmarks.
+
+The project is one SEED model plus N-1 FULL models spread over a few schemas. Every FULL model
+selects from one or two earlier models (so the graph is a DAG with long chains and some fan-in) and
+carries one builtin audit, so audit handling is part of what is measured. Output is a pure function
+of ``(n_models, seed)``: two generated copies are byte-identical, which is what lets a benchmark
+compare raw SQLMesh and Dagster on "the same" project.
+
+CLI: ``python -m benchmarks.generate_project DEST N [--seed S]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Schemas the FULL models are spread over, in layer order (earlier models land in earlier layers).
+SCHEMAS: tuple[str, ...] = ("bench_staging", "bench_core", "bench_marts", "bench_reporting")
+#: Schema and name of the seed model every chain starts from.
+SEED_MODEL = "bench_raw.seed_data"
+#: File name of the DuckDB warehouse, relative to the project directory (and the process cwd).
+DATABASE_FILE = "bench.duckdb"
+#: Rows in the seed CSV: small, so the benchmark measures orchestration, not DuckDB.
+SEED_ROWS = 50
+#: How far back the first parent of a model may be; keeps chains deep rather than bushy.
+RECENT_WINDOW = 20
+
+CONFIG_YAML = f"""\
+gateways:
+  local:
+    connection:
+      type: duckdb
+      database: {DATABASE_FILE}
+default_gateway: local
+model_defaults:
+  dialect: duckdb
+"""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One generated model: its fully qualified name and the models it reads."""
+
+    name: str
+    parents: tuple[str, ...]
+
+    @property
+    def schema(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def table(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def asset_key_path(self) -> str:
+        """The Dagster CLI selection string for this model (asset key ``[schema, name]``)."""
+        return f"{self.schema}/{self.table}"
+
+
+def plan_models(n_models: int, seed: int = 0) -> list[ModelSpec]:
+    """Decide names and dependencies of all ``n_models`` models (seed model first).
+
+    Kept separate from writing files so the benchmark can pick a model (e.g. a leaf) without
+    re-parsing SQL.
+    """
+    if n_models < 1:
+        raise ValueError("n_models must be at least 1 (the seed model)")
+    rng = random.Random(seed)
+    specs = [ModelSpec(SEED_MODEL, ())]
+    n_full = n_models - 1
+    for i in range(1, n_models):
+        schema = SCHEMAS[min((i - 1) * len(SCHEMAS) // max(n_full, 1), len(SCHEMAS) - 1)]
+        name = f"{schema}.m_{i:05d}"
+        earlier = [s.name for s in specs]
+        first = rng.choice(earlier[-RECENT_WINDOW:])
+        parents = [first]
+        if len(earlier) >= 2 and rng.random() < 0.5:
+            second = rng.choice(earlier)
+            if second != first:
+                parents.append(second)
+        specs.append(ModelSpec(name, tuple(parents)))
+    return specs
+
+
+def leaf_models(specs: list[ModelSpec]) -> list[ModelSpec]:
+    """Models nothing else reads: running one of them touches no downstream model."""
+    read = {p for s in specs for p in s.parents}
+    return [s for s in specs if s.name not in read]
+
+
+def _seed_csv(seed: int) -> str:
+    rng = random.Random(f"seed-csv-{seed}")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "grp", "amount", "ds"])
+    for i in range(SEED_ROWS):
+        writer.writerow(
+            [i, f"g{i % 5}", f"{rng.uniform(0, 1000):.2f}", f"2024-01-{i % 28 + 1:02d}"]
+        )
+    return buf.getvalue()
+
+
+def _seed_sql() -> str:
+    return f"""\
+MODEL (
+  name {SEED_MODEL},
+  kind SEED (path '../../seeds/seed_data.csv'),
+  columns (id INT, grp TEXT, amount DOUBLE, ds DATE),
+  audits (not_null(columns := (id)))
+);
+"""
+
+
+def _full_sql(spec: ModelSpec, index: int) -> str:
+    header = f"""\
+MODEL (
+  name {spec.name},
+  kind FULL,
+  audits (not_null(columns := (id, amount)))
+);
+
+"""
+    if len(spec.parents) == 1:
+        body = (
+            f"SELECT id, grp, amount * 1.01 + {index % 97} AS amount, ds\nFROM {spec.parents[0]}\n"
+        )
+    else:
+        a, b = spec.parents
+        body = (
+            "SELECT a.id, a.grp, a.amount + b.amount AS amount, a.ds\n"
+            f"FROM {a} AS a\n"
+            f"JOIN {b} AS b ON a.id = b.id\n"
+        )
+    return header + body
+
+
+def generate(dest: Path, n_models: int, seed: int = 0) -> list[ModelSpec]:
+    """Write a SQLMesh project of ``n_models`` models to ``dest`` and return the model specs.
+
+    ``dest`` must not exist or be empty. The DuckDB ``database:`` path in ``config.yaml`` is
+    relative, so SQLMesh must run with ``cwd=dest`` (relative paths resolve against the cwd).
+    """
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} exists and is not empty")
+    specs = plan_models(n_models, seed)
+    (dest / "seeds").mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(CONFIG_YAML)
+    (dest / "seeds" / "seed_data.csv").write_text(_seed_csv(seed))
+    for index, spec in enumerate(specs):
+        model_dir = dest / "models" / spec.schema
+        model_dir.mkdir(parents=True, exist_ok=True)
+        sql = _seed_sql() if index == 0 else _full_sql(spec, index)
+        (model_dir / f"{spec.table}.sql").write_text(sql)
+    return specs
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dest", type=Path, help="directory to create (must be absent or empty)")
+    parser.add_argument("n_models", type=int, help="number of models, including the seed model")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    specs = generate(args.dest, args.n_models, args.seed)
+    print(f"wrote {len(specs)} models to {args.dest}")
+
+
+if __name__ == "__main__":
+    main()

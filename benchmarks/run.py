@@ -1,0 +1,596 @@
+"""Time mxm_dagster against raw SQLMesh on synthetic projects and print the ratios.
+
+``python -m benchmarks.run [--sizes 200,1000] [--repeats 3] [--quick] [--scenarios ...]``
+
+Scenarios (each side runs as its own subprocess, cwd = the project copy, because the DuckDB path in
+``config.yaml`` is relative and resolves against the cwd):
+
+- ``full``: on fresh identical copies, alternating which side goes first, raw
+  ``sqlmesh plan --auto-apply --no-prompts`` vs ``dagster asset materialize -m
+  mxm_dagster.definitions --select '*'`` (fresh ``DAGSTER_HOME`` with an empty dagster.yaml per
+  run). After each run the prod views in the warehouse are counted, so a side that "succeeds"
+  without building every model is reported as a failure.
+- ``load``: wall time and peak RSS of a process that loads the Dagster definitions (as a code
+  server does) vs one that builds a bare ``sqlmesh.Context``, cold (fresh copy: no SQLMesh
+  ``.cache``, fresh ``DAGSTER_HOME``) and warm (the same copy again).
+- ``one``: on one deployed project, the latest interval of one leaf model is removed from state
+  (untimed), then ``sqlmesh run --select-model M`` vs ``dagster asset materialize --select
+  schema/name`` is timed; afterwards the interval must be back, so both sides did the same work.
+- ``multiprocess``: full materialization with Dagster's in-process executor vs
+  ``MXM_DAGSTER_EXECUTOR=multiprocess`` (and raw SQLMesh for reference) at a small N.
+
+Results go to ``benchmarks/out/<timestamp>.json`` and ``benchmarks/out/latest.json``; the process
+exits non-zero if any side failed, so a broken integration cannot pass as "fast".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.generate_project import DATABASE_FILE, SCHEMAS, SEED_MODEL, generate, leaf_models
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = REPO_ROOT / "benchmarks" / "out"
+BIN = Path(sys.executable).parent
+DEFS_MODULE = "mxm_dagster.definitions"
+#: Upper bounds from the issue: dagster / raw.
+TARGETS: dict[str, float] = {"full": 1.5, "load": 1.25, "one": 2.0}
+#: Environment variables that would leak the caller's Dagster/mxm setup into a measurement.
+_SCRUBBED_ENV = ("DAGSTER_HOME", "MXM_SQLMESH_PROJECT", "MXM_DAGSTER_EXECUTOR")
+
+
+@dataclass
+class Sample:
+    """One timed subprocess."""
+
+    side: str
+    repeat: int
+    wall_s: float
+    maxrss_mb: float
+    ok: bool
+    log: str
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Harness:
+    """Where the work goes and how commands run; one per benchmark invocation."""
+
+    workdir: Path
+    logdir: Path
+    timeout_s: float
+    templates: dict[int, Path] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    _counter: int = 0
+
+    def template(self, n_models: int) -> Path:
+        """The pristine generated project for ``n_models``; copies are made from it."""
+        if n_models not in self.templates:
+            path = self.workdir / f"template_{n_models}"
+            generate(path, n_models)
+            self.templates[n_models] = path
+        return self.templates[n_models]
+
+    def fresh_copy(self, n_models: int, label: str) -> Path:
+        self._counter += 1
+        dest = self.workdir / f"{self._counter:03d}_{label}_n{n_models}"
+        shutil.copytree(self.template(n_models), dest)
+        return dest
+
+    def fresh_dagster_home(self, label: str) -> Path:
+        self._counter += 1
+        home = self.workdir / f"{self._counter:03d}_dagster_home_{label}"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("")
+        return home
+
+    def env(self, project: Path | None = None, dagster_home: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        )
+        if project is not None:
+            env["MXM_SQLMESH_PROJECT"] = str(project)
+        if dagster_home is not None:
+            env["DAGSTER_HOME"] = str(dagster_home)
+        return env
+
+    def run(
+        self, label: str, cmd: list[str], cwd: Path, env: dict[str, str]
+    ) -> tuple[dict[str, Any], str, Path]:
+        """Run ``cmd`` under the measuring wrapper; return its measurement, output and log path."""
+        self._counter += 1
+        log = self.logdir / f"{self._counter:03d}_{label}.log"
+        result_file = self.workdir / f"{self._counter:03d}_{label}.json"
+        wrapper = [sys.executable, "-m", "benchmarks._child", "measure", str(result_file), "--"]
+        try:
+            proc = subprocess.run(
+                wrapper + cmd,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=self.timeout_s,
+            )
+            output = proc.stdout
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else ""
+            output += f"\nTIMEOUT after {self.timeout_s} s"
+        log.write_text(f"$ (cd {cwd} && {' '.join(cmd)})\n{output}")
+        if result_file.exists():
+            measured = json.loads(result_file.read_text())
+        else:
+            measured = {"wall_s": float("nan"), "maxrss_mb": float("nan"), "returncode": -1}
+        return measured, output, log
+
+    def child(self, label: str, args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+        """Run an untimed helper from ``benchmarks._child`` and return its JSON result."""
+        cmd = [sys.executable, "-m", "benchmarks._child", *args]
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=self.timeout_s
+        )
+        result = _parse_result(proc.stdout)
+        if proc.returncode != 0 or result is None:
+            raise RuntimeError(f"{label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return result
+
+
+def _parse_result(output: str) -> dict[str, Any] | None:
+    for line in reversed(output.splitlines()):
+        if line.startswith("BENCH_RESULT "):
+            return json.loads(line.removeprefix("BENCH_RESULT "))
+    return None
+
+
+def _tail(text: str, lines: int = 4) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _prod_views(project: Path) -> int:
+    """Count the prod views of generated models, without keeping the warehouse open."""
+    import duckdb
+
+    db = project / DATABASE_FILE
+    if not db.exists():
+        return 0
+    schemas = [*SCHEMAS, SEED_MODEL.split(".")[0]]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema IN "
+            f"({', '.join('?' for _ in schemas)})",
+            schemas,
+        ).fetchone()
+    finally:
+        con.close()
+    return int(row[0]) if row else 0
+
+
+# --------------------------------------------------------------------------------------------
+# Sides: what each command is.
+
+
+def raw_plan_cmd() -> list[str]:
+    return [str(BIN / "sqlmesh"), "plan", "--auto-apply", "--no-prompts"]
+
+
+def dagster_materialize_cmd(select: str) -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", select]
+
+
+def _full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
+    """One full build of a fresh copy by ``side`` (raw, dagster or dagster_mp)."""
+    project = h.fresh_copy(n, side)
+    if side == "raw":
+        cmd, env = raw_plan_cmd(), h.env()
+    else:
+        cmd = dagster_materialize_cmd("*")
+        env = h.env(project, h.fresh_dagster_home(side))
+        if side == "dagster_mp":
+            env["MXM_DAGSTER_EXECUTOR"] = "multiprocess"
+    measured, output, log = h.run(f"full_{side}_n{n}_r{repeat}", cmd, project, env)
+    ok = measured["returncode"] == 0
+    error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+    views = _prod_views(project)
+    if ok and views != n:
+        ok, error = False, f"exit 0 but {views} of {n} prod views exist"
+    shutil.rmtree(project, ignore_errors=True)
+    return Sample(side, repeat, measured["wall_s"], measured["maxrss_mb"], ok, str(log), error)
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios.
+
+
+def _rotations(sides: list[str], repeats: int) -> list[list[str]]:
+    """Order of sides per repeat: rotate, so no side always runs first (cache, thermal effects)."""
+    return [sides[r % len(sides) :] + sides[: r % len(sides)] for r in range(repeats)]
+
+
+def _summarise(samples: list[Sample], sides: list[str], key: str = "wall_s") -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for side in sides:
+        good = [getattr(s, key) for s in samples if s.side == side and s.ok]
+        summary[side] = {
+            "median_s": statistics.median(good) if good else None,
+            "all_s": good,
+            "peak_rss_mb": max(
+                (s.maxrss_mb for s in samples if s.side == side and s.ok), default=None
+            ),
+            "failures": [s.error for s in samples if s.side == side and not s.ok],
+        }
+    return summary
+
+
+def _ratio(summary: dict[str, Any], num: str, den: str) -> float | None:
+    a, b = summary.get(num, {}).get("median_s"), summary.get(den, {}).get("median_s")
+    return a / b if a is not None and b else None
+
+
+def _run_sides(
+    h: Harness, scenario: str, n: int, sides: list[str], repeats: int, one: Any
+) -> list[Sample]:
+    """Run ``one(side, repeat)`` for every side and repeat; stop a side after it fails once.
+
+    ``one`` returns a Sample or a list of them (e.g. a cold and a warm load of the same copy).
+    """
+    samples: list[Sample] = []
+    broken: set[str] = set()
+    for repeat, order in enumerate(_rotations(sides, repeats)):
+        for side in order:
+            if side in broken:
+                continue
+            got = one(side, repeat)
+            for sample in got if isinstance(got, list) else [got]:
+                samples.append(sample)
+                status = f"{sample.wall_s:8.2f} s" if sample.ok else "FAILED"
+                print(f"  [{scenario} n={n} r={repeat}] {sample.side:<14} {status}", flush=True)
+                if not sample.ok:
+                    broken.add(side)
+                    h.failures.append(f"{scenario} n={n} {sample.side}: {sample.error}")
+                    print(f"    log: {sample.log}\n    {sample.error}", flush=True)
+    return samples
+
+
+def scenario_full(h: Harness, n: int, repeats: int) -> dict[str, Any]:
+    sides = ["raw", "dagster"]
+    samples = _run_sides(h, "full", n, sides, repeats, lambda side, r: _full_side(h, side, n, r))
+    summary = _summarise(samples, sides)
+    return {
+        "scenario": "full",
+        "n_models": n,
+        "repeats": repeats,
+        "sides": summary,
+        "ratio": _ratio(summary, "dagster", "raw"),
+        "target": TARGETS["full"],
+        "samples": [asdict(s) for s in samples],
+    }
+
+
+def scenario_multiprocess(h: Harness, n: int, repeats: int) -> dict[str, Any]:
+    sides = ["dagster", "dagster_mp", "raw"]
+    samples = _run_sides(
+        h, "multiprocess", n, sides, repeats, lambda side, r: _full_side(h, side, n, r)
+    )
+    summary = _summarise(samples, sides)
+    mp, inproc = summary["dagster_mp"]["median_s"], summary["dagster"]["median_s"]
+    return {
+        "scenario": "multiprocess",
+        "n_models": n,
+        "repeats": repeats,
+        "sides": summary,
+        "ratio": _ratio(summary, "dagster_mp", "dagster"),
+        "ratio_vs_raw": _ratio(summary, "dagster_mp", "raw"),
+        "extra_s_per_model": (mp - inproc) / n if mp is not None and inproc is not None else None,
+        "samples": [asdict(s) for s in samples],
+    }
+
+
+def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
+    sides = ["dagster", "sqlmesh"]
+
+    def one(side: str, repeat: int) -> list[Sample]:
+        project = h.fresh_copy(n, f"load_{side}")
+        home = h.fresh_dagster_home("load")
+        env = h.env(project, home) if side == "dagster" else h.env()
+        cmd = [sys.executable, "-m", "benchmarks._child", f"load-{side}"]
+        got: list[Sample] = []
+        for temperature in ("cold", "warm"):
+            label = f"load_{side}_{temperature}_n{n}_r{repeat}"
+            measured, output, log = h.run(label, cmd, project, env)
+            result = _parse_result(output)
+            ok = measured["returncode"] == 0 and result is not None
+            error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+            got.append(
+                Sample(
+                    f"{side}_{temperature}",
+                    repeat,
+                    measured["wall_s"],
+                    measured["maxrss_mb"],
+                    ok,
+                    str(log),
+                    error,
+                    result or {},
+                )
+            )
+            if not ok:
+                break
+        shutil.rmtree(project, ignore_errors=True)
+        return got
+
+    samples = _run_sides(h, "load", n, sides, repeats, one)
+    sides_all = [f"{side}_{t}" for side in sides for t in ("cold", "warm")]
+    summary = _summarise(samples, sides_all)
+    for side in sides_all:
+        good = [s.extra for s in samples if s.side == side and s.ok]
+        for phase in ("framework_import_s", "load_s", "snapshot_s"):
+            values = [g[phase] for g in good if phase in g]
+            if values:
+                summary[side][f"median_{phase}"] = statistics.median(values)
+    result: dict[str, Any] = {
+        "scenario": "load",
+        "n_models": n,
+        "repeats": repeats,
+        "sides": summary,
+        "target": TARGETS["load"],
+        "samples": [asdict(s) for s in samples],
+    }
+    for t in ("cold", "warm"):
+        result[f"ratio_{t}"] = _ratio(summary, f"dagster_{t}", f"sqlmesh_{t}")
+        d, s = summary[f"dagster_{t}"], summary[f"sqlmesh_{t}"]
+        if d.get("median_load_s") and s.get("median_load_s"):
+            result[f"ratio_{t}_excluding_imports"] = d["median_load_s"] / s["median_load_s"]
+        if d.get("peak_rss_mb") and s.get("peak_rss_mb"):
+            result[f"rss_ratio_{t}"] = d["peak_rss_mb"] / s["peak_rss_mb"]
+    result["ratio"] = result.get("ratio_warm")
+    return result
+
+
+def scenario_one(h: Harness, n: int, repeats: int) -> dict[str, Any]:
+    from benchmarks.generate_project import plan_models
+
+    specs = plan_models(n)
+    target = leaf_models(specs)[-1]
+    project = h.fresh_copy(n, "one")
+    home = h.fresh_dagster_home("one")
+    deploy, output, _ = h.run(f"one_deploy_n{n}", raw_plan_cmd(), project, h.env())
+    if deploy["returncode"] != 0:
+        h.failures.append(f"one n={n}: deploying with raw plan failed: {_tail(output)}")
+        return {"scenario": "one", "n_models": n, "error": "deploy failed"}
+    commands = {
+        "raw": ([str(BIN / "sqlmesh"), "run", "--select-model", target.name], h.env()),
+        "dagster": (dagster_materialize_cmd(target.asset_key_path), h.env(project, home)),
+    }
+
+    def one(side: str, repeat: int) -> Sample:
+        label = f"one_{side}_n{n}_r{repeat}"
+        h.child("drop-interval", ["drop-interval", target.name], project, h.env())
+        cmd, env = commands[side]
+        measured, output, log = h.run(label, cmd, project, env)
+        after = h.child("intervals", ["intervals", target.name], project, h.env())["intervals"]
+        ok = measured["returncode"] == 0
+        error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+        if ok and not after:
+            ok, error = False, f"exit 0 but {target.name} has no interval afterwards (no work done)"
+        return Sample(side, repeat, measured["wall_s"], measured["maxrss_mb"], ok, str(log), error)
+
+    # One untimed round first: both sides then start with warm caches (SQLMesh .cache, any
+    # mxm cache in DAGSTER_HOME or the project), as on a deployed code location.
+    warmup = _run_sides(h, "one-warmup", n, ["raw", "dagster"], 1, one)
+    warm_sides = [
+        side for side in ("raw", "dagster") if all(s.ok for s in warmup if s.side == side)
+    ]
+    samples = _run_sides(h, "one", n, warm_sides, repeats, one)
+    summary = _summarise(samples, ["raw", "dagster"])
+    shutil.rmtree(project, ignore_errors=True)
+    return {
+        "scenario": "one",
+        "n_models": n,
+        "repeats": repeats,
+        "model": target.name,
+        "asset_key": target.asset_key_path,
+        "deploy_raw_plan_s": deploy["wall_s"],
+        "sides": summary,
+        "ratio": _ratio(summary, "dagster", "raw"),
+        "target": TARGETS["one"],
+        "samples": [asdict(s) for s in samples],
+        "warmup": [asdict(s) for s in warmup],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting.
+
+
+def machine_info() -> dict[str, Any]:
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("dagster", "sqlmesh", "duckdb"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": versions,
+    }
+
+
+def _fmt(value: float | None, unit: str = "s") -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f}{unit}"
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    rows = [("scenario", "N", "baseline", "dagster", "ratio", "target")]
+    for r in results:
+        sides = r.get("sides", {})
+        name, n = r["scenario"], str(r["n_models"])
+        if name in ("full", "one"):
+            rows.append(
+                (
+                    name,
+                    n,
+                    f"raw {_fmt(sides.get('raw', {}).get('median_s'))}",
+                    _fmt(sides.get("dagster", {}).get("median_s")),
+                    _fmt(r.get("ratio"), "x"),
+                    f"<= {r['target']}x",
+                )
+            )
+        elif name == "load":
+            for t in ("cold", "warm"):
+                d, s = sides.get(f"dagster_{t}", {}), sides.get(f"sqlmesh_{t}", {})
+                rows.append(
+                    (
+                        f"load {t}",
+                        n,
+                        f"Context {_fmt(s.get('median_s'))} {_fmt(s.get('peak_rss_mb'), ' MB')}",
+                        f"{_fmt(d.get('median_s'))} {_fmt(d.get('peak_rss_mb'), ' MB')}",
+                        f"{_fmt(r.get(f'ratio_{t}'), 'x')} "
+                        f"(mem {_fmt(r.get(f'rss_ratio_{t}'), 'x')})",
+                        f"<= {r['target']}x",
+                    )
+                )
+                rows.append(
+                    (
+                        f"  excl. imports ({t})",
+                        n,
+                        _fmt(s.get("median_load_s")),
+                        _fmt(d.get("median_load_s")),
+                        _fmt(r.get(f"ratio_{t}_excluding_imports"), "x"),
+                        "",
+                    )
+                )
+        elif name == "multiprocess":
+            rows.append(
+                (
+                    name,
+                    n,
+                    f"in-process {_fmt(sides.get('dagster', {}).get('median_s'))}",
+                    f"mp {_fmt(sides.get('dagster_mp', {}).get('median_s'))}",
+                    _fmt(r.get("ratio"), "x"),
+                    f"raw {_fmt(sides.get('raw', {}).get('median_s'))}",
+                )
+            )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI.
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="mxm_dagster vs raw SQLMesh benchmarks")
+    parser.add_argument("--quick", action="store_true", help="small N, one repeat: for development")
+    parser.add_argument(
+        "--sizes", help="comma-separated N for the full scenario (default 200,1000)"
+    )
+    parser.add_argument("--repeats", type=int, help="repeats per side (default 3; median reported)")
+    parser.add_argument("--load-n", type=int, help="N for the load scenario (default 1000)")
+    parser.add_argument("--one-n", type=int, help="N for the one-of-N scenario (default 1000)")
+    parser.add_argument("--mp-n", type=int, help="N for the multiprocess scenario (default 50)")
+    parser.add_argument(
+        "--scenarios",
+        default="full,load,one,multiprocess",
+        help="comma-separated subset of full,load,one,multiprocess",
+    )
+    parser.add_argument("--out", type=Path, help="JSON result file (default benchmarks/out/...)")
+    parser.add_argument(
+        "--workdir", type=Path, help="where project copies go (default: a temp dir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--timeout", type=float, default=1800, help="per command, seconds")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.sizes = [int(x) for x in (args.sizes or ("20" if quick else "200,1000")).split(",")]
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.load_n = args.load_n or (20 if quick else 1000)
+    args.one_n = args.one_n or (20 if quick else 1000)
+    args.mp_n = args.mp_n or (5 if quick else 50)
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(args.scenarios) - {"full", "load", "one", "multiprocess"}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mxm-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = args.out or OUT_DIR / f"{stamp}.json"
+    logdir = out.parent / f"{out.stem}-logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    h = Harness(workdir=workdir, logdir=logdir, timeout_s=args.timeout)
+    started = time.perf_counter()
+    print(f"work dir {workdir}, logs {logdir}", flush=True)
+
+    results: list[dict[str, Any]] = []
+    try:
+        if "full" in args.scenarios:
+            for n in args.sizes:
+                results.append(scenario_full(h, n, args.repeats))
+        if "load" in args.scenarios:
+            results.append(scenario_load(h, args.load_n, args.repeats))
+        if "one" in args.scenarios:
+            results.append(scenario_one(h, args.one_n, args.repeats))
+        if "multiprocess" in args.scenarios:
+            results.append(scenario_multiprocess(h, args.mp_n, args.repeats))
+    finally:
+        report = {
+            "started": stamp,
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *sys.argv[1:]]),
+            "duration_s": time.perf_counter() - started,
+            "machine": machine_info(),
+            "results": results,
+            "failures": h.failures,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        if args.out is None:
+            (OUT_DIR / "latest.json").write_text(json.dumps(report, indent=2))
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(format_table(results))
+    print(f"\nresults: {out} ({report['duration_s']:.0f} s)")
+    if h.failures:
+        print("\nFAILURES:\n" + "\n".join(f"- {f}" for f in h.failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

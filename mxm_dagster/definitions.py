@@ -1,0 +1,41 @@
+"""The code location: every SQLMesh model as an asset, one shared SQLMesh execution per run."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from mxm_dagster.execution import SQLMeshResultsResource
+from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets
+from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.reference import landing_assets
+from mxm_dagster.translator import SQLMeshTranslator
+
+EXECUTOR_ENV = "MXM_DAGSTER_EXECUTOR"
+
+
+def executor_from_env() -> dg.ExecutorDefinition:
+    """In-process by default: one process per step costs seconds each (see docs/adr)."""
+    choice = os.environ.get(EXECUTOR_ENV, "in_process")
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "in_process":
+        return dg.in_process_executor
+    raise ValueError(f"{EXECUTOR_ENV} must be 'in_process' or 'multiprocess', not {choice!r}")
+
+
+def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
+    project = project or SQLMeshProject.from_env()
+    spec = project.load_spec()
+    translator = SQLMeshTranslator(spec)
+    landing = landing_assets(project, spec, translator)
+    provided = [key for asset in landing for key in asset.keys]
+    return dg.Definitions(
+        assets=[*landing, *build_sqlmesh_assets(spec, translator, provided_keys=provided)],
+        resources={RESOURCE_KEY: SQLMeshResultsResource(project_dir=str(project.path))},
+        executor=executor_from_env(),
+    )
+
+
+defs = build_definitions()

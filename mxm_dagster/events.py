@@ -1,0 +1,90 @@
+"""Turns one model's outcome into the Dagster events of its asset step.
+
+Every materialization carries the same provenance fields (documented in docs/provenance.md), the
+successor of the old pipeline's `_meta.json`/`_asset.json` sidecars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
+
+
+def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, Any]:
+    """The fields every materialization of a SQLMesh model carries."""
+    metadata: dict[str, Any] = {
+        "sqlmesh/model": outcome.model,
+        "sqlmesh/outcome": outcome.status.value,
+        "sqlmesh/execution_id": results.execution_id,
+        "sqlmesh/environment": results.environment,
+        "sqlmesh/selected": outcome.selected,
+        "sqlmesh/restated": results.restated,
+        "sqlmesh/snapshot_version": outcome.snapshot_version or "",
+        "sqlmesh/fingerprint": outcome.fingerprint or "",
+        "sqlmesh/physical_table": outcome.physical_table or "",
+        "sqlmesh/view": outcome.view or "",
+        "sqlmesh/intervals": dg.MetadataValue.json(
+            [[_iso(start), _iso(end)] for start, end in outcome.intervals]
+        ),
+        "sqlmesh/duration_ms": outcome.duration_ms if outcome.duration_ms is not None else 0,
+    }
+    if outcome.row_count is not None:
+        metadata["dagster/row_count"] = outcome.row_count
+    return metadata
+
+
+def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, Any] = {"sqlmesh/audit": outcome.name, "failed_rows": outcome.failed_rows}
+    if outcome.query:
+        metadata["audit_query"] = dg.MetadataValue.md(f"```sql\n{outcome.query}\n```")
+    return dg.AssetCheckResult(
+        check_name=outcome.check_name,
+        passed=outcome.passed,
+        severity=severity,
+        metadata=metadata,
+    )
+
+
+def materialization_for(
+    key: dg.AssetKey, outcome: ModelOutcome, results: ExecutionResults
+) -> dg.AssetMaterialization:
+    """A record for a model SQLMesh evaluated outside the step that owns it (not selected)."""
+    return dg.AssetMaterialization(
+        asset_key=key,
+        description="Evaluated by SQLMesh as an upstream dependency of this run's selection",
+        metadata=provenance(outcome, results),
+    )
+
+
+def step_events(outcome: ModelOutcome, results: ExecutionResults) -> Iterator[Any]:
+    """The asset step's events; raises `dg.Failure` when the model did not succeed."""
+    model = outcome.model
+    checks = [check_result(a) for a in outcome.audits]
+    if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE):
+        yield dg.MaterializeResult(metadata=provenance(outcome, results), check_results=checks)
+        return
+    yield from checks
+    if outcome.status is ModelStatus.FAILED:
+        raise dg.Failure(
+            description=f"SQLMesh model {model} failed: {outcome.error}",
+            metadata={
+                "sqlmesh/model": model,
+                "sqlmesh/execution_id": results.execution_id,
+                "sqlmesh/error": dg.MetadataValue.md(f"```\n{outcome.error}\n```"),
+            },
+        )
+    raise dg.Failure(
+        description=f"SQLMesh did not evaluate {model}: upstream model {outcome.failed_upstream} "
+        "failed in this run",
+        metadata={"sqlmesh/model": model, "sqlmesh/failed_upstream": outcome.failed_upstream},
+    )

@@ -1,0 +1,155 @@
+"""`SQLMeshResultsResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
+
+The first asset step of a run to arrive runs SQLMesh for the run's whole selection and stores the
+results in the instance's storage directory; every other step (in this process or another one)
+reads its model's outcome from there. A per-run file lock makes "first" hold across step processes;
+a per-project file lock makes runs that write the same warehouse take turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from mxm_dagster import events, selection
+from mxm_dagster.console import OutcomeRecorder
+from mxm_dagster.locks import file_lock
+from mxm_dagster.planner import ExecutionRequest, Planner
+from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
+from mxm_dagster.specs import ProjectSpec
+from mxm_dagster.sqlmesh_api import close_context
+
+RESTATE_TAG = "mxm/restate"
+_TRUE = {"1", "true", "yes"}
+
+_process_lock = threading.Lock()
+_results_by_run: dict[str, RunResults] = {}
+_specs_by_project: dict[SQLMeshProject, ProjectSpec] = {}
+
+
+class SQLMeshResultsResource(dg.ConfigurableResource):
+    """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
+
+    project_dir: str | None = Field(
+        default=None,
+        description="SQLMesh project folder; default MXM_SQLMESH_PROJECT",
+    )
+    gateway: str | None = Field(default=None, description="SQLMesh gateway; default the project's")
+    environment: str | None = Field(
+        default=None, description="SQLMesh environment; default MXM_SQLMESH_ENVIRONMENT or prod"
+    )
+    restate: bool = Field(
+        default=False,
+        description=f"Recompute the selected models' intervals (also: run tag {RESTATE_TAG}=true)",
+    )
+    row_counts: bool = Field(default=True, description="Count rows of evaluated models")
+    lock_timeout_seconds: float = Field(
+        default=1800, description="How long a run waits for another run of the same project"
+    )
+
+    def project(self) -> SQLMeshProject:
+        base = SQLMeshProject.from_env()
+        return SQLMeshProject(
+            path=Path(self.project_dir).resolve() if self.project_dir else base.path,
+            gateway=self.gateway or base.gateway,
+            environment=self.environment or base.environment,
+        )
+
+    # ------------------------------------------------------------------ per step
+
+    def report_model(self, context: dg.AssetExecutionContext, model: str) -> Iterator[Any]:
+        """All that the step of `model` yields: materialization, check results or failure."""
+        found = self.results_for_run(context, model).find(model)
+        if found is None:
+            raise dg.Failure(
+                description=f"SQLMesh did not consider {model} in this run: it is not part of the "
+                "run's selection"
+            )
+        yield from events.step_events(*found)
+
+    # ------------------------------------------------------------------ per run
+
+    def results_for_run(self, context: dg.AssetExecutionContext, model: str) -> RunResults:
+        """The run's SQLMesh results, executing SQLMesh if this step is the first to need them."""
+        run_id = context.run_id
+        with _process_lock:
+            cached = _results_by_run.get(run_id)
+            if cached is not None and cached.find(model):
+                return cached
+            results_file = self._results_dir(context) / f"{run_id}.json"
+            with file_lock(
+                results_file.with_suffix(".lock"),
+                timeout_seconds=self.lock_timeout_seconds,
+                on_wait=context.log.info,
+                what="run's SQLMesh execution",
+            ):
+                results = RunResults.read(results_file) if results_file.is_file() else RunResults()
+                if results.find(model) is None:
+                    results.executions.append(self._execute(context, results.considered()))
+                    results.write(results_file)
+            _results_by_run[run_id] = results
+            return results
+
+    @staticmethod
+    def _results_dir(context: dg.AssetExecutionContext) -> Path:
+        return Path(context.instance.storage_directory()) / "mxm_dagster" / "runs"
+
+    def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
+        return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
+
+    def _project_spec(self, project: SQLMeshProject) -> ProjectSpec:
+        spec = _specs_by_project.get(project)
+        if spec is None:
+            spec = _specs_by_project[project] = project.load_spec()
+        return spec
+
+    def _execute(self, context: dg.AssetExecutionContext, done: set[str]) -> ExecutionResults:
+        project = self.project()
+        spec = self._project_spec(project)
+        keys_by_model = selection.model_keys(context)
+        wanted = selection.models_for_run(context) - done
+        deferred = selection.deferred_models(context, wanted, keys_by_model)
+        selected = wanted - deferred
+        context.log.info(
+            f"Running SQLMesh for {len(selected)} selected models in environment "
+            f"{project.environment!r} of {project.path}"
+            + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
+        )
+        request = ExecutionRequest(
+            environment=project.environment,
+            selected=selected,
+            restate=self._wants_restatement(context),
+            row_counts=self.row_counts,
+        )
+        recorder = OutcomeRecorder(log=context.log.info)
+        with file_lock(
+            project.lock_path,
+            timeout_seconds=self.lock_timeout_seconds,
+            on_wait=context.log.info,
+            what="SQLMesh project lock",
+        ):
+            sqlmesh_context = project.open_context(recorder)
+            try:
+                results = Planner(sqlmesh_context, spec, recorder).execute(request)
+            finally:
+                close_context(sqlmesh_context)
+        self._record_unselected(context, results, keys_by_model)
+        return results
+
+    @staticmethod
+    def _record_unselected(
+        context: dg.AssetExecutionContext,
+        results: ExecutionResults,
+        keys_by_model: dict[str, dg.AssetKey],
+    ) -> None:
+        """Nothing is evaluated without a record: models SQLMesh evaluated beyond the selection."""
+        for outcome in results.models.values():
+            key = keys_by_model.get(outcome.model)
+            if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
+                context.log_event(events.materialization_for(key, outcome, results))

@@ -1,0 +1,83 @@
+"""One `@asset` per SQLMesh model and an AssetSpec per external source, from a ProjectSpec."""
+
+import hashlib
+from collections.abc import Iterable
+
+import dagster as dg
+
+from mxm_dagster.specs import ModelSpec, ProjectSpec
+from mxm_dagster.translator import SQLMeshTranslator
+
+RESOURCE_KEY = "sqlmesh"
+
+
+def _unique_keys(
+    models: Iterable[ModelSpec], translator: SQLMeshTranslator
+) -> dict[str, dg.AssetKey]:
+    """Translate every model's key; two models that would share a key get a hash suffix each."""
+    keys = {m.name: translator.get_asset_key(m) for m in models}
+    counts: dict[dg.AssetKey, int] = {}
+    for key in keys.values():
+        counts[key] = counts.get(key, 0) + 1
+    for name, key in keys.items():
+        if counts[key] > 1:
+            suffix = hashlib.sha1(name.encode()).hexdigest()[:6]
+            keys[name] = dg.AssetKey([*key.path[:-1], f"{key.path[-1]}_{suffix}"])
+    return keys
+
+
+def _model_asset(
+    model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec]
+) -> dg.AssetsDefinition:
+    """The step for one model: it reports that model's outcome from the run's shared execution.
+
+    The op name derives from the key (`schema__table`), already made of legal characters.
+    """
+
+    @dg.asset(
+        key=spec.key,
+        deps=[dep.asset_key for dep in spec.deps],
+        description=spec.description,
+        group_name=spec.group_name,
+        owners=list(spec.owners),
+        tags=dict(spec.tags),
+        kinds=set(spec.kinds),
+        code_version=spec.code_version,
+        metadata=dict(spec.metadata),
+        partitions_def=spec.partitions_def,
+        automation_condition=spec.automation_condition,
+        check_specs=checks,
+        op_tags={"sqlmesh/model": model.name},
+        required_resource_keys={RESOURCE_KEY},
+    )
+    def _sqlmesh_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+        yield from getattr(context.resources, RESOURCE_KEY).report_model(context, model.name)
+
+    return _sqlmesh_model
+
+
+def build_sqlmesh_assets(
+    project: ProjectSpec,
+    translator: SQLMeshTranslator | None = None,
+    provided_keys: Iterable[dg.AssetKey] = (),
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """Loop over the project's models: one asset each, external sources as upstream specs.
+
+    `provided_keys` are keys other Dagster assets already produce (a Python asset that loads an
+    external table): no source spec is emitted for them, so lineage runs from that asset.
+    """
+    translator = translator or SQLMeshTranslator(project)
+    keys = _unique_keys(project.models, translator)
+    provided = set(provided_keys)
+    definitions: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    for model in project.models:
+        key = keys[model.name]
+        deps = [keys[d] for d in model.depends_on if d in keys]
+        spec = translator.get_asset_spec(model, key, deps)
+        if model.is_external:
+            if key not in provided:
+                definitions.append(spec)
+            continue
+        checks = translator.get_check_specs(model, key)
+        definitions.append(_model_asset(model, spec, checks))
+    return definitions

@@ -1,0 +1,116 @@
+"""Where the SQLMesh project is (path, gateway, environment); loading it once per version."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlmesh.core.config import Config
+
+from mxm_dagster import sqlmesh_api
+from mxm_dagster.console import OutcomeRecorder
+from mxm_dagster.errors import ProjectLoadError
+from mxm_dagster.specs import ProjectSpec
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
+_CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
+_SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
+SPEC_FORMAT = "1"
+
+
+@dataclass(frozen=True)
+class SQLMeshProject:
+    """A SQLMesh project as the code location serves it."""
+
+    path: Path
+    gateway: str | None = None
+    environment: str = "prod"
+
+    @classmethod
+    def from_env(cls) -> SQLMeshProject:
+        """Read MXM_SQLMESH_PROJECT, MXM_SQLMESH_GATEWAY and MXM_SQLMESH_ENVIRONMENT."""
+        raw_path = os.environ.get("MXM_SQLMESH_PROJECT") or str(DEFAULT_PROJECT_DIR)
+        return cls(
+            path=Path(raw_path).expanduser().resolve(),
+            gateway=os.environ.get("MXM_SQLMESH_GATEWAY") or None,
+            environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or "prod",
+        )
+
+    @cached_property
+    def config(self) -> Config:
+        if not self.path.is_dir():
+            raise ProjectLoadError(
+                f"SQLMesh project directory {self.path} does not exist "
+                "(set MXM_SQLMESH_PROJECT to the folder that holds config.yaml)"
+            )
+        if not any((self.path / name).is_file() for name in _CONFIG_FILES):
+            raise ProjectLoadError(
+                f"{self.path} is not a SQLMesh project: no config.yaml or config.py in it"
+            )
+        config = sqlmesh_api.load_project_config(self.path)
+        known = sqlmesh_api.gateway_names(config)
+        if self.gateway and self.gateway not in known:
+            raise ProjectLoadError(
+                f"Unknown SQLMesh gateway {self.gateway!r} for project {self.path}; "
+                f"the project defines: {', '.join(known) or 'no gateways'} (MXM_SQLMESH_GATEWAY)"
+            )
+        return config
+
+    @property
+    def gateway_name(self) -> str:
+        return self.gateway or sqlmesh_api.default_gateway(self.config)
+
+    @property
+    def warehouse_path(self) -> Path | None:
+        """The DuckDB warehouse file, when the gateway's warehouse is DuckDB."""
+        return sqlmesh_api.warehouse_path(self.config, self.gateway)
+
+    @property
+    def lock_path(self) -> Path:
+        """One lock file per project and gateway: runs that write the same warehouse take turns."""
+        return self.path / ".cache" / "mxm_dagster" / f"{self.gateway_name}.lock"
+
+    def open_context(self, recorder: OutcomeRecorder | None = None) -> sqlmesh_api.Context:
+        return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder)
+
+    def fingerprint(self) -> str:
+        """A digest of every project file and the resolved connection: the spec cache key."""
+        digest = hashlib.sha256()
+        digest.update(f"{SPEC_FORMAT}|{sqlmesh_api.SQLMESH_VERSION}|".encode())
+        digest.update(f"{self.gateway_name}|{self.warehouse_path}|".encode())
+        for file in sorted(self._project_files()):
+            digest.update(str(file.relative_to(self.path)).encode())
+            digest.update(file.read_bytes())
+        return digest.hexdigest()[:24]
+
+    def _project_files(self) -> list[Path]:
+        files: list[Path] = []
+        for root, dirs, names in os.walk(self.path):
+            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
+            for name in names:
+                if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
+                    files.append(Path(root) / name)
+        return files
+
+    def load_spec(self) -> ProjectSpec:
+        """The project's models, from the spec cache when the project files are unchanged.
+
+        The code server parses the project once; run workers and step processes reuse its result.
+        """
+        cache_file = self.path / ".cache" / "mxm_dagster" / f"spec-{self.fingerprint()}.json"
+        if cache_file.is_file():
+            try:
+                return ProjectSpec.from_json(cache_file.read_text())
+            except (ValueError, KeyError, TypeError):
+                cache_file.unlink(missing_ok=True)
+        context = self.open_context()
+        try:
+            spec = sqlmesh_api.project_spec(context)
+        finally:
+            sqlmesh_api.close_context(context)
+        spec.write(cache_file)
+        return spec

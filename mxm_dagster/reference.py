@@ -1,0 +1,83 @@
+"""The justETF reference flow's one Python asset: it lands the shipped daily-quotes snapshot.
+
+SQLMesh declares `landing.etf_daily_quotes` as an external model; this asset produces it under the
+same asset key, so lineage runs from here into the SQLMesh models.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from mxm_dagster.errors import WarehouseBusyError
+from mxm_dagster.locks import file_lock
+from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.specs import ProjectSpec
+from mxm_dagster.translator import SQLMeshTranslator
+
+LANDING_SCHEMA = "landing"
+LANDING_TABLE = "etf_daily_quotes"
+SNAPSHOT_FILE = Path("data") / "etf_daily_quotes.csv"
+
+
+def _write_landing_table(warehouse: Path, snapshot: Path) -> int:
+    try:
+        connection = duckdb.connect(str(warehouse))
+    except duckdb.IOException as exc:
+        raise WarehouseBusyError(f"Cannot open the warehouse {warehouse}: {exc}") from exc
+    try:
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {LANDING_SCHEMA}")
+        connection.execute(
+            f"CREATE OR REPLACE TABLE {LANDING_SCHEMA}.{LANDING_TABLE} AS "
+            "SELECT * FROM read_csv(?, header = true)",
+            [str(snapshot)],
+        )
+        row = connection.execute(
+            f"SELECT COUNT(*) FROM {LANDING_SCHEMA}.{LANDING_TABLE}"
+        ).fetchone()
+        return int(row[0]) if row else 0
+    finally:
+        connection.close()
+
+
+def landing_assets(
+    project: SQLMeshProject, spec: ProjectSpec, translator: SQLMeshTranslator
+) -> list[dg.AssetsDefinition]:
+    """The landing asset, when the project declares the landing table and ships the snapshot."""
+    snapshot = project.path / SNAPSHOT_FILE
+    external = next(
+        (
+            m
+            for m in spec.models
+            if m.is_external and (m.schema, m.table) == (LANDING_SCHEMA, LANDING_TABLE)
+        ),
+        None,
+    )
+    if external is None or not snapshot.is_file():
+        return []
+
+    @dg.asset(
+        key=translator.get_asset_key(external),
+        group_name=LANDING_SCHEMA,
+        kinds={"python", "duckdb"},
+        owners=["team:data_platform"],
+        description=external.description
+        or f"Daily ETF quotes landed from the shipped snapshot {SNAPSHOT_FILE}",
+        metadata={"source": str(SNAPSHOT_FILE), "dagster/table_name": external.name},
+        # Run before the SQLMesh steps that are ready at the same time, so the run's one SQLMesh
+        # execution already sees the landed data.
+        op_tags={"dagster/priority": "100"},
+    )
+    def etf_daily_quotes(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        warehouse = project.warehouse_path
+        if warehouse is None:
+            raise dg.Failure(
+                f"Gateway {project.gateway_name!r} has no DuckDB warehouse to land into"
+            )
+        with file_lock(project.lock_path, 600, context.log.info, "SQLMesh project lock"):
+            rows = _write_landing_table(warehouse, snapshot)
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, "warehouse": str(warehouse)}
+        )
+
+    return [etf_daily_quotes]

@@ -1,0 +1,107 @@
+"""Typed outcome records of SQLMesh executions, serialisable for every step process."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class ModelStatus(StrEnum):
+    EVALUATED = "evaluated"  # SQLMesh computed at least one interval in this execution
+    UP_TO_DATE = "up_to_date"  # nothing was missing; the environment already had current data
+    FAILED = "failed"  # evaluation or a blocking audit failed
+    SKIPPED = "skipped"  # not evaluated because an upstream model failed
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """The result of one audit that actually ran (SQLMesh reports no audit it did not run)."""
+
+    name: str
+    passed: bool
+    blocking: bool
+    failed_rows: int = 0
+    query: str | None = None
+    check_name: str = ""  # the Dagster check this audit reports to; set once matched to the model
+
+
+@dataclass
+class ModelOutcome:
+    model: str
+    status: ModelStatus
+    selected: bool = True
+    error: str | None = None
+    failed_upstream: str | None = None
+    audits: list[AuditOutcome] = field(default_factory=list)
+    intervals: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # epoch milliseconds [start, end)
+    duration_ms: int | None = None
+    snapshot_version: str | None = None
+    fingerprint: str | None = None
+    physical_table: str | None = None
+    view: str | None = None
+    row_count: int | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:
+        raw = dict(raw)
+        raw["status"] = ModelStatus(raw["status"])
+        raw["audits"] = [AuditOutcome(**a) for a in raw.get("audits", [])]
+        raw["intervals"] = [tuple(i) for i in raw.get("intervals", [])]
+        return cls(**raw)
+
+
+@dataclass
+class ExecutionResults:
+    """Everything one SQLMesh execution did for one Dagster run."""
+
+    execution_id: str
+    environment: str
+    models: dict[str, ModelOutcome]
+    started_at: float
+    finished_at: float
+    plan_attempts: int = 1
+    restated: bool = False
+
+    def outcome(self, model: str) -> ModelOutcome | None:
+        return self.models.get(model)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExecutionResults:
+        raw = dict(raw)
+        raw["models"] = {k: ModelOutcome.from_dict(v) for k, v in raw["models"].items()}
+        return cls(**raw)
+
+
+@dataclass
+class RunResults:
+    """The SQLMesh executions of one Dagster run: normally one; another only for models that had
+    to wait for a non-SQLMesh asset of the same run (see `selection.deferred_models`)."""
+
+    executions: list[ExecutionResults] = field(default_factory=list)
+
+    def find(self, model: str) -> tuple[ModelOutcome, ExecutionResults] | None:
+        for execution in self.executions:
+            outcome = execution.outcome(model)
+            if outcome is not None:
+                return outcome, execution
+        return None
+
+    def considered(self) -> set[str]:
+        return {name for execution in self.executions for name in execution.models}
+
+    def write(self, path: Path) -> None:
+        """Write atomically: a reader in another process never sees half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps([asdict(e) for e in self.executions], sort_keys=True))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> RunResults:
+        raw = json.loads(path.read_text())
+        return cls([ExecutionResults.from_dict(e) for e in raw])

@@ -1,0 +1,92 @@
+"""Which SQLMesh models a Dagster run means.
+
+Inside one asset step `context.selected_asset_keys` is only that step's key; the run's selection is
+the job's assets, narrowed by `run.asset_selection` when set and by `run.step_keys_to_execute` when
+set ("re-execute from failure" sets only the latter, to the failed and skipped steps).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mxm_dagster.translator import MODEL_NAME_METADATA_KEY
+
+
+def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
+    run = context.run
+    layer = context.job_def.asset_layer
+    keys = set(run.asset_selection) if run.asset_selection else set(layer.selected_asset_keys)
+    if run.step_keys_to_execute:
+        steps = set(run.step_keys_to_execute)
+        keys = {k for k in keys if _step_key(layer, k) in steps}
+    return keys
+
+
+def _step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ignore[name-defined]
+    try:
+        return str(layer.get_op_output_handle(key).node_handle)
+    except Exception:  # a key with no op in this job (an external source) has no step
+        return None
+
+
+def _asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+    """The code location's whole asset graph; a subset job's own graph lacks unselected assets."""
+    try:
+        return context.repository_def.asset_graph
+    except Exception:  # `materialize()` runs a job outside any repository
+        return context.job_def.asset_layer.asset_graph
+
+
+def model_keys(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
+    """SQLMesh model name -> asset key for every SQLMesh asset the code location defines."""
+    graph = _asset_graph(context)
+    mapping: dict[str, dg.AssetKey] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        model = node.metadata.get(MODEL_NAME_METADATA_KEY) if node.is_executable else None
+        if model is not None:
+            mapping[getattr(model, "value", model)] = key
+    return mapping
+
+
+def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
+    keys = asset_keys_for_run(context)
+    return {model for model, key in model_keys(context).items() if key in keys}
+
+
+def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
+    records = context.instance.all_logs(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    return {r.dagster_event.asset_key for r in records if r.dagster_event is not None}
+
+
+def deferred_models(
+    context: dg.AssetExecutionContext, models: set[str], keys_by_model: dict[str, dg.AssetKey]
+) -> set[str]:
+    """Models that must wait for a non-SQLMesh asset of this run that has not materialized yet.
+
+    A Python asset that loads an external table may run after the first SQLMesh step of the run;
+    models downstream of it are left for a later execution in the step that needs them.
+    """
+    sqlmesh_keys = set(keys_by_model.values())
+    foreign = {k for k in asset_keys_for_run(context) if k not in sqlmesh_keys}
+    if not foreign:
+        return set()
+    pending = foreign - _materialized_in_run(context)
+    if not pending:
+        return set()
+    graph = _asset_graph(context)
+    deferred: set[str] = set()
+    for model in models:
+        frontier, seen = [keys_by_model[model]], set()
+        while frontier:
+            key = frontier.pop()
+            if key in pending:
+                deferred.add(model)
+                break
+            for parent in graph.get(key).parent_keys if graph.has(key) else ():
+                if parent not in seen:
+                    seen.add(parent)
+                    frontier.append(parent)
+    return deferred

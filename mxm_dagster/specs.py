@@ -1,0 +1,92 @@
+"""Plain, serialisable descriptions of SQLMesh models.
+
+The loader and translator work on these records instead of SQLMesh objects so that a run worker can
+rebuild the asset graph from a cached JSON file without parsing the SQLMesh project again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit attached to a model; `check_name` is unique within the model."""
+
+    name: str
+    check_name: str
+    blocking: bool
+    args: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What Dagster needs to know about one SQLMesh model (or external table)."""
+
+    name: str  # fully qualified, as SQLMesh names it: "catalog"."schema"."table"
+    catalog: str | None
+    schema: str
+    table: str
+    kind: str
+    is_external: bool = False
+    depends_on: tuple[str, ...] = ()
+    description: str | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    columns: tuple[ColumnSpec, ...] = ()
+    audits: tuple[AuditSpec, ...] = ()
+    cron: str | None = None
+    interval_unit: str | None = None
+    start: str | None = None
+    time_column: str | None = None
+    grain: tuple[str, ...] = ()
+    data_hash: str | None = None
+    file_path: str | None = None
+    dialect: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
+        raw = dict(raw)
+        raw["columns"] = tuple(ColumnSpec(**c) for c in raw.get("columns", ()))
+        raw["audits"] = tuple(AuditSpec(**a) for a in raw.get("audits", ()))
+        for key in ("depends_on", "tags", "grain"):
+            raw[key] = tuple(raw.get(key, ()))
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """Every model of a project plus what is needed to talk about them (catalog, dialect)."""
+
+    default_catalog: str | None
+    dialect: str
+    engine: str
+    models: tuple[ModelSpec, ...]
+
+    def by_name(self) -> dict[str, ModelSpec]:
+        return {m.name: m for m in self.models}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ProjectSpec:
+        raw = json.loads(text)
+        models = tuple(ModelSpec.from_dict(m) for m in raw.pop("models"))
+        return cls(models=models, **raw)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.to_json())
+        tmp.replace(path)

@@ -1,0 +1,388 @@
+"""The one module that touches SQLMesh's Python API.
+
+Everything else in mxm_dagster works on the plain records in `specs` and `results`, so a SQLMesh
+upgrade that moves an internal API changes this file only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlmesh
+from sqlmesh import Context
+from sqlmesh.core.config import Config
+from sqlmesh.core.config.categorizer import CategorizerConfig
+from sqlmesh.core.config.loader import load_configs
+from sqlmesh.core.console import NoopConsole, set_console
+from sqlmesh.utils.errors import NodeAuditsErrors
+
+from mxm_dagster.console import OutcomeRecorder
+from mxm_dagster.errors import ProjectLoadError
+from mxm_dagster.results import AuditOutcome
+from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+
+# "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
+_AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
+_AUDIT_QUERY_MARKER = "Audit query:\n"
+SQLMESH_VERSION: str = sqlmesh.__version__
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def _absolute(path: str, base: Path) -> str:
+    if path == ":memory:" or path.startswith(("md:", "motherduck:", "s3://", "http")):
+        return path
+    candidate = Path(path).expanduser()
+    return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+
+
+def _resolve_connection(connection: Any, base: Path) -> Any:
+    """Make a DuckDB connection's relative file paths relative to the project, not the cwd."""
+    if connection is None or getattr(connection, "type_", None) not in {"duckdb", "motherduck"}:
+        return connection
+    update: dict[str, Any] = {}
+    database = getattr(connection, "database", None)
+    if isinstance(database, str):
+        update["database"] = _absolute(database, base)
+    catalogs = getattr(connection, "catalogs", None)
+    if catalogs:
+        resolved: dict[str, Any] = {}
+        for name, target in catalogs.items():
+            if isinstance(target, str):
+                resolved[name] = _absolute(target, base)
+            elif hasattr(target, "path"):
+                resolved[name] = target.model_copy(update={"path": _absolute(target.path, base)})
+            else:
+                resolved[name] = target
+        update["catalogs"] = resolved
+    return connection.model_copy(update=update) if update else connection
+
+
+def load_project_config(project_dir: Path) -> Config:
+    """Load config.yaml/config.py with DuckDB paths anchored at the project directory."""
+    try:
+        configs = load_configs(None, Config, [project_dir])
+    except Exception as exc:  # SQLMesh raises ConfigError and plain errors alike
+        raise ProjectLoadError(f"Cannot read the SQLMesh config in {project_dir}: {exc}") from exc
+    config = next(iter(configs.values()))
+    gateways = {
+        name: gateway.model_copy(
+            update={
+                "connection": _resolve_connection(gateway.connection, project_dir),
+                "state_connection": _resolve_connection(gateway.state_connection, project_dir),
+                "test_connection": _resolve_connection(gateway.test_connection, project_dir),
+            }
+        )
+        for name, gateway in config.gateways.items()
+    }
+    update: dict[str, Any] = {"gateways": gateways}
+    for field_name in ("default_connection", "default_test_connection_"):
+        update[field_name] = _resolve_connection(getattr(config, field_name), project_dir)
+    return config.model_copy(update=update)
+
+
+def gateway_names(config: Config) -> list[str]:
+    return sorted(config.gateways)
+
+
+def default_gateway(config: Config) -> str:
+    return config.default_gateway or next(iter(config.gateways), "")
+
+
+def warehouse_path(config: Config, gateway: str | None) -> Path | None:
+    """The DuckDB file behind a gateway's connection, if it is one."""
+    connection = config.get_connection(gateway or default_gateway(config))
+    database = getattr(connection, "database", None)
+    if getattr(connection, "type_", None) == "duckdb" and database and database != ":memory:":
+        return Path(database)
+    return None
+
+
+# --------------------------------------------------------------------------- console
+
+
+class _ForwardingConsole(NoopConsole):
+    """Turns SQLMesh's console callbacks into plain calls on an `OutcomeRecorder`.
+
+    SQLMesh reports non-blocking audit failures through `log_warning` with no model attached; the
+    evaluating thread is the one that announced the snapshot, so a thread-local names the model.
+    """
+
+    def __init__(self, recorder: OutcomeRecorder) -> None:
+        super().__init__()
+        self._recorder = recorder
+        self._current = threading.local()
+
+    def start_snapshot_evaluation_progress(self, snapshot: Any, audit_only: bool = False) -> None:
+        self._current.model = snapshot.name
+
+    def update_snapshot_evaluation_progress(
+        self,
+        snapshot: Any,
+        interval: Any,
+        batch_idx: int,
+        duration_ms: int | None,
+        num_audits_passed: int,
+        num_audits_failed: int,
+        audit_only: bool = False,
+        execution_stats: Any = None,
+        auto_restatement_triggers: Any = None,
+    ) -> None:
+        self._recorder.evaluated(
+            snapshot.name,
+            (int(interval[0]), int(interval[1])),
+            duration_ms,
+            num_audits_passed,
+            num_audits_failed,
+        )
+        self._current.model = None
+
+    def log_failed_models(self, errors: list[Any]) -> None:
+        for error in errors:
+            model = error.node.snapshot_name
+            cause = error.__cause__
+            if isinstance(cause, NodeAuditsErrors):
+                for audit_error in cause.errors:
+                    self._recorder.audit_failed(
+                        model,
+                        AuditOutcome(
+                            name=audit_error.audit_name,
+                            passed=False,
+                            blocking=True,
+                            failed_rows=int(audit_error.count),
+                            query=audit_error.query.sql(audit_error.adapter_dialect),
+                        ),
+                    )
+            self._recorder.failed(model, str(cause or error))
+
+    def log_skipped_models(self, snapshot_names: set[str]) -> None:
+        for name in snapshot_names:
+            self._recorder.skipped(name)
+
+    def log_warning(self, short_message: str, long_message: str | None = None) -> None:
+        text = long_message or short_message
+        match = _AUDIT_ERROR.search(text)
+        model = getattr(self._current, "model", None)
+        if match and model:
+            query = text.split(_AUDIT_QUERY_MARKER, 1)[1] if _AUDIT_QUERY_MARKER in text else None
+            self._recorder.audit_failed(
+                model,
+                AuditOutcome(
+                    name=match["name"],
+                    passed=False,
+                    blocking=False,
+                    failed_rows=int(match["count"]),
+                    query=query,
+                ),
+            )
+        else:
+            self._recorder.message(f"SQLMesh warning: {short_message.strip()}")
+
+    def log_error(self, message: str) -> None:
+        self._recorder.message(f"SQLMesh error: {message}")
+
+    def log_status_update(self, message: str) -> None:
+        self._recorder.message(message)
+
+
+# --------------------------------------------------------------------------- context
+
+
+def open_context(
+    project_dir: Path, config: Config, gateway: str | None, recorder: OutcomeRecorder | None = None
+) -> Context:
+    """Build a SQLMesh Context whose console reports into `recorder`.
+
+    The console is global in SQLMesh and must be set before the Context is built.
+    """
+    set_console(_ForwardingConsole(recorder or OutcomeRecorder()))
+    try:
+        return Context(paths=project_dir, config={project_dir: config}, gateway=gateway)
+    except Exception as exc:
+        raise ProjectLoadError(
+            f"SQLMesh could not load the project at {project_dir}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def close_context(context: Context) -> None:
+    """Release every warehouse and state connection so no DuckDB file lock outlives the call."""
+    try:
+        context.close()
+    except Exception:  # closing must never hide the error that got us here
+        pass
+
+
+# --------------------------------------------------------------------------- introspection
+
+
+def _audit_specs(model: Any) -> tuple[AuditSpec, ...]:
+    specs: list[AuditSpec] = []
+    seen: dict[str, int] = {}
+    for audit, args in model.audits_with_args:
+        rendered = {k: v.sql() if hasattr(v, "sql") else str(v) for k, v in args.items()}
+        blocking_arg = rendered.pop("blocking", None)
+        blocking = audit.blocking if blocking_arg is None else blocking_arg.upper() == "TRUE"
+        seen[audit.name] = seen.get(audit.name, 0) + 1
+        check_name = audit.name if seen[audit.name] == 1 else f"{audit.name}_{seen[audit.name]}"
+        specs.append(AuditSpec(audit.name, check_name, blocking, rendered))
+    return tuple(specs)
+
+
+def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
+    try:
+        columns = model.columns_to_types or {}
+    except Exception:  # a model whose columns cannot be inferred still loads
+        columns = {}
+    descriptions = model.column_descriptions or {}
+    return tuple(
+        ColumnSpec(name, data_type.sql(dialect=model.dialect), descriptions.get(name))
+        for name, data_type in columns.items()
+    )
+
+
+def _model_spec(model: Any) -> ModelSpec:
+    table = model.fully_qualified_table
+    kind = model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
+    is_external = kind == "EXTERNAL"
+    time_column = getattr(model.kind, "time_column", None)
+    path = getattr(model, "_path", None)
+    return ModelSpec(
+        name=model.fqn,
+        catalog=table.catalog or None,
+        schema=table.db,
+        table=table.name,
+        kind=kind,
+        is_external=is_external,
+        depends_on=tuple(sorted(model.depends_on)),
+        description=model.description,
+        owner=model.owner,
+        tags=tuple(model.tags),
+        columns=_column_specs(model),
+        audits=() if is_external else _audit_specs(model),
+        cron=None if is_external else model.cron,
+        interval_unit=None if is_external else model.interval_unit.value,
+        start=None if is_external or model.start is None else str(model.start),
+        time_column=time_column.column.name if time_column is not None else None,
+        grain=tuple(g.sql() for g in getattr(model, "grains", ()) or ()),
+        data_hash=model.data_hash,
+        file_path=str(path) if path else None,
+        dialect=model.dialect,
+    )
+
+
+def _source_spec(name: str) -> ModelSpec:
+    """A table a model reads that the project does not declare: still shown as a source."""
+    parts = [p.strip('"') for p in name.split(".")]
+    catalog, schema, table = ([None] * (3 - len(parts)) + parts)[-3:]
+    return ModelSpec(
+        name=name,
+        catalog=catalog,
+        schema=schema or "",
+        table=table or name,
+        kind="EXTERNAL",
+        is_external=True,
+    )
+
+
+def project_spec(context: Context) -> ProjectSpec:
+    models = {model.fqn: _model_spec(model) for model in context.models.values()}
+    for spec in list(models.values()):
+        for parent in spec.depends_on:
+            models.setdefault(parent, _source_spec(parent))
+    engine = context.engine_adapter.dialect
+    return ProjectSpec(
+        default_catalog=context.default_catalog,
+        dialect=context.default_dialect or engine,
+        engine=engine,
+        models=tuple(sorted(models.values(), key=lambda m: m.name)),
+    )
+
+
+# --------------------------------------------------------------------------- state and plans
+
+
+def environment_model_names(context: Context, environment: str) -> set[str]:
+    """Models promoted in the environment (empty when it does not exist yet)."""
+    env = context.state_reader.get_environment(environment)
+    return {s.name for s in env.snapshots} if env else set()
+
+
+def apply_plan(
+    context: Context,
+    environment: str,
+    select_models: Collection[str],
+    restate_models: Collection[str] = (),
+    execution_time: Any = None,
+    start: Any = None,
+    end: Any = None,
+    allow_destructive_models: Collection[str] = (),
+) -> None:
+    """Plan and apply without prompts; raises SQLMesh's error when application fails.
+
+    Changes are categorised automatically (every kind of model, Python included), so a model edit
+    never stops at a prompt.
+    """
+    context.plan(
+        environment,
+        select_models=list(select_models),
+        restate_models=list(restate_models) or None,
+        execution_time=execution_time,
+        start=start,
+        end=end,
+        allow_destructive_models=list(allow_destructive_models) or None,
+        categorizer_config=CategorizerConfig.all_full(),
+        auto_apply=True,
+        no_prompts=True,
+        no_diff=True,
+    )
+
+
+def downstream(context: Context, names: Iterable[str]) -> set[str]:
+    result: set[str] = set()
+    for name in names:
+        result.update(context.dag.downstream(name))
+    return result
+
+
+def upstream(context: Context, names: Iterable[str]) -> set[str]:
+    result: set[str] = set()
+    for name in names:
+        result.update(context.dag.upstream(name))
+    return result
+
+
+def promoted_tables(context: Context, environment: str) -> dict[str, dict[str, str]]:
+    """Per promoted model: snapshot version, fingerprint, physical table and environment view."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return {}
+    dialect = context.engine_adapter.dialect
+    tables: dict[str, dict[str, str]] = {}
+    for info in env.snapshots:
+        tables[info.name] = {
+            "snapshot_version": info.version,
+            "fingerprint": info.fingerprint.to_identifier(),
+            "physical_table": info.table_name(),
+            "view": info.qualified_view_name.for_environment(env.naming_info, dialect=dialect),
+        }
+    return tables
+
+
+def count_rows(context: Context, table: str) -> int | None:
+    try:
+        row = context.engine_adapter.fetchone(f"SELECT COUNT(*) FROM {table}")
+    except Exception:  # a row count is a convenience; never fail a run for it
+        return None
+    return int(row[0]) if row else None
+
+
+def is_plan_failure(exc: BaseException) -> bool:
+    """True for SQLMesh's "Plan application failed" after some models failed to evaluate."""
+    from sqlmesh.utils.errors import PlanError
+
+    return isinstance(exc, PlanError) and "application failed" in str(exc).lower()

@@ -1,0 +1,130 @@
+"""Model -> Dagster asset properties; subclass and override one method to customise one property."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from mxm_dagster.specs import ModelSpec, ProjectSpec
+
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+MODEL_NAME_METADATA_KEY = "sqlmesh/model"
+
+
+def safe_name(text: str) -> str:
+    """A Dagster-legal name for any SQLMesh identifier (quotes, hyphens, spaces, dots)."""
+    cleaned = _INVALID_NAME_CHARS.sub("_", text.strip('"')).strip("_")
+    return cleaned or "_" + hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+class SQLMeshTranslator:
+    """Decides how a SQLMesh model appears in Dagster.
+
+    Like dagster-dbt's `DagsterDbtTranslator`: one method per property, combined by
+    `get_asset_spec`. The default key is `[schema, table]`, prefixed by the catalog when the model
+    lives outside the project's default catalog.
+    """
+
+    def __init__(self, project: ProjectSpec) -> None:
+        self.project = project
+
+    def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
+        parts = [model.schema, model.table]
+        if model.catalog and model.catalog != self.project.default_catalog:
+            parts.insert(0, model.catalog)
+        return dg.AssetKey([safe_name(p) for p in parts if p])
+
+    def get_group_name(self, model: ModelSpec) -> str | None:
+        return safe_name(model.schema) if model.schema else None
+
+    def get_description(self, model: ModelSpec) -> str | None:
+        return model.description or f"SQLMesh {model.kind} model {model.name}"
+
+    def get_owners(self, model: ModelSpec) -> list[str]:
+        if not model.owner:
+            return []
+        owners = [o.strip() for o in model.owner.split(",") if o.strip()]
+        return [o if _EMAIL.match(o) else f"team:{safe_name(o)}" for o in owners]
+
+    def get_tags(self, model: ModelSpec) -> dict[str, str]:
+        return {safe_name(tag): "" for tag in model.tags}
+
+    def get_kinds(self, model: ModelSpec) -> set[str]:
+        return {"sqlmesh", self.project.engine}
+
+    def get_code_version(self, model: ModelSpec) -> str | None:
+        return model.data_hash
+
+    def get_metadata(self, model: ModelSpec) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            MODEL_NAME_METADATA_KEY: model.name,
+            "sqlmesh/kind": model.kind,
+            "dagster/table_name": ".".join(
+                p.strip('"') for p in (model.catalog, model.schema, model.table) if p
+            ),
+        }
+        if model.columns:
+            metadata["dagster/column_schema"] = dg.TableSchema(
+                columns=[
+                    dg.TableColumn(name=c.name, type=c.type, description=c.description)
+                    for c in model.columns
+                ]
+            )
+        optional = {
+            "sqlmesh/cron": model.cron,
+            "sqlmesh/interval_unit": model.interval_unit,
+            "sqlmesh/start": model.start,
+            "sqlmesh/time_column": model.time_column,
+            "sqlmesh/grain": ", ".join(model.grain) if model.grain else None,
+            "sqlmesh/file": model.file_path,
+        }
+        metadata.update({k: v for k, v in optional.items() if v})
+        return metadata
+
+    def get_check_specs(self, model: ModelSpec, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+        return [
+            dg.AssetCheckSpec(
+                name=safe_name(audit.check_name),
+                asset=key,
+                blocking=audit.blocking,
+                description=self._audit_description(audit.name, audit.args, audit.blocking),
+                metadata={"sqlmesh/audit": audit.name},
+            )
+            for audit in model.audits
+        ]
+
+    def get_partitions_def(self, model: ModelSpec) -> dg.PartitionsDefinition | None:
+        return None
+
+    def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
+        return None
+
+    def get_asset_spec(
+        self, model: ModelSpec, key: dg.AssetKey, deps: list[dg.AssetKey]
+    ) -> dg.AssetSpec:
+        """Everything above in one AssetSpec; `key` and `deps` come already de-duplicated."""
+        return dg.AssetSpec(
+            key=key,
+            deps=deps,
+            description=self.get_description(model),
+            group_name=self.get_group_name(model),
+            owners=self.get_owners(model),
+            tags=self.get_tags(model),
+            kinds=self.get_kinds(model),
+            code_version=self.get_code_version(model),
+            metadata=self.get_metadata(model),
+            partitions_def=self.get_partitions_def(model),
+            automation_condition=self.get_automation_condition(model),
+        )
+
+    @staticmethod
+    def _audit_description(name: str, args: Mapping[str, str], blocking: bool) -> str:
+        rendered = ", ".join(f"{k} := {v}" for k, v in args.items())
+        kind = "blocking" if blocking else "non-blocking"
+        return f"SQLMesh audit {name}({rendered}), {kind}"

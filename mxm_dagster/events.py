@@ -7,6 +7,7 @@ successor of the old pipeline's `_meta.json`/`_asset.json` sidecars.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,10 +67,15 @@ def materialization_for(
     )
 
 
-def step_events(outcome: ModelOutcome, results: ExecutionResults) -> Iterator[Any]:
+def step_events(
+    outcome: ModelOutcome,
+    results: ExecutionResults,
+    selected_checks: AbstractSet[dg.AssetCheckKey],
+) -> Iterator[Any]:
     """The asset step's events; raises `dg.Failure` when the model did not succeed."""
     model = outcome.model
-    checks = [check_result(a) for a in outcome.audits]
+    selected_names = {key.name for key in selected_checks}
+    checks = [check_result(a) for a in outcome.audits if a.check_name in selected_names]
     if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE):
         yield dg.MaterializeResult(metadata=provenance(outcome, results), check_results=checks)
         return

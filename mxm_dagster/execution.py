@@ -18,11 +18,11 @@ from pydantic import Field
 
 from mxm_dagster import events, selection
 from mxm_dagster.console import OutcomeRecorder
+from mxm_dagster.loader import asset_key_for_model
 from mxm_dagster.locks import file_lock
 from mxm_dagster.planner import ExecutionRequest, Planner
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
-from mxm_dagster.specs import ProjectSpec
 from mxm_dagster.sqlmesh_api import close_context
 
 RESTATE_TAG = "mxm/restate"
@@ -30,7 +30,6 @@ _TRUE = {"1", "true", "yes"}
 
 _process_lock = threading.Lock()
 _results_by_run: dict[str, RunResults] = {}
-_specs_by_project: dict[SQLMeshProject, ProjectSpec] = {}
 
 
 class SQLMeshResultsResource(dg.ConfigurableResource):
@@ -71,7 +70,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 description=f"SQLMesh did not consider {model} in this run: it is not part of the "
                 "run's selection"
             )
-        yield from events.step_events(*found)
+        yield from events.step_events(*found, selected_checks=context.selected_asset_check_keys)
 
     # ------------------------------------------------------------------ per run
 
@@ -103,15 +102,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
-    def _project_spec(self, project: SQLMeshProject) -> ProjectSpec:
-        spec = _specs_by_project.get(project)
-        if spec is None:
-            spec = _specs_by_project[project] = project.load_spec()
-        return spec
-
     def _execute(self, context: dg.AssetExecutionContext, done: set[str]) -> ExecutionResults:
         project = self.project()
-        spec = self._project_spec(project)
+        spec = project.load_spec()  # from the cache the code server wrote
         keys_by_model = selection.model_keys(context)
         wanted = selection.models_for_run(context) - done
         deferred = selection.deferred_models(context, wanted, keys_by_model)
@@ -150,6 +143,6 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     ) -> None:
         """Nothing is evaluated without a record: models SQLMesh evaluated beyond the selection."""
         for outcome in results.models.values():
-            key = keys_by_model.get(outcome.model)
+            key = keys_by_model.get(outcome.model) or asset_key_for_model(outcome.model)
             if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
                 context.log_event(events.materialization_for(key, outcome, results))

@@ -10,6 +10,14 @@ from mxm_dagster.translator import SQLMeshTranslator
 
 RESOURCE_KEY = "sqlmesh"
 
+# Model name -> asset key of every model asset built in this process. A step of a subset run sees
+# only part of the asset graph, yet must record models SQLMesh evaluated outside the selection.
+_keys_by_model: dict[str, dg.AssetKey] = {}
+
+
+def asset_key_for_model(model: str) -> dg.AssetKey | None:
+    return _keys_by_model.get(model)
+
 
 def _unique_keys(
     models: Iterable[ModelSpec], translator: SQLMeshTranslator
@@ -29,24 +37,18 @@ def _unique_keys(
 def _model_asset(
     model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec]
 ) -> dg.AssetsDefinition:
-    """The step for one model: it reports that model's outcome from the run's shared execution.
+    """The step of one model: it reports that model's outcome from the run's shared execution.
 
+    A one-spec `multi_asset` rather than `@asset`: only `can_subset=True` makes check outputs
+    optional, and a check whose audit did not run (the model was up to date) must report nothing.
     The op name derives from the key (`schema__table`), already made of legal characters.
     """
 
-    @dg.asset(
-        key=spec.key,
-        deps=[dep.asset_key for dep in spec.deps],
-        description=spec.description,
-        group_name=spec.group_name,
-        owners=list(spec.owners),
-        tags=dict(spec.tags),
-        kinds=set(spec.kinds),
-        code_version=spec.code_version,
-        metadata=dict(spec.metadata),
-        partitions_def=spec.partitions_def,
-        automation_condition=spec.automation_condition,
+    @dg.multi_asset(
+        name="__".join(spec.key.path),
+        specs=[spec],
         check_specs=checks,
+        can_subset=True,
         op_tags={"sqlmesh/model": model.name},
         required_resource_keys={RESOURCE_KEY},
     )
@@ -78,6 +80,7 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
+        _keys_by_model[model.name] = key
         checks = translator.get_check_specs(model, key)
         definitions.append(_model_asset(model, spec, checks))
     return definitions

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mxm_dagster.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 
 
 def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
@@ -38,13 +38,13 @@ def _asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-
 
 
 def model_keys(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
-    """SQLMesh model name -> asset key for every SQLMesh asset the code location defines."""
+    """SQLMesh model name -> asset key for every SQLMesh model in the run's asset graph."""
     graph = _asset_graph(context)
     mapping: dict[str, dg.AssetKey] = {}
     for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        model = node.metadata.get(MODEL_NAME_METADATA_KEY) if node.is_executable else None
-        if model is not None:
+        metadata = graph.get(key).metadata
+        model = metadata.get(MODEL_NAME_METADATA_KEY)
+        if model is not None and metadata.get(MODEL_KIND_METADATA_KEY) != "EXTERNAL":
             mapping[getattr(model, "value", model)] = key
     return mapping
 

@@ -22,6 +22,7 @@ from sqlmesh.utils.errors import NodeAuditsErrors
 
 from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.errors import ProjectLoadError
+from mxm_dagster.names import safe_name
 from mxm_dagster.results import AuditOutcome
 from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
@@ -228,7 +229,9 @@ def _audit_specs(model: Any) -> tuple[AuditSpec, ...]:
         blocking_arg = rendered.pop("blocking", None)
         blocking = audit.blocking if blocking_arg is None else blocking_arg.upper() == "TRUE"
         seen[audit.name] = seen.get(audit.name, 0) + 1
-        check_name = audit.name if seen[audit.name] == 1 else f"{audit.name}_{seen[audit.name]}"
+        check_name = safe_name(audit.name)
+        if seen[audit.name] > 1:  # the same audit twice on one model, with other arguments
+            check_name = f"{check_name}_{seen[audit.name]}"
         specs.append(AuditSpec(audit.name, check_name, blocking, rendered))
     return tuple(specs)
 

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 
+from mxm_dagster.names import safe_name
 from mxm_dagster.specs import ModelSpec, ProjectSpec
 
-_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 MODEL_NAME_METADATA_KEY = "sqlmesh/model"
-
-
-def safe_name(text: str) -> str:
-    """A Dagster-legal name for any SQLMesh identifier (quotes, hyphens, spaces, dots)."""
-    cleaned = _INVALID_NAME_CHARS.sub("_", text.strip('"')).strip("_")
-    return cleaned or "_" + hashlib.sha1(text.encode()).hexdigest()[:8]
+MODEL_KIND_METADATA_KEY = "sqlmesh/kind"
 
 
 class SQLMeshTranslator:
@@ -64,7 +58,7 @@ class SQLMeshTranslator:
     def get_metadata(self, model: ModelSpec) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             MODEL_NAME_METADATA_KEY: model.name,
-            "sqlmesh/kind": model.kind,
+            MODEL_KIND_METADATA_KEY: model.kind,
             "dagster/table_name": ".".join(
                 p.strip('"') for p in (model.catalog, model.schema, model.table) if p
             ),
@@ -90,7 +84,7 @@ class SQLMeshTranslator:
     def get_check_specs(self, model: ModelSpec, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
         return [
             dg.AssetCheckSpec(
-                name=safe_name(audit.check_name),
+                name=audit.check_name,
                 asset=key,
                 blocking=audit.blocking,
                 description=self._audit_description(audit.name, audit.args, audit.blocking),

@@ -1,0 +1,166 @@
+"""Shared fixtures: temporary copies of SQLMesh projects and ways to look into their warehouses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from mxm_dagster.definitions import build_definitions
+from mxm_dagster.project import SQLMeshProject
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "faulty_project"
+REFERENCE_PROJECT = REPO / "sqlmesh_project"
+FAULTY_MODELS = ("broken.sql", "after_broken.sql", "blocked.sql", "after_blocked.sql")
+VENV_BIN = Path(sys.executable).parent
+
+
+def copy_project(source: Path, dest: Path, drop: Iterable[str] = ()) -> Path:
+    """A clean copy: no warehouse, no caches, optionally without some model files."""
+    shutil.copytree(
+        source, dest, ignore=shutil.ignore_patterns(".cache", "logs", "*.duckdb", "*.duckdb.wal")
+    )
+    for name in drop:
+        (dest / "models" / name).unlink()
+    return dest
+
+
+def seed_external_source(project: Path) -> None:
+    """The fixture's external table, as another system would have written it."""
+    with duckdb.connect(str(project / "warehouse.duckdb")) as connection:
+        connection.execute("CREATE SCHEMA IF NOT EXISTS src")
+        connection.execute(
+            "CREATE OR REPLACE TABLE src.readings AS "
+            "SELECT range::INT AS reading_id, range * 1.5 AS value FROM range(5)"
+        )
+
+
+@pytest.fixture
+def faulty_project(tmp_path: Path) -> Path:
+    project = copy_project(FIXTURE_PROJECT, tmp_path / "faulty")
+    seed_external_source(project)
+    return project
+
+
+@pytest.fixture
+def clean_project(tmp_path: Path) -> Path:
+    project = copy_project(FIXTURE_PROJECT, tmp_path / "clean", drop=FAULTY_MODELS)
+    seed_external_source(project)
+    return project
+
+
+def warehouse_objects(database: Path) -> dict[tuple[str, str], str]:
+    """(schema, name) -> table type, read-only and closed straight away."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables"
+        ).fetchall()
+    return {(schema, name): kind for schema, name, kind in rows}
+
+
+def query(database: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def definitions_for(project: Path) -> dg.Definitions:
+    return build_definitions(SQLMeshProject(path=project))
+
+
+@dataclass
+class RunOutcome:
+    """A finished run and the instance that recorded it, with the views the tests assert on."""
+
+    instance: dg.DagsterInstance
+    run_id: str
+    success: bool
+
+    def records(self) -> list:
+        return list(self.instance.all_logs(self.run_id))
+
+    def events(self, event_type: str) -> list[dg.DagsterEvent]:
+        return [
+            r.dagster_event
+            for r in self.records()
+            if r.dagster_event is not None and r.dagster_event.event_type_value == event_type
+        ]
+
+    def messages(self) -> list[str]:
+        return [r.user_message for r in self.records() if r.dagster_event is None]
+
+    def step_statuses(self) -> dict[str, str]:
+        statuses: dict[str, str] = {}
+        for record in self.records():  # Dagster logs skipped downstream steps as plain messages
+            if record.dagster_event is None and "Not executing" in record.user_message:
+                statuses[record.step_key] = "NOT_EXECUTED"
+        for kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+            for event in self.events(kind):
+                statuses[event.step_key] = kind
+        return statuses
+
+    def materializations(self) -> dict[str, dict[str, Any]]:
+        """Asset key string -> metadata values of that asset's materialization in the run."""
+        found: dict[str, dict[str, Any]] = {}
+        for event in self.events("ASSET_MATERIALIZATION"):
+            mat = event.event_specific_data.materialization
+            found[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        return found
+
+    def checks(self) -> dict[str, tuple[bool, str]]:
+        """'asset:check' -> (passed, severity) for every check result in the run."""
+        found: dict[str, tuple[bool, str]] = {}
+        for event in self.events("ASSET_CHECK_EVALUATION"):
+            data = event.event_specific_data
+            name = f"{data.asset_key.to_user_string()}:{data.check_name}"
+            found[name] = (data.passed, data.severity.value)
+        return found
+
+    def check_metadata(self, check_name: str) -> dict[str, Any]:
+        for event in self.events("ASSET_CHECK_EVALUATION"):
+            data = event.event_specific_data
+            if data.check_name == check_name:
+                return {k: v.value for k, v in data.metadata.items()}
+        raise KeyError(check_name)
+
+    def failure_message(self, step_key: str) -> str:
+        event = next(e for e in self.events("STEP_FAILURE") if e.step_key == step_key)
+        return str(event.event_specific_data.error)
+
+
+def materialize(
+    project: Path,
+    selection: Iterable[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    tags: dict[str, str] | None = None,
+) -> RunOutcome:
+    """One real Dagster run of the project's asset job, in this process."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    job = definitions_for(project).resolve_implicit_global_asset_job_def()
+    keys = [dg.AssetKey.from_user_string(s) for s in selection] if selection else None
+    result = job.execute_in_process(
+        asset_selection=keys, instance=instance, tags=tags, raise_on_error=False
+    )
+    return RunOutcome(instance, result.run_id, result.success)
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO, timeout: int = 600):
+    """Run a command of the project's venv in a subprocess with the given extra environment."""
+    full_env = {**os.environ, **env}
+    return subprocess.run(
+        [str(VENV_BIN / args[0]), *args[1:]],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

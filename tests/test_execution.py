@@ -1,0 +1,157 @@
+"""Real Dagster runs of real SQLMesh on real DuckDB: outcomes, checks, failure isolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import materialize, query, warehouse_objects
+
+SQLMESH_STARTS = "Running SQLMesh for"
+
+
+def test_failure_isolation_statuses_checks_and_views(faulty_project: Path) -> None:
+    result = materialize(faulty_project)
+    assert not result.success
+    steps = result.step_statuses()
+    assert steps["raw__numbers"] == "STEP_SUCCESS"
+    assert steps["staging__doubled"] == "STEP_SUCCESS"
+    assert steps["marts__healthy"] == "STEP_SUCCESS"
+    assert steps["reporting__kpi_summary"] == "STEP_SUCCESS"
+    assert steps["staging__readings"] == "STEP_SUCCESS"
+    assert steps["staging__broken"] == "STEP_FAILURE"
+    assert steps["staging__blocked"] == "STEP_FAILURE"
+    assert steps["marts__after_broken"] == "NOT_EXECUTED"
+    assert steps["marts__after_blocked"] == "NOT_EXECUTED"
+
+    mats = result.materializations()
+    assert set(mats) == {
+        "raw/numbers",
+        "staging/doubled",
+        "staging/readings",
+        "marts/healthy",
+        "reporting/kpi_summary",
+    }
+    assert {m["sqlmesh/outcome"] for m in mats.values()} == {"evaluated"}
+    assert len({m["sqlmesh/execution_id"] for m in mats.values()}) == 1
+    assert mats["raw/numbers"]["dagster/row_count"] == 10
+
+    checks = result.checks()
+    assert checks == {
+        "raw/numbers:not_null": (True, "ERROR"),
+        "raw/numbers:unique_values": (True, "ERROR"),
+        "staging/doubled:accepted_range_non_blocking": (False, "WARN"),
+        "staging/blocked:not_null": (False, "ERROR"),
+    }
+
+    assert "Could not convert string 'abc1' to INT32" in result.failure_message("staging__broken")
+    assert 'staging"' in result.failure_message("staging__broken")
+
+    objects = warehouse_objects(faulty_project / "warehouse.duckdb")
+    views = {name for name, kind in objects.items() if kind == "VIEW"}
+    assert views == {
+        ("raw", "numbers"),
+        ("staging", "doubled"),
+        ("staging", "readings"),
+        ("marts", "healthy"),
+        ("reporting", "kpi-summary"),
+    }
+    assert query(faulty_project / "warehouse.duckdb", "SELECT s FROM marts.healthy") == [(110,)]
+
+
+def test_check_result_carries_failing_rows_and_query(faulty_project: Path) -> None:
+    result = materialize(faulty_project)
+    metadata = result.check_metadata("accepted_range_non_blocking")
+    assert metadata["failed_rows"] == 8
+    assert '"d" > 5' in metadata["audit_query"]
+
+
+def test_second_run_reports_up_to_date(clean_project: Path) -> None:
+    first = materialize(clean_project)
+    assert first.success
+    second = materialize(clean_project)
+    assert second.success
+    mats = second.materializations()
+    assert {m["sqlmesh/outcome"] for m in mats.values()} == {"up_to_date"}
+    # audits did not run again, so no check results are claimed
+    assert second.checks() == {}
+
+
+def test_subset_evaluates_only_the_subset(clean_project: Path) -> None:
+    assert materialize(clean_project).success
+    database = clean_project / "warehouse.duckdb"
+    tables_before = {k for k, v in warehouse_objects(database).items() if v == "BASE TABLE"}
+    for name in ("healthy.sql", "kpi.sql"):
+        model = clean_project / "models" / name
+        model.write_text(
+            model.read_text().replace("FROM staging.doubled", ", 7 AS v FROM staging.doubled")
+        )
+    result = materialize(clean_project, selection=["marts/healthy"])
+    assert result.success
+    assert set(result.materializations()) == {"marts/healthy"}
+    assert result.materializations()["marts/healthy"]["sqlmesh/outcome"] == "evaluated"
+    tables_after = {k for k, v in warehouse_objects(database).items() if v == "BASE TABLE"}
+    new_tables = tables_after - tables_before
+    assert [t[1].split("__")[1] for t in new_tables] == ["healthy"]
+    # the unselected edited model keeps its old version in the environment
+    assert query(database, 'SELECT * FROM reporting."kpi-summary"') == [(10,)]
+    assert query(database, "SELECT v FROM marts.healthy") == [(7,)]
+
+
+def test_fresh_warehouse_subset_builds_missing_upstream_with_records(clean_project: Path) -> None:
+    result = materialize(clean_project, selection=["marts/healthy"])
+    assert result.success
+    mats = result.materializations()
+    assert set(mats) == {"marts/healthy", "staging/doubled", "raw/numbers"}
+    assert mats["marts/healthy"]["sqlmesh/selected"] is True
+    assert mats["raw/numbers"]["sqlmesh/selected"] is False
+    views = {
+        k for k, v in warehouse_objects(clean_project / "warehouse.duckdb").items() if v == "VIEW"
+    }
+    assert views == {("raw", "numbers"), ("staging", "doubled"), ("marts", "healthy")}
+
+
+def test_restatement_by_run_tag(clean_project: Path) -> None:
+    assert materialize(clean_project).success
+    result = materialize(clean_project, selection=["raw/numbers"], tags={"mxm/restate": "true"})
+    assert result.success
+    mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["raw/numbers"]["sqlmesh/restated"] is True
+
+
+def test_model_edit_is_planned_backfilled_and_promoted(clean_project: Path) -> None:
+    assert materialize(clean_project).success
+    model = clean_project / "models" / "numbers.sql"
+    model.write_text(model.read_text().replace("range(1, 11)", "range(1, 21)"))
+    result = materialize(clean_project)
+    assert result.success
+    mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["raw/numbers"]["dagster/row_count"] == 20
+    assert mats["marts/healthy"]["sqlmesh/outcome"] == "evaluated"  # breaking change downstream
+    assert mats["staging/readings"]["sqlmesh/outcome"] == "up_to_date"
+    assert query(clean_project / "warehouse.duckdb", "SELECT s FROM marts.healthy") == [(420,)]
+
+
+def test_progress_and_provenance(clean_project: Path) -> None:
+    result = materialize(clean_project)
+    messages = result.messages()
+    assert sum(SQLMESH_STARTS in m for m in messages) == 1
+    assert any('SQLMesh evaluated "warehouse"."raw"."numbers"' in m for m in messages)
+    meta = result.materializations()["raw/numbers"]
+    for field in (
+        "sqlmesh/outcome",
+        "sqlmesh/execution_id",
+        "sqlmesh/environment",
+        "sqlmesh/snapshot_version",
+        "sqlmesh/fingerprint",
+        "sqlmesh/physical_table",
+        "sqlmesh/view",
+        "sqlmesh/intervals",
+        "sqlmesh/duration_ms",
+        "dagster/row_count",
+    ):
+        assert meta[field] not in (None, ""), field
+    assert meta["sqlmesh/environment"] == "prod"
+    assert meta["sqlmesh/physical_table"].startswith("warehouse.sqlmesh__raw.raw__numbers__")
+    assert len(meta["sqlmesh/intervals"]) == 1

@@ -339,6 +339,7 @@ def apply_plan(
         end=end,
         allow_destructive_models=list(allow_destructive_models) or None,
         categorizer_config=CategorizerConfig.all_full(),
+        skip_tests=True,  # unit tests belong to CI, not to every materialization
         auto_apply=True,
         no_prompts=True,
         no_diff=True,

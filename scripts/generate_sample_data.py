@@ -11,7 +11,8 @@ Outputs (relative to the output directory):
 ``seeds/etf_master.csv`` -- ETF master data, the SEED model ``raw.etf_master``. Columns:
     isin VARCHAR, etf_name VARCHAR, provider VARCHAR, index_name VARCHAR, asset_class VARCHAR,
     ter_pct DECIMAL(5,2), replication VARCHAR, distribution_policy VARCHAR, fund_currency VARCHAR,
-    domicile VARCHAR, fund_size_eur_m DECIMAL(12,1), inception_date DATE
+    domicile VARCHAR, fund_size_eur_m DECIMAL(12,1), inception_date VARCHAR (ISO date text, cast to
+    DATE in staging.stg_etf_master)
 
 ``data/etf_daily_quotes.csv`` -- daily closing quotes, loaded by a Dagster asset into the warehouse
 table ``landing.etf_daily_quotes`` (declared in ``external_models.yaml``). Exact columns and types,

@@ -68,6 +68,11 @@ def warehouse_objects(database: Path) -> dict[tuple[str, str], str]:
     return {(schema, name): kind for schema, name, kind in rows}
 
 
+def views(database: Path) -> set[tuple[str, str]]:
+    """The environment views (what a user of the warehouse sees)."""
+    return {name for name, kind in warehouse_objects(database).items() if kind == "VIEW"}
+
+
 def query(database: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(database), read_only=True) as connection:
         return connection.execute(sql).fetchall()

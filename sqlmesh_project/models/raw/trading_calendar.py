@@ -7,7 +7,6 @@ import typing as t
 
 import pandas as pd
 from sqlglot import exp
-
 from sqlmesh import ExecutionContext, model
 
 # ISO strings, not date objects: SQLMesh serialises a Python model's globals.

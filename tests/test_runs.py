@@ -1,0 +1,131 @@
+"""Real runs as users start them: the CLI, the multiprocess executor, re-execute from failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.conftest import REPO, RunOutcome, run_cli, views
+
+SQLMESH_STARTS = "Running SQLMesh for"
+
+REEXECUTE_FROM_FAILURE = """
+import sys
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+repo = ReconstructableRepository.for_module("mxm_dagster.definitions", "defs", sys.argv[2])
+job = repo.get_reconstructable_job("__ASSET_JOB")
+with dg.DagsterInstance.get() as instance:
+    options = dg.ReexecutionOptions.from_failure(sys.argv[1], instance)
+    with dg.execute_job(job, instance=instance, reexecution_options=options) as result:
+        print("REEXECUTION_RUN_ID", result.run_id)
+"""
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def environment(project: Path, home: Path, **extra: str) -> dict[str, str]:
+    return {"MXM_SQLMESH_PROJECT": str(project), "DAGSTER_HOME": str(home), **extra}
+
+
+def runs(home: Path) -> list[RunOutcome]:
+    """Every run the instance recorded, oldest first."""
+    instance = dg.DagsterInstance.from_config(str(home))
+    records = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
+    return [RunOutcome(instance, r.dagster_run.run_id, r.dagster_run.is_success) for r in records]
+
+
+def executions_in_results_file(home: Path, run_id: str) -> int:
+    path = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.json"
+    return len(json.loads(path.read_text()))
+
+
+def test_cli_materializes_everything(clean_project: Path, tmp_path: Path) -> None:
+    home = dagster_home(tmp_path)
+    done = run_cli(
+        ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions", "--select", "*"],
+        environment(clean_project, home),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs(home)
+    assert run.success
+    assert set(run.materializations()) == {
+        "raw/numbers",
+        "staging/doubled",
+        "staging/readings",
+        "marts/healthy",
+        "reporting/kpi_summary",
+    }
+    assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
+    assert executions_in_results_file(home, run.run_id) == 1
+    promoted = views(clean_project / "warehouse.duckdb")
+    assert ("reporting", "kpi-summary") in promoted and len(promoted) == 5
+
+
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_sqlmesh_runs_once_per_run(executor: str, clean_project: Path, tmp_path: Path) -> None:
+    home = dagster_home(tmp_path)
+    done = run_cli(
+        ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions", "--select", "*"],
+        environment(clean_project, home, MXM_DAGSTER_EXECUTOR=executor),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs(home)
+    assert run.success
+    step_pids = {e.pid for e in run.events("STEP_START")}
+    assert len(step_pids) == (1 if executor == "in_process" else 5)
+    assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
+    assert executions_in_results_file(home, run.run_id) == 1
+    outcomes = {m["sqlmesh/outcome"] for m in run.materializations().values()}
+    assert outcomes == {"evaluated"}
+    assert len({m["sqlmesh/execution_id"] for m in run.materializations().values()}) == 1
+
+
+def test_reexecute_from_failure_runs_only_failed_and_skipped(
+    faulty_project: Path, tmp_path: Path
+) -> None:
+    home = dagster_home(tmp_path)
+    env = environment(faulty_project, home)
+    first = run_cli(
+        ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions", "--select", "*"], env
+    )
+    assert first.returncode != 0
+    (failed_run,) = runs(home)
+    assert failed_run.step_statuses()["staging__broken"] == "STEP_FAILURE"
+
+    models = faulty_project / "models"
+    (models / "broken.sql").write_text(
+        (models / "broken.sql").read_text().replace("'abc' || n", "n::VARCHAR")
+    )
+    (models / "blocked.sql").write_text(
+        (models / "blocked.sql").read_text().replace("NULL::INT AS y", "n AS y")
+    )
+    again = run_cli(
+        ["python", "-c", REEXECUTE_FROM_FAILURE, failed_run.run_id, str(REPO)], env, cwd=REPO
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    _, rerun = runs(home)
+    assert rerun.success
+    mats = rerun.materializations()
+    assert set(mats) == {
+        "staging/broken",
+        "marts/after_broken",
+        "staging/blocked",
+        "marts/after_blocked",
+    }
+    assert {m["sqlmesh/outcome"] for m in mats.values()} == {"evaluated"}
+    messages = rerun.messages()
+    assert any(f"{SQLMESH_STARTS} 4 selected models" in m for m in messages)
+    assert not any('SQLMesh evaluated "warehouse"."raw"."numbers"' in m for m in messages)
+    assert rerun.checks() == {"staging/blocked:not_null": (True, "ERROR")}
+    promoted = views(faulty_project / "warehouse.duckdb")
+    assert {("marts", "after_broken"), ("marts", "after_blocked")} <= promoted

@@ -32,8 +32,11 @@ def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
     landing = landing_assets(project, spec, translator)
     provided = [key for asset in landing for key in asset.keys]
     return dg.Definitions(
-        assets=[*landing, *build_sqlmesh_assets(spec, translator, provided_keys=provided)],
-        resources={RESOURCE_KEY: SQLMeshResultsResource(project_dir=str(project.path))},
+        assets=[
+            *landing,
+            *build_sqlmesh_assets(spec, project.path, translator, provided_keys=provided),
+        ],
+        resources={RESOURCE_KEY: SQLMeshResultsResource()},
         executor=executor_from_env(),
     )
 

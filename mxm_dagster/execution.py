@@ -18,12 +18,13 @@ from pydantic import Field
 
 from mxm_dagster import events, selection
 from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.loader import asset_key_for_model
+from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.locks import file_lock
 from mxm_dagster.planner import ExecutionRequest, Planner
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
 from mxm_dagster.sqlmesh_api import close_context
+from mxm_dagster.warehouse import wait_until_writable
 
 RESTATE_TAG = "mxm/restate"
 _TRUE = {"1", "true", "yes"}
@@ -51,11 +52,16 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     lock_timeout_seconds: float = Field(
         default=1800, description="How long a run waits for another run of the same project"
     )
+    warehouse_wait_seconds: float = Field(
+        default=30, description="How long a run waits for a DuckDB warehouse another process holds"
+    )
 
-    def project(self) -> SQLMeshProject:
+    def project(self, context: dg.AssetExecutionContext) -> SQLMeshProject:
+        """The project this step's assets were built from, unless the config names another."""
         base = SQLMeshProject.from_env()
+        project_dir = self.project_dir or context.op_def.tags.get(PROJECT_TAG)
         return SQLMeshProject(
-            path=Path(self.project_dir).resolve() if self.project_dir else base.path,
+            path=Path(project_dir).resolve() if project_dir else base.path,
             gateway=self.gateway or base.gateway,
             environment=self.environment or base.environment,
         )
@@ -90,7 +96,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             ):
                 results = RunResults.read(results_file) if results_file.is_file() else RunResults()
                 if results.find(model) is None:
-                    results.executions.append(self._execute(context, results.considered()))
+                    results.executions.append(self._execute_or_fail(context, results.considered()))
                     results.write(results_file)
             _results_by_run[run_id] = results
             return results
@@ -102,13 +108,31 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
-    def _execute(self, context: dg.AssetExecutionContext, done: set[str]) -> ExecutionResults:
-        project = self.project()
-        spec = project.load_spec()  # from the cache the code server wrote
+    def _execute_or_fail(
+        self, context: dg.AssetExecutionContext, done: set[str]
+    ) -> ExecutionResults:
+        """Run SQLMesh; if it cannot even start, record that for every model of the run, so the
+        other steps fail with the same message instead of trying again."""
         keys_by_model = selection.model_keys(context)
         wanted = selection.models_for_run(context) - done
         deferred = selection.deferred_models(context, wanted, keys_by_model)
-        selected = wanted - deferred
+        try:
+            return self._execute(context, wanted - deferred, deferred, keys_by_model)
+        except Exception as exc:
+            context.log.error(f"SQLMesh execution failed: {exc}")
+            return ExecutionResults.not_started(
+                self.project(context).environment, wanted - deferred, f"{type(exc).__name__}: {exc}"
+            )
+
+    def _execute(
+        self,
+        context: dg.AssetExecutionContext,
+        selected: set[str],
+        deferred: set[str],
+        keys_by_model: dict[str, dg.AssetKey],
+    ) -> ExecutionResults:
+        project = self.project(context)
+        spec = project.load_spec()  # from the cache the code server wrote
         context.log.info(
             f"Running SQLMesh for {len(selected)} selected models in environment "
             f"{project.environment!r} of {project.path}"
@@ -127,6 +151,10 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             on_wait=context.log.info,
             what="SQLMesh project lock",
         ):
+            if project.warehouse_path is not None:
+                wait_until_writable(
+                    project.warehouse_path, self.warehouse_wait_seconds, context.log.info
+                )
             sqlmesh_context = project.open_context(recorder)
             try:
                 results = Planner(sqlmesh_context, spec, recorder).execute(request)

@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 
 import dagster as dg
 
@@ -9,6 +10,8 @@ from mxm_dagster.specs import ModelSpec, ProjectSpec
 from mxm_dagster.translator import SQLMeshTranslator
 
 RESOURCE_KEY = "sqlmesh"
+MODEL_TAG = "sqlmesh/model"
+PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
 
 # Model name -> asset key of every model asset built in this process. A step of a subset run sees
 # only part of the asset graph, yet must record models SQLMesh evaluated outside the selection.
@@ -35,7 +38,7 @@ def _unique_keys(
 
 
 def _model_asset(
-    model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec]
+    model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec], project_dir: str
 ) -> dg.AssetsDefinition:
     """The step of one model: it reports that model's outcome from the run's shared execution.
 
@@ -49,7 +52,7 @@ def _model_asset(
         specs=[spec],
         check_specs=checks,
         can_subset=True,
-        op_tags={"sqlmesh/model": model.name},
+        op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_dir},
         required_resource_keys={RESOURCE_KEY},
     )
     def _sqlmesh_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
@@ -60,6 +63,7 @@ def _model_asset(
 
 def build_sqlmesh_assets(
     project: ProjectSpec,
+    project_dir: Path,
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
@@ -82,5 +86,5 @@ def build_sqlmesh_assets(
             continue
         _keys_by_model[model.name] = key
         checks = translator.get_check_specs(model, key)
-        definitions.append(_model_asset(model, spec, checks))
+        definitions.append(_model_asset(model, spec, checks, str(project_dir)))
     return definitions

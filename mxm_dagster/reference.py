@@ -18,6 +18,11 @@ from mxm_dagster.translator import SQLMeshTranslator
 LANDING_SCHEMA = "landing"
 LANDING_TABLE = "etf_daily_quotes"
 SNAPSHOT_FILE = Path("data") / "etf_daily_quotes.csv"
+# Pinned to the external model's declared columns (sqlmesh_project/external_models.yaml).
+SNAPSHOT_COLUMNS = (
+    "{'trade_date': 'DATE', 'isin': 'VARCHAR', 'close_price': 'DOUBLE', "
+    "'currency': 'VARCHAR', 'volume': 'BIGINT'}"
+)
 
 
 def _write_landing_table(warehouse: Path, snapshot: Path) -> int:
@@ -29,7 +34,7 @@ def _write_landing_table(warehouse: Path, snapshot: Path) -> int:
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {LANDING_SCHEMA}")
         connection.execute(
             f"CREATE OR REPLACE TABLE {LANDING_SCHEMA}.{LANDING_TABLE} AS "
-            "SELECT * FROM read_csv(?, header = true)",
+            f"SELECT * FROM read_csv(?, header = true, columns = {SNAPSHOT_COLUMNS})",
             [str(snapshot)],
         )
         row = connection.execute(

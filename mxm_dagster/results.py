@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +71,15 @@ class ExecutionResults:
 
     def outcome(self, model: str) -> ModelOutcome | None:
         return self.models.get(model)
+
+    @classmethod
+    def not_started(cls, environment: str, models: set[str], error: str) -> ExecutionResults:
+        """An execution that failed before SQLMesh evaluated anything: every model failed."""
+        now = time.time()
+        outcomes = {
+            m: ModelOutcome(model=m, status=ModelStatus.FAILED, error=error) for m in models
+        }
+        return cls(uuid.uuid4().hex, environment, outcomes, now, now, plan_attempts=0)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ExecutionResults:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import warnings
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 # "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
 _AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
 _AUDIT_QUERY_MARKER = "Audit query:\n"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # SQLMesh underlines the offending token for terminals
 SQLMESH_VERSION: str = sqlmesh.__version__
+
+# SQLMesh compiles some built-in audit macros to Python that compares with `is not` a literal;
+# the warning is about SQLMesh's generated code, not the user's project, and floods run logs.
+warnings.filterwarnings("ignore", category=SyntaxWarning, message='"is not" with a literal')
 
 
 # --------------------------------------------------------------------------- configuration
@@ -205,8 +211,9 @@ def open_context(
     try:
         return Context(paths=project_dir, config={project_dir: config}, gateway=gateway)
     except Exception as exc:
+        message = _ANSI.sub("", str(exc))
         raise ProjectLoadError(
-            f"SQLMesh could not load the project at {project_dir}: {type(exc).__name__}: {exc}"
+            f"SQLMesh could not load the project at {project_dir}: {type(exc).__name__}: {message}"
         ) from exc
 
 

@@ -147,13 +147,21 @@ def materialize(
     selection: Iterable[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     tags: dict[str, str] | None = None,
+    resource_config: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """One real Dagster run of the project's asset job, in this process."""
     instance = instance or dg.DagsterInstance.ephemeral()
     job = definitions_for(project).resolve_implicit_global_asset_job_def()
     keys = [dg.AssetKey.from_user_string(s) for s in selection] if selection else None
+    run_config = (
+        {"resources": {"sqlmesh": {"config": resource_config}}} if resource_config else None
+    )
     result = job.execute_in_process(
-        asset_selection=keys, instance=instance, tags=tags, raise_on_error=False
+        asset_selection=keys,
+        instance=instance,
+        tags=tags,
+        run_config=run_config,
+        raise_on_error=False,
     )
     return RunOutcome(instance, result.run_id, result.success)
 

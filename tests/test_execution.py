@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import materialize, query, warehouse_objects
+import dagster as dg
+import duckdb
+
+from tests.conftest import RunOutcome, materialize, query, warehouse_objects
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -155,3 +158,41 @@ def test_progress_and_provenance(clean_project: Path) -> None:
     assert meta["sqlmesh/environment"] == "prod"
     assert meta["sqlmesh/physical_table"].startswith("warehouse.sqlmesh__raw.raw__numbers__")
     assert len(meta["sqlmesh/intervals"]) == 1
+
+
+def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> None:
+    """A SQLMesh step that runs before the Python asset loading an external table must not
+    evaluate the models reading that table; they get their own execution once it has landed."""
+    from mxm_dagster.execution import SQLMeshResultsResource
+    from mxm_dagster.loader import build_sqlmesh_assets
+    from mxm_dagster.project import SQLMeshProject
+    from mxm_dagster.translator import SQLMeshTranslator
+
+    database = clean_project / "warehouse.duckdb"
+
+    @dg.asset(key=["src", "readings"])
+    def readings() -> None:
+        with duckdb.connect(str(database)) as connection:
+            connection.execute(
+                "CREATE OR REPLACE TABLE src.readings AS "
+                "SELECT range::INT AS reading_id, range * 1.5 AS value FROM range(7)"
+            )
+
+    spec = SQLMeshProject(path=clean_project).load_spec()
+    sqlmesh_assets = build_sqlmesh_assets(
+        spec, clean_project, SQLMeshTranslator(spec), provided_keys=[readings.key]
+    )
+    defs = dg.Definitions(
+        assets=[readings, *sqlmesh_assets],
+        resources={"sqlmesh": SQLMeshResultsResource()},
+        executor=dg.in_process_executor,
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
+    assert result.success
+    run = RunOutcome(instance, result.run_id, result.success)
+    starts = [e.step_key for e in run.events("STEP_START")]
+    assert starts.index("raw__numbers") < starts.index("src__readings")  # the awkward order
+    assert sum(SQLMESH_STARTS in m for m in run.messages()) == 2
+    assert run.materializations()["staging/readings"]["sqlmesh/outcome"] == "evaluated"
+    assert query(database, "SELECT COUNT(*) FROM staging.readings") == [(7,)]

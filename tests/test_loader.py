@@ -120,7 +120,7 @@ def test_translator_is_the_customisation_seam(faulty_project: Path) -> None:
             return "sqlmesh"
 
     spec = SQLMeshProject(path=faulty_project).load_spec()
-    assets = build_sqlmesh_assets(spec, Prefixed(spec))
+    assets = build_sqlmesh_assets(spec, faulty_project, Prefixed(spec))
     keys = {
         k.to_user_string() for a in assets for k in getattr(a, "keys", [getattr(a, "key", None)])
     }

@@ -1,9 +1,11 @@
 """`SQLMeshResultsResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
 
-The first asset step of a run to arrive runs SQLMesh for the run's whole selection and stores the
-results in the instance's storage directory; every other step (in this process or another one)
-reads its model's outcome from there. A per-run file lock makes "first" hold across step processes;
-a per-project file lock makes runs that write the same warehouse take turns.
+The first asset step of a run to need results starts SQLMesh for the run's whole selection on a
+background thread and holds a per-run file lock until the results are written to the instance's
+storage directory. Steps in the same process wait only for their own model: a model whose last
+interval batch succeeded is reported while SQLMesh evaluates the rest, so Dagster's per-step
+bookkeeping overlaps SQLMesh's work. Steps in other processes (multiprocess executor) read the
+finished results file. A per-project file lock makes runs that write the same warehouse take turns.
 """
 
 from __future__ import annotations
@@ -19,26 +21,101 @@ from pydantic import Field
 from mxm_dagster import events, selection
 from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.locks import file_lock
+from mxm_dagster.locks import FileLock, file_lock
 from mxm_dagster.planner import ExecutionRequest, Planner
 from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
+from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.sqlmesh_api import close_context
 from mxm_dagster.warehouse import wait_until_writable
 
 RESTATE_TAG = "mxm/restate"
 _TRUE = {"1", "true", "yes"}
+_FINAL = {ModelStatus.FAILED, ModelStatus.SKIPPED}
+
+
+class _Execution:
+    """One SQLMesh execution as this process sees it: running on a thread, or read from disk."""
+
+    def __init__(self, header: ExecutionResults, models: set[str]) -> None:
+        self.header = header
+        self.models = models
+        self.results: ExecutionResults | None = None
+        self.thread: threading.Thread | None = None
+        self._early: dict[str, ModelOutcome] = {}
+        self._messages: list[str] = []
+        self._reported: set[str] = set()
+        self._finalized = False
+        self._cond = threading.Condition()
+
+    @classmethod
+    def finished(cls, results: ExecutionResults) -> _Execution:
+        execution = cls(results, set(results.models))
+        execution.results = results
+        return execution
+
+    def covers(self, model: str) -> bool:
+        return model in self.models or (self.results is not None and model in self.results.models)
+
+    # called from the SQLMesh thread
+    def model_ready(self, outcome: ModelOutcome) -> None:
+        with self._cond:
+            self._early[outcome.model] = outcome
+            self._cond.notify_all()
+
+    def log(self, message: str) -> None:
+        with self._cond:
+            self._messages.append(message)
+
+    def finish(self, results: ExecutionResults) -> None:
+        with self._cond:
+            self.results = results
+            self._cond.notify_all()
+
+    # called from asset steps
+    def wait_for(self, model: str) -> tuple[ModelOutcome | None, ExecutionResults]:
+        with self._cond:
+            self._cond.wait_for(lambda: model in self._early or self.results is not None)
+            if model in self._early and self.results is None:
+                return self._early[model], self.header
+            assert self.results is not None
+            return self.results.outcome(model), self.results
+
+    def wait_done(self) -> ExecutionResults:
+        with self._cond:
+            self._cond.wait_for(lambda: self.results is not None)
+            assert self.results is not None
+            return self.results
+
+    def drain_messages(self) -> list[str]:
+        with self._cond:
+            messages, self._messages = self._messages, []
+            return messages
+
+    def mark_reported(self, model: str) -> bool:
+        """True when every model of this execution has now been reported in this process."""
+        with self._cond:
+            self._reported.add(model)
+            return self.models <= self._reported
+
+    def reported_early(self) -> set[str]:
+        with self._cond:
+            return set(self._early)
+
+    def claim_finalization(self) -> bool:
+        with self._cond:
+            claimed, self._finalized = not self._finalized, True
+            return claimed
+
 
 _process_lock = threading.Lock()
-_results_by_run: dict[str, RunResults] = {}
+_executions_by_run: dict[str, list[_Execution]] = {}
 
 
 class SQLMeshResultsResource(dg.ConfigurableResource):
     """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
 
     project_dir: str | None = Field(
-        default=None,
-        description="SQLMesh project folder; default MXM_SQLMESH_PROJECT",
+        default=None, description="SQLMesh project folder; default: the one the assets came from"
     )
     gateway: str | None = Field(default=None, description="SQLMesh gateway; default the project's")
     environment: str | None = Field(
@@ -70,36 +147,64 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 
     def report_model(self, context: dg.AssetExecutionContext, model: str) -> Iterator[Any]:
         """All that the step of `model` yields: materialization, check results or failure."""
-        found = self.results_for_run(context, model).find(model)
-        if found is None:
+        execution = self._execution_for(context, model)
+        outcome, results = execution.wait_for(model)
+        last = execution.mark_reported(model)
+        if last or outcome is None or outcome.status in _FINAL:
+            results = execution.wait_done()
+            outcome = results.outcome(model)
+            self._finalize(context, execution, results)
+        for message in execution.drain_messages():
+            context.log.info(message)
+        if outcome is None:
             raise dg.Failure(
                 description=f"SQLMesh did not consider {model} in this run: it is not part of the "
                 "run's selection"
             )
-        yield from events.step_events(*found, selected_checks=context.selected_asset_check_keys)
+        if outcome.status is ModelStatus.EVALUATED:
+            context.log.info(
+                f"SQLMesh evaluated {model}: {len(outcome.intervals)} interval batch(es) in "
+                f"{outcome.duration_ms} ms, {len(outcome.audits)} audits"
+            )
+        yield from events.step_events(
+            outcome, results, selected_checks=context.selected_asset_check_keys
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Never let the run end while SQLMesh still writes: wait for this process's threads."""
+        with _process_lock:
+            threads = [e.thread for runs in _executions_by_run.values() for e in runs if e.thread]
+        for thread in threads:
+            thread.join()
 
     # ------------------------------------------------------------------ per run
 
-    def results_for_run(self, context: dg.AssetExecutionContext, model: str) -> RunResults:
-        """The run's SQLMesh results, executing SQLMesh if this step is the first to need them."""
-        run_id = context.run_id
+    def _execution_for(self, context: dg.AssetExecutionContext, model: str) -> _Execution:
+        """The execution that covers `model`, starting one if this step is the first to need it."""
         with _process_lock:
-            cached = _results_by_run.get(run_id)
-            if cached is not None and cached.find(model):
-                return cached
-            results_file = self._results_dir(context) / f"{run_id}.json"
-            with file_lock(
-                results_file.with_suffix(".lock"),
-                timeout_seconds=self.lock_timeout_seconds,
-                on_wait=context.log.info,
-                what="run's SQLMesh execution",
-            ):
-                results = RunResults.read(results_file) if results_file.is_file() else RunResults()
-                if results.find(model) is None:
-                    results.executions.append(self._execute_or_fail(context, results.considered()))
-                    results.write(results_file)
-            _results_by_run[run_id] = results
-            return results
+            known = _executions_by_run.setdefault(context.run_id, [])
+            found = next((e for e in known if e.covers(model)), None)
+            if found is not None:
+                return found
+            results_file = self._results_dir(context) / f"{context.run_id}.json"
+            lock = FileLock(results_file.with_suffix(".lock"), "run's SQLMesh execution")
+            lock.acquire(self.lock_timeout_seconds, context.log.info)
+            try:
+                stored = RunResults.read(results_file) if results_file.is_file() else RunResults()
+                seen = {e.header.execution_id for e in known}
+                known.extend(
+                    _Execution.finished(r) for r in stored.executions if r.execution_id not in seen
+                )
+                found = next((e for e in known if e.covers(model)), None)
+                if found is not None:
+                    lock.release()
+                    return found
+                execution = self._start(context, stored, results_file, lock)
+            except BaseException:
+                lock.release()
+                raise
+            known.append(execution)
+            return execution
 
     @staticmethod
     def _results_dir(context: dg.AssetExecutionContext) -> Path:
@@ -108,69 +213,94 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
-    def _execute_or_fail(
-        self, context: dg.AssetExecutionContext, done: set[str]
-    ) -> ExecutionResults:
-        """Run SQLMesh; if it cannot even start, record that for every model of the run, so the
-        other steps fail with the same message instead of trying again."""
-        keys_by_model = selection.model_keys(context)
-        wanted = selection.models_for_run(context) - done
-        deferred = selection.deferred_models(context, wanted, keys_by_model)
-        try:
-            return self._execute(context, wanted - deferred, deferred, keys_by_model)
-        except Exception as exc:
-            context.log.error(f"SQLMesh execution failed: {exc}")
-            return ExecutionResults.not_started(
-                self.project(context).environment, wanted - deferred, f"{type(exc).__name__}: {exc}"
-            )
-
-    def _execute(
+    def _start(
         self,
         context: dg.AssetExecutionContext,
-        selected: set[str],
-        deferred: set[str],
-        keys_by_model: dict[str, dg.AssetKey],
-    ) -> ExecutionResults:
+        stored: RunResults,
+        results_file: Path,
+        run_lock: FileLock,
+    ) -> _Execution:
+        """Start SQLMesh on a thread that owns `run_lock` until the results are on disk."""
         project = self.project(context)
-        spec = project.load_spec()  # from the cache the code server wrote
-        context.log.info(
-            f"Running SQLMesh for {len(selected)} selected models in environment "
-            f"{project.environment!r} of {project.path}"
-            + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
-        )
+        keys_by_model = selection.model_keys(context)
+        wanted = selection.models_for_run(context) - stored.considered()
+        deferred = selection.deferred_models(context, wanted, keys_by_model)
         request = ExecutionRequest(
             environment=project.environment,
-            selected=selected,
+            selected=wanted - deferred,
             restate=self._wants_restatement(context),
             row_counts=self.row_counts,
         )
-        recorder = OutcomeRecorder(log=context.log.info)
+        context.log.info(
+            f"Running SQLMesh for {len(request.selected)} selected models in environment "
+            f"{project.environment!r} of {project.path}"
+            + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
+        )
+        execution = _Execution(request.header(), set(request.selected))
+
+        def work() -> None:
+            try:
+                results = self._execute(project, request, execution)
+            except Exception as exc:
+                execution.log(f"SQLMesh execution failed: {type(exc).__name__}: {exc}")
+                results = ExecutionResults.not_started(
+                    project.environment, request.selected, f"{type(exc).__name__}: {exc}"
+                )
+            try:
+                stored.executions.append(results)
+                stored.write(results_file)
+            finally:
+                run_lock.release()
+                execution.finish(results)
+
+        execution.thread = threading.Thread(
+            target=work, name=f"sqlmesh-{context.run_id[:8]}", daemon=False
+        )
+        execution.thread.start()
+        return execution
+
+    def _execute(
+        self, project: SQLMeshProject, request: ExecutionRequest, execution: _Execution
+    ) -> ExecutionResults:
+        spec = project.load_spec()  # from the cache the code server wrote
+        recorder = OutcomeRecorder(log=execution.log)
         with file_lock(
             project.lock_path,
             timeout_seconds=self.lock_timeout_seconds,
-            on_wait=context.log.info,
+            on_wait=execution.log,
             what="SQLMesh project lock",
         ):
             if project.warehouse_path is not None:
                 wait_until_writable(
-                    project.warehouse_path, self.warehouse_wait_seconds, context.log.info
+                    project.warehouse_path, self.warehouse_wait_seconds, execution.log
                 )
             sqlmesh_context = project.open_context(recorder)
             try:
-                results = Planner(sqlmesh_context, spec, recorder).execute(request)
+                planner = Planner(sqlmesh_context, spec, recorder, execution.model_ready)
+                return planner.execute(request)
             finally:
                 close_context(sqlmesh_context)
-        self._record_unselected(context, results, keys_by_model)
-        return results
 
     @staticmethod
-    def _record_unselected(
-        context: dg.AssetExecutionContext,
-        results: ExecutionResults,
-        keys_by_model: dict[str, dg.AssetKey],
+    def _finalize(
+        context: dg.AssetExecutionContext, execution: _Execution, results: ExecutionResults
     ) -> None:
-        """Nothing is evaluated without a record: models SQLMesh evaluated beyond the selection."""
+        """Once per execution: records for models evaluated beyond the selection, and a loud
+        error if an outcome reported early did not hold."""
+        if not execution.claim_finalization():
+            return
+        keys_by_model = selection.model_keys(context)
         for outcome in results.models.values():
             key = keys_by_model.get(outcome.model) or asset_key_for_model(outcome.model)
             if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
                 context.log_event(events.materialization_for(key, outcome, results))
+        changed = sorted(
+            name
+            for name in execution.reported_early()
+            if (o := results.outcome(name)) is not None and o.status in _FINAL
+        )
+        if changed:
+            context.log.error(
+                f"SQLMesh did not promote {', '.join(changed)} after they were reported "
+                "materialized; see the failures of this run"
+            )

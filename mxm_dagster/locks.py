@@ -12,17 +12,18 @@ from pathlib import Path
 from mxm_dagster.errors import WarehouseBusyError
 
 
-@contextmanager
-def file_lock(
-    path: Path,
-    timeout_seconds: float,
-    on_wait: Callable[[str], None] | None = None,
-    what: str = "lock",
-) -> Iterator[None]:
-    """Hold an exclusive lock on `path`, waiting at most `timeout_seconds` for it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+class FileLock:
+    """An exclusive flock on a file; acquire and release may happen on different threads."""
+
+    def __init__(self, path: Path, what: str = "lock") -> None:
+        self.path = path
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self, timeout_seconds: float, on_wait: Callable[[str], None] | None = None) -> None:
+        """Wait at most `timeout_seconds` for the lock, saying once that it waits."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout_seconds
         announced = False
         while True:
@@ -31,19 +32,37 @@ def file_lock(
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    os.close(fd)
                     raise WarehouseBusyError(
-                        f"Gave up after {timeout_seconds:.0f} s waiting for the {what} ({path}): "
-                        "another run still holds it"
+                        f"Gave up after {timeout_seconds:.0f} s waiting for the {self.what} "
+                        f"({self.path}): another run still holds it"
                     ) from None
                 if not announced and on_wait:
-                    on_wait(f"Waiting for the {what} ({path}): another run holds it")
+                    on_wait(f"Waiting for the {self.what} ({self.path}): another run holds it")
                     announced = True
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@contextmanager
+def file_lock(
+    path: Path,
+    timeout_seconds: float,
+    on_wait: Callable[[str], None] | None = None,
+    what: str = "lock",
+) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, waiting at most `timeout_seconds` for it."""
+    lock = FileLock(path, what)
+    lock.acquire(timeout_seconds, on_wait)
+    try:
+        yield
     finally:
-        os.close(fd)
+        lock.release()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from mxm_dagster import sqlmesh_api
@@ -27,6 +27,19 @@ class ExecutionRequest:
     restate: bool = False
     row_counts: bool = True
     plan_options: dict[str, object] = field(default_factory=dict)
+    execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: float = field(default_factory=time.time)
+
+    def header(self) -> ExecutionResults:
+        """The execution's identity before any model has finished: what early reports cite."""
+        return ExecutionResults(
+            execution_id=self.execution_id,
+            environment=self.environment,
+            models={},
+            started_at=self.started_at,
+            finished_at=0.0,
+            restated=self.restate,
+        )
 
 
 def _audit_outcomes(model: ModelSpec, record: ModelRecord | None) -> list[AuditOutcome]:
@@ -57,19 +70,71 @@ def _audit_outcomes(model: ModelSpec, record: ModelRecord | None) -> list[AuditO
     return outcomes
 
 
+def model_outcome(
+    spec: ModelSpec,
+    record: ModelRecord | None,
+    status: ModelStatus,
+    selected: bool,
+    table: dict[str, str],
+    failed_upstream: str | None = None,
+    row_count: int | None = None,
+) -> ModelOutcome:
+    return ModelOutcome(
+        model=spec.name,
+        status=status,
+        selected=selected,
+        error=record.error if record else None,
+        failed_upstream=failed_upstream,
+        audits=_audit_outcomes(spec, record),
+        intervals=list(record.intervals) if record else [],
+        duration_ms=record.duration_ms if record and record.evaluated_batches else None,
+        row_count=row_count,
+        **table,
+    )
+
+
 class Planner:
-    """Runs plans against an open SQLMesh Context until every model that can succeed is promoted."""
+    """Runs plans against an open SQLMesh Context until every model that can succeed is promoted.
+
+    `on_model_ready` hears of each model whose evaluation is complete while SQLMesh goes on with
+    the rest, so its asset step can report without waiting for the whole execution.
+    """
 
     def __init__(
         self,
         context: sqlmesh_api.Context,
         project: ProjectSpec,
         recorder: OutcomeRecorder,
+        on_model_ready: Callable[[ModelOutcome], None] | None = None,
     ) -> None:
         self.context = context
         self.project = project
         self.models = project.by_name()
         self.recorder = recorder
+        self.on_model_ready = on_model_ready
+        self.row_counts: dict[str, int | None] = {}
+        self._request: ExecutionRequest | None = None
+        recorder.on_complete = self._model_completed
+
+    def _model_completed(self, name: str, record: ModelRecord) -> None:
+        """Runs on SQLMesh's worker thread right after the model's last batch succeeded."""
+        request = self._request
+        if request is None or not self._is_model(name):
+            return
+        table = record.table.get("physical_table")
+        if request.row_counts and table:
+            self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
+        if self.on_model_ready is not None:
+            self.on_model_ready(
+                model_outcome(
+                    self.models[name],
+                    record,
+                    ModelStatus.EVALUATED,
+                    name in request.selected,
+                    record.table,
+                    row_count=self.row_counts.get(name),
+                )
+            )
 
     def _is_model(self, name: str) -> bool:
         spec = self.models.get(name)
@@ -86,7 +151,7 @@ class Planner:
         return {n for n in selected if self._is_model(n)} | missing_upstream
 
     def execute(self, request: ExecutionRequest) -> ExecutionResults:
-        started = time.time()
+        self._request = request
         planned = self.required_models(request.environment, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
@@ -116,14 +181,13 @@ class Planner:
                         excluded.setdefault(child, name)
                 planned -= set(excluded)
                 restate = set()  # what succeeded is recorded; a retry must not recompute it
-        return self._results(request, planned | set(excluded), excluded, started, attempts)
+        return self._results(request, planned | set(excluded), excluded, attempts)
 
     def _results(
         self,
         request: ExecutionRequest,
         involved: set[str],
         excluded: dict[str, str],
-        started: float,
         attempts: int,
     ) -> ExecutionResults:
         records = self.recorder.records
@@ -145,29 +209,25 @@ class Planner:
             else:
                 status = ModelStatus.UP_TO_DATE
             table = tables.get(name, {}) if status in _PROMOTED else {}
-            outcome = ModelOutcome(
-                model=name,
-                status=status,
-                selected=name in request.selected,
-                error=record.error if record else None,
+            physical = table.get("physical_table")
+            wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
+            if wants_count and name not in self.row_counts:
+                self.row_counts[name] = sqlmesh_api.count_rows(self.context, physical)
+            outcome = model_outcome(
+                self.models[name],
+                record,
+                status,
+                name in request.selected,
+                table,
                 failed_upstream=excluded.get(name) if status is ModelStatus.SKIPPED else None,
-                audits=_audit_outcomes(self.models[name], record),
-                intervals=list(record.intervals) if record else [],
-                duration_ms=record.duration_ms if record and record.evaluated_batches else None,
-                **table,
+                row_count=self.row_counts.get(name) if status is ModelStatus.EVALUATED else None,
             )
-            if request.row_counts and status is ModelStatus.EVALUATED and outcome.view:
-                outcome.row_count = sqlmesh_api.count_rows(self.context, outcome.view)
             outcomes[name] = outcome
-        return ExecutionResults(
-            execution_id=uuid.uuid4().hex,
-            environment=request.environment,
-            models=outcomes,
-            started_at=started,
-            finished_at=time.time(),
-            plan_attempts=attempts,
-            restated=request.restate,
-        )
+        results = request.header()
+        results.models = outcomes
+        results.finished_at = time.time()
+        results.plan_attempts = attempts
+        return results
 
 
 _PROMOTED = {ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE}

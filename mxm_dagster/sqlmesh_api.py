@@ -124,9 +124,35 @@ class _ForwardingConsole(NoopConsole):
         super().__init__()
         self._recorder = recorder
         self._current = threading.local()
+        self._naming_info: Any = None
+        self.view_dialect: str | None = None  # how view names are written, as in `promoted_tables`
+
+    def start_evaluation_progress(
+        self,
+        batched_intervals: dict[Any, Any],
+        environment_naming_info: Any,
+        default_catalog: str | None,
+        audit_only: bool = False,
+    ) -> None:
+        self._naming_info = environment_naming_info
+        self._recorder.batches_planned(
+            {snapshot.name: len(intervals) for snapshot, intervals in batched_intervals.items()}
+        )
 
     def start_snapshot_evaluation_progress(self, snapshot: Any, audit_only: bool = False) -> None:
         self._current.model = snapshot.name
+
+    def _table_info(self, snapshot: Any) -> dict[str, str]:
+        info = {
+            "snapshot_version": snapshot.version,
+            "fingerprint": snapshot.fingerprint.to_identifier(),
+            "physical_table": snapshot.table_name(),
+        }
+        if self._naming_info is not None:
+            info["view"] = snapshot.qualified_view_name.for_environment(
+                self._naming_info, dialect=self.view_dialect
+            )
+        return info
 
     def update_snapshot_evaluation_progress(
         self,
@@ -140,14 +166,15 @@ class _ForwardingConsole(NoopConsole):
         execution_stats: Any = None,
         auto_restatement_triggers: Any = None,
     ) -> None:
+        self._current.model = None
         self._recorder.evaluated(
             snapshot.name,
             (int(interval[0]), int(interval[1])),
             duration_ms,
             num_audits_passed,
             num_audits_failed,
+            lambda: self._table_info(snapshot),
         )
-        self._current.model = None
 
     def log_failed_models(self, errors: list[Any]) -> None:
         for error in errors:
@@ -207,14 +234,17 @@ def open_context(
 
     The console is global in SQLMesh and must be set before the Context is built.
     """
-    set_console(_ForwardingConsole(recorder or OutcomeRecorder()))
+    console = _ForwardingConsole(recorder or OutcomeRecorder())
+    set_console(console)
     try:
-        return Context(paths=project_dir, config={project_dir: config}, gateway=gateway)
+        context = Context(paths=project_dir, config={project_dir: config}, gateway=gateway)
     except Exception as exc:
         message = _ANSI.sub("", str(exc))
         raise ProjectLoadError(
             f"SQLMesh could not load the project at {project_dir}: {type(exc).__name__}: {message}"
         ) from exc
+    console.view_dialect = context.default_dialect
+    return context
 
 
 def close_context(context: Context) -> None:
@@ -372,7 +402,7 @@ def promoted_tables(context: Context, environment: str) -> dict[str, dict[str, s
     env = context.state_reader.get_environment(environment)
     if env is None:
         return {}
-    dialect = context.engine_adapter.dialect
+    dialect = context.default_dialect
     tables: dict[str, dict[str, str]] = {}
     for info in env.snapshots:
         tables[info.name] = {

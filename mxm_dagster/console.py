@@ -96,6 +96,10 @@ class OutcomeRecorder:
     def audit_failed(self, model: str, audit: AuditOutcome) -> None:
         with self._lock:
             self._record(model).audit_failures.append(audit)
+        kind = "blocking" if audit.blocking else "non-blocking"
+        self._log(
+            f"SQLMesh audit {audit.name} on {model} failed ({kind}): {audit.failed_rows} rows"
+        )
 
     def failed(self, model: str, error: str) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ finished results file. A per-project file lock makes runs that write the same wa
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from mxm_dagster.sqlmesh_api import close_context
 from mxm_dagster.warehouse import wait_until_writable
 
 RESTATE_TAG = "mxm/restate"
+PROGRESS_INTERVAL_SECONDS = 2.0
 _TRUE = {"1", "true", "yes"}
 _FINAL = {ModelStatus.FAILED, ModelStatus.SKIPPED}
 
@@ -43,6 +45,8 @@ class _Execution:
         self.thread: threading.Thread | None = None
         self._early: dict[str, ModelOutcome] = {}
         self._messages: list[str] = []
+        self._progress: list[str] = []
+        self._last_drain = 0.0
         self._reported: set[str] = set()
         self._finalized = False
         self._cond = threading.Condition()
@@ -60,6 +64,7 @@ class _Execution:
     def model_ready(self, outcome: ModelOutcome) -> None:
         with self._cond:
             self._early[outcome.model] = outcome
+            self._progress.append(f"{outcome.model} ({outcome.duration_ms} ms)")
             self._cond.notify_all()
 
     def log(self, message: str) -> None:
@@ -86,9 +91,21 @@ class _Execution:
             assert self.results is not None
             return self.results
 
-    def drain_messages(self) -> list[str]:
+    def drain_messages(self, force: bool = False) -> list[str]:
+        """SQLMesh's messages and per-model progress, at most every few seconds unless forced:
+        every log line is an event Dagster stores, so progress is batched, not one per model."""
         with self._cond:
+            now = time.monotonic()
+            if not force and now - self._last_drain < PROGRESS_INTERVAL_SECONDS:
+                return []
+            self._last_drain = now
             messages, self._messages = self._messages, []
+            if self._progress:
+                messages.append(
+                    f"SQLMesh evaluated {len(self._progress)} model(s): "
+                    + ", ".join(self._progress)
+                )
+                self._progress = []
             return messages
 
     def mark_reported(self, model: str) -> bool:
@@ -150,21 +167,17 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         execution = self._execution_for(context, model)
         outcome, results = execution.wait_for(model)
         last = execution.mark_reported(model)
-        if last or outcome is None or outcome.status in _FINAL:
+        final = last or outcome is None or outcome.status in _FINAL
+        if final:
             results = execution.wait_done()
             outcome = results.outcome(model)
             self._finalize(context, execution, results)
-        for message in execution.drain_messages():
+        for message in execution.drain_messages(force=final):
             context.log.info(message)
         if outcome is None:
             raise dg.Failure(
                 description=f"SQLMesh did not consider {model} in this run: it is not part of the "
                 "run's selection"
-            )
-        if outcome.status is ModelStatus.EVALUATED:
-            context.log.info(
-                f"SQLMesh evaluated {model}: {len(outcome.intervals)} interval batch(es) in "
-                f"{outcome.duration_ms} ms, {len(outcome.audits)} audits"
             )
         yield from events.step_events(
             outcome, results, selected_checks=context.selected_asset_check_keys

@@ -166,6 +166,11 @@ def materialize(
     return RunOutcome(instance, result.run_id, result.success)
 
 
+def evaluated_in(message: str, model: str) -> bool:
+    """Whether a progress line of the run's log says SQLMesh evaluated `model`."""
+    return message.startswith("SQLMesh evaluated") and f"{model} (" in message
+
+
 def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO, timeout: int = 600):
     """Run a command of the project's venv in a subprocess with the given extra environment."""
     full_env = {**os.environ, **env}

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from tests.conftest import RunOutcome, materialize, query, warehouse_objects
+from tests.conftest import RunOutcome, evaluated_in, materialize, query, warehouse_objects
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -140,7 +140,7 @@ def test_progress_and_provenance(clean_project: Path) -> None:
     result = materialize(clean_project)
     messages = result.messages()
     assert sum(SQLMESH_STARTS in m for m in messages) == 1
-    assert any('SQLMesh evaluated "warehouse"."raw"."numbers"' in m for m in messages)
+    assert any(evaluated_in(m, '"warehouse"."raw"."numbers"') for m in messages)
     meta = result.materializations()["raw/numbers"]
     for field in (
         "sqlmesh/outcome",

@@ -30,12 +30,20 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def measure(out: Path, cmd: list[str]) -> int:
+    started_at = time.time()
     start = time.perf_counter()
     returncode = subprocess.call(cmd)
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.write_text(
-        json.dumps({"wall_s": wall, "maxrss_mb": usage.ru_maxrss / 1024, "returncode": returncode})
+        json.dumps(
+            {
+                "wall_s": wall,
+                "maxrss_mb": usage.ru_maxrss / 1024,
+                "returncode": returncode,
+                "started_at": started_at,
+            }
+        )
     )
     return returncode
 

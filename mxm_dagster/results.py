@@ -90,17 +90,10 @@ class ExecutionResults:
 
 @dataclass
 class RunResults:
-    """The SQLMesh executions of one Dagster run: normally one; another only for models that had
-    to wait for a non-SQLMesh asset of the same run (see `selection.deferred_models`)."""
+    """The SQLMesh executions of one Dagster run, as stored for every step process: normally one;
+    another only for models that had to wait for a non-SQLMesh asset of the same run."""
 
     executions: list[ExecutionResults] = field(default_factory=list)
-
-    def find(self, model: str) -> tuple[ModelOutcome, ExecutionResults] | None:
-        for execution in self.executions:
-            outcome = execution.outcome(model)
-            if outcome is not None:
-                return outcome, execution
-        return None
 
     def considered(self) -> set[str]:
         return {name for execution in self.executions for name in execution.models}

@@ -28,6 +28,7 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
         "sqlmesh/execution_id": results.execution_id,
         "sqlmesh/environment": results.environment,
         "sqlmesh/selected": outcome.selected,
+        "sqlmesh/reported_before_promotion": outcome.early,
         "sqlmesh/restated": results.restated,
         "sqlmesh/snapshot_version": outcome.snapshot_version or "",
         "sqlmesh/fingerprint": outcome.fingerprint or "",
@@ -80,6 +81,12 @@ def step_events(
         yield dg.MaterializeResult(metadata=provenance(outcome, results), check_results=checks)
         return
     yield from checks
+    if outcome.status is ModelStatus.FAILED and results.plan_attempts == 0:
+        raise dg.Failure(
+            description=f"SQLMesh could not start for this run, so {model} was not evaluated: "
+            f"{outcome.error}",
+            metadata={"sqlmesh/model": model, "sqlmesh/execution_id": results.execution_id},
+        )
     if outcome.status is ModelStatus.FAILED:
         raise dg.Failure(
             description=f"SQLMesh model {model} failed: {outcome.error}",

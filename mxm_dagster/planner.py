@@ -125,16 +125,16 @@ class Planner:
         if request.row_counts and table:
             self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
         if self.on_model_ready is not None:
-            self.on_model_ready(
-                model_outcome(
-                    self.models[name],
-                    record,
-                    ModelStatus.EVALUATED,
-                    name in request.selected,
-                    record.table,
-                    row_count=self.row_counts.get(name),
-                )
+            outcome = model_outcome(
+                self.models[name],
+                record,
+                ModelStatus.EVALUATED,
+                name in request.selected,
+                record.table,
+                row_count=self.row_counts.get(name),
             )
+            outcome.early = True
+            self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
         spec = self.models.get(name)

@@ -71,8 +71,11 @@ class SQLMeshProject:
 
     @property
     def lock_path(self) -> Path:
-        """One lock file per project and gateway: runs that write the same warehouse take turns."""
-        return self.path / ".cache" / "mxm_dagster" / f"{self.gateway_name}.lock"
+        """One lock file per warehouse: runs that write the same DuckDB file take turns, whichever
+        gateway they name; other engines are keyed by gateway."""
+        target = str(self.warehouse_path) if self.warehouse_path else self.gateway_name
+        digest = hashlib.sha1(target.encode()).hexdigest()[:12]
+        return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
 
     def open_context(self, recorder: OutcomeRecorder | None = None) -> sqlmesh_api.Context:
         return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder)

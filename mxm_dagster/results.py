@@ -47,6 +47,8 @@ class ModelOutcome:
     physical_table: str | None = None
     view: str | None = None
     row_count: int | None = None
+    # True when reported as soon as the data was written, before SQLMesh promoted the environment
+    early: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

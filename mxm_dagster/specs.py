@@ -7,6 +7,8 @@ rebuild the asset graph from a cached JSON file without parsing the SQLMesh proj
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,6 @@ class ProjectSpec:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(self.to_json())
-        tmp.replace(path)
+        tmp.replace(path)  # atomic: two cold processes may both write; either file is whole

@@ -320,7 +320,7 @@ def kill_mid_evaluation(project: Path, home: Path, env: dict[str, str], scratch:
 
 def assert_nothing_held(project: Path, gateway: str, home: Path, run_id: str) -> None:
     """No lock outlives a killed run: project lock, the run's own lock, the DuckDB file."""
-    project_lock = project / ".cache" / "mxm_dagster" / f"{gateway}.lock"
+    project_lock = SQLMeshProject(path=project, gateway=gateway).lock_path
     assert project_lock.is_file(), "the killed run never took the project lock"
     assert lock_is_free(project_lock)
     run_lock = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.lock"
@@ -429,7 +429,7 @@ def test_killed_run_worker_loses_nothing(tmp_path: Path) -> None:
     assert state_tables(project / "warehouse.duckdb") == state_tables(
         reference / "warehouse.duckdb"
     )
-    assert lock_is_free(project / ".cache" / "mxm_dagster" / "local.lock")
+    assert lock_is_free(SQLMeshProject(path=project).lock_path)
 
 
 def test_two_runs_of_one_project_take_turns(tmp_path: Path) -> None:

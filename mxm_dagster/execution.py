@@ -30,6 +30,7 @@ from mxm_dagster.sqlmesh_api import close_context
 from mxm_dagster.warehouse import wait_until_writable
 
 RESTATE_TAG = "mxm/restate"
+EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick
 PROGRESS_INTERVAL_SECONDS = 2.0
 _TRUE = {"1", "true", "yes"}
 _FINAL = {ModelStatus.FAILED, ModelStatus.SKIPPED}
@@ -244,6 +245,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             restate=self._wants_restatement(context),
             row_counts=self.row_counts,
         )
+        if execution_time := context.run.tags.get(EXECUTION_TIME_TAG):
+            request.plan_options["execution_time"] = execution_time
         context.log.info(
             f"Running SQLMesh for {len(request.selected)} selected models in environment "
             f"{project.environment!r} of {project.path}"

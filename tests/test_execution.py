@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -196,3 +197,18 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 2
     assert run.materializations()["staging/readings"]["sqlmesh/outcome"] == "evaluated"
     assert query(database, "SELECT COUNT(*) FROM staging.readings") == [(7,)]
+
+
+def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
+    """Two days later every daily model has a new interval due: the next run evaluates it."""
+    first = materialize(clean_project)
+    assert first.success
+    (day_one,) = first.materializations()["raw/numbers"]["sqlmesh/intervals"]
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")
+    result = materialize(clean_project, tags={"mxm/execution_time": later})
+    assert result.success
+    mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    (day_three,) = mats["raw/numbers"]["sqlmesh/intervals"]
+    assert day_three[0] > day_one[0]
+    assert mats["staging/readings"]["sqlmesh/outcome"] == "evaluated"

@@ -144,3 +144,29 @@ def test_materialize_all_then_edited_models_only(
             ]
             assert not reported, f"{node.user_string}:{check.name} reported without running"
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after the up-to-date run")
+
+
+def test_broken_model_file_is_a_clear_load_error_and_reload_recovers(
+    dagster_dev: DagsterDev, e2e_project: Path
+) -> None:
+    """A syntax error shows as the code location's load error naming the file; fixing the file
+    and reloading recovers without restarting dagster dev."""
+    broken = e2e_project / "models" / "marts" / "zz_broken.sql"
+    broken.write_text("MODEL (name marts.zz_broken, kind FULL);\nSELECT FROM WHERE (((\n")
+    try:
+        entry = dagster_dev.graphql(
+            "mutation($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {"
+            " __typename ... on WorkspaceLocationEntry { loadStatus locationOrLoadError {"
+            " __typename ... on PythonError { message causes { message } } } } } }",
+            {"name": dagster_dev.location},
+            timeout=120,
+        )["reloadRepositoryLocation"]
+        error = entry["locationOrLoadError"]
+        assert error["__typename"] == "PythonError", entry
+        text = " ".join([error["message"], *(c["message"] for c in error["causes"])])
+        assert str(broken) in text
+        assert "Line 2" in text
+    finally:
+        broken.unlink()
+    dagster_dev.reload_location()
+    assert set(model_nodes(dagster_dev.asset_nodes())) == project_model_names(e2e_project)

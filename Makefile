@@ -17,8 +17,12 @@ setup: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	@touch $(DAGSTER_HOME)/dagster.yaml
 
+# Dagster's CLI wants a partition range once assets are partitioned: every partition up to the
+# last complete interval, in one run (python -m mxm_dagster.partitions prints it; ADR 5).
 run: setup
-	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*'
+	range="$$($(BIN)/python -m mxm_dagster.partitions)"; \
+	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*' \
+		$${range:+--partition-range "$$range"}
 	@$(BIN)/python -m mxm_dagster.where
 
 test: setup

@@ -57,6 +57,7 @@ class OutcomeRecorder:
         self._log = log or (lambda _msg: None)
         self.on_complete = on_complete
         self.records: dict[str, ModelRecord] = {}
+        self.destructive_changes: dict[str, str] = {}  # model -> what SQLMesh would drop
 
     def _record(self, model: str) -> ModelRecord:
         return self.records.setdefault(model, ModelRecord())
@@ -109,6 +110,10 @@ class OutcomeRecorder:
     def skipped(self, model: str) -> None:
         with self._lock:
             self._record(model).skipped = True
+
+    def destructive_change(self, model: str, details: str) -> None:
+        with self._lock:
+            self.destructive_changes[model] = details
 
     def message(self, text: str) -> None:
         self._log(text)

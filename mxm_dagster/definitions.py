@@ -6,8 +6,9 @@ import os
 
 import dagster as dg
 
+from mxm_dagster.automation import cron_sensor
 from mxm_dagster.execution import SQLMeshResultsResource
-from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets
+from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets, model_asset_keys
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.reference import landing_assets
 from mxm_dagster.translator import SQLMeshTranslator
@@ -37,6 +38,7 @@ def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
             *build_sqlmesh_assets(spec, project.path, translator, provided_keys=provided),
         ],
         resources={RESOURCE_KEY: SQLMeshResultsResource()},
+        sensors=[cron_sensor(list(spec.models), model_asset_keys(spec, translator))],
         executor=executor_from_env(),
     )
 

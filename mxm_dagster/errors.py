@@ -11,3 +11,7 @@ class ProjectLoadError(MxmDagsterError):
 
 class WarehouseBusyError(MxmDagsterError):
     """Another run or process holds the project lock or the warehouse file for too long."""
+
+
+class DestructiveChangeError(MxmDagsterError):
+    """SQLMesh would drop data of a forward-only model (e.g. a column) and it was not allowed."""

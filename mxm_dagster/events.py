@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from mxm_dagster import partitions
 from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 
 
@@ -66,6 +67,36 @@ def materialization_for(
         description="Evaluated by SQLMesh as an upstream dependency of this run's selection",
         metadata=provenance(outcome, results),
     )
+
+
+def partition_materializations(
+    key: dg.AssetKey,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    outcome: ModelOutcome,
+    results: ExecutionResults,
+) -> list[dg.AssetMaterialization]:
+    """One record per partition SQLMesh filled that the run's own output does not record.
+
+    A partitioned run's output records every partition of its range; SQLMesh may also fill
+    intervals outside it (gaps before the range), and an unpartitioned run's output records no
+    partition at all. These records keep the UI's partition view equal to SQLMesh's intervals.
+    """
+    if outcome.status is not ModelStatus.EVALUATED or not outcome.intervals:
+        return []
+    covered: set[str] = set()
+    if results.window is not None:
+        covered = set(partitions.keys_for_intervals(partitions_def, [results.window]))
+    metadata = provenance(outcome, results)
+    return [
+        dg.AssetMaterialization(
+            asset_key=key,
+            partition=partition,
+            description="Interval filled by SQLMesh in this run",
+            metadata=metadata,
+        )
+        for partition in partitions.keys_for_intervals(partitions_def, outcome.intervals)
+        if partition not in covered
+    ]
 
 
 def step_events(

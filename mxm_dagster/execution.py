@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from mxm_dagster import events, selection
 from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.locks import FileLock, file_lock
+from mxm_dagster.partitions import to_ms
 from mxm_dagster.planner import ExecutionRequest, Planner
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
@@ -144,6 +146,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         description=f"Recompute the selected models' intervals (also: run tag {RESTATE_TAG}=true)",
     )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
+    allow_destructive: list[str] = Field(
+        default_factory=list,
+        description="Forward-only models whose destructive changes (dropped columns) may be "
+        "applied: SQLMesh model names or patterns, ['*'] for all; default: refuse",
+    )
     lock_timeout_seconds: float = Field(
         default=1800, description="How long a run waits for another run of the same project"
     )
@@ -180,6 +187,12 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 description=f"SQLMesh did not consider {model} in this run: it is not part of the "
                 "run's selection"
             )
+        partitions_def = selection.partitions_def_of(context, context.asset_key)
+        if partitions_def is not None:
+            for record in events.partition_materializations(
+                context.asset_key, partitions_def, outcome, results
+            ):
+                context.log_event(record)
         yield from events.step_events(
             outcome, results, selected_checks=context.selected_asset_check_keys
         )
@@ -239,17 +252,22 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         keys_by_model = selection.model_keys(context)
         wanted = selection.models_for_run(context) - stored.considered()
         deferred = selection.deferred_models(context, wanted, keys_by_model)
+        window = selection.run_time_window(context)
         request = ExecutionRequest(
             environment=project.environment,
             selected=wanted - deferred,
             restate=self._wants_restatement(context),
             row_counts=self.row_counts,
+            window=(to_ms(window[0]), to_ms(window[1])) if window else None,
         )
         if execution_time := context.run.tags.get(EXECUTION_TIME_TAG):
             request.plan_options["execution_time"] = execution_time
+        if self.allow_destructive:
+            request.plan_options["allow_destructive_models"] = list(self.allow_destructive)
         context.log.info(
             f"Running SQLMesh for {len(request.selected)} selected models in environment "
             f"{project.environment!r} of {project.path}"
+            + (f" for {window[0].isoformat()} to {window[1].isoformat()}" if window else "")
             + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
         )
         execution = _Execution(request.header(), set(request.selected))
@@ -309,7 +327,15 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         for outcome in results.models.values():
             key = keys_by_model.get(outcome.model) or asset_key_for_model(outcome.model)
             if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
-                context.log_event(events.materialization_for(key, outcome, results))
+                partitions_def = selection.partitions_def_of(context, key)
+                if partitions_def is None:
+                    context.log_event(events.materialization_for(key, outcome, results))
+                    continue
+                unranged = replace(results, window=None)  # the run's output covers none
+                for record in events.partition_materializations(
+                    key, partitions_def, outcome, unranged
+                ):
+                    context.log_event(record)
         changed = sorted(
             name
             for name in execution.reported_early()

@@ -37,6 +37,14 @@ def _unique_keys(
     return keys
 
 
+def model_asset_keys(
+    project: ProjectSpec, translator: SQLMeshTranslator | None = None
+) -> dict[str, dg.AssetKey]:
+    """Model name -> asset key of every SQLMesh model (not external sources) of the project."""
+    keys = _unique_keys(project.models, translator or SQLMeshTranslator(project))
+    return {m.name: keys[m.name] for m in project.models if not m.is_external}
+
+
 def _model_asset(
     model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec], project_dir: str
 ) -> dg.AssetsDefinition:
@@ -52,6 +60,9 @@ def _model_asset(
         specs=[spec],
         check_specs=checks,
         can_subset=True,
+        # A partition range is one run, hence one SQLMesh execution; also what lets
+        # `dagster asset materialize --partition-range` run mixed selections in one run.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_dir},
         required_resource_keys={RESOURCE_KEY},
     )

@@ -11,11 +11,16 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.console import ModelRecord, OutcomeRecorder
+from mxm_dagster.errors import DestructiveChangeError
 from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.specs import ModelSpec, ProjectSpec
+
+PROD = "prod"  # SQLMesh's production environment
 
 
 @dataclass
@@ -26,6 +31,7 @@ class ExecutionRequest:
     selected: set[str]
     restate: bool = False
     row_counts: bool = True
+    window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
     plan_options: dict[str, object] = field(default_factory=dict)
     execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
@@ -39,7 +45,22 @@ class ExecutionRequest:
             started_at=self.started_at,
             finished_at=0.0,
             restated=self.restate,
+            window=self.window,
         )
+
+    def plan_window(self, restating: bool) -> dict[str, Any]:
+        """How a partitioned run's time span reaches SQLMesh's plan (see docs/adr/0005).
+
+        Restatements and non-prod environments take the span as start/end. A prod plan refuses
+        start/end without restatement, so it fills missing intervals up to the span's end by
+        planning as of that time (`execution_time`); earlier gaps are filled too.
+        """
+        if self.window is None:
+            return {}
+        start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in self.window)
+        if restating or self.environment != PROD:
+            return {"start": start, "end": end}
+        return {"execution_time": end}
 
 
 def _audit_outcomes(model: ModelSpec, record: ModelRecord | None) -> list[AuditOutcome]:
@@ -159,15 +180,19 @@ class Planner:
         while planned:
             attempts += 1
             try:
+                restating = sorted(restate & planned)
                 sqlmesh_api.apply_plan(
                     self.context,
                     request.environment,
                     select_models=sorted(planned),
-                    restate_models=sorted(restate & planned),
-                    **request.plan_options,  # type: ignore[arg-type]
+                    restate_models=restating,
+                    # an explicit option (the execution-time tag) wins over the window's default
+                    **{**request.plan_window(bool(restating)), **request.plan_options},  # type: ignore[arg-type]
                 )
                 break
             except Exception as exc:
+                if sqlmesh_api.is_destructive_refusal(exc):
+                    raise self._destructive_error(request, exc) from exc
                 failed = self.recorder.failed_models() & planned
                 if not sqlmesh_api.is_plan_failure(exc) or not failed:
                     raise
@@ -182,6 +207,23 @@ class Planner:
                 planned -= set(excluded)
                 restate = set()  # what succeeded is recorded; a retry must not recompute it
         return self._results(request, planned | set(excluded), excluded, attempts)
+
+    def _destructive_error(
+        self, request: ExecutionRequest, exc: BaseException
+    ) -> DestructiveChangeError:
+        """SQLMesh says so while planning (console) or while migrating the table (the error)."""
+        changes = dict(self.recorder.destructive_changes)
+        for model in sqlmesh_api.destructive_models(exc):
+            changes.setdefault(model, "")
+        models = ", ".join(sorted(changes)) or "a forward-only model"
+        details = "\n".join(v for v in changes.values() if v) or str(exc).strip()
+        return DestructiveChangeError(
+            f"SQLMesh refused a destructive change to {models} in environment "
+            f"{request.environment!r}: applying it would drop data of a forward-only model. "
+            "Nothing was changed. To allow it, set the resource config `allow_destructive` to "
+            f"the model names (e.g. {sorted(changes) or ['<model>']}) or ['*'], or revert the "
+            f"change.\n{details}".rstrip()
+        )
 
     def _results(
         self,

@@ -72,6 +72,7 @@ def landing_assets(
         # Run before the SQLMesh steps that are ready at the same time, so the run's one SQLMesh
         # execution already sees the landed data.
         op_tags={"dagster/priority": "100"},
+        backfill_policy=dg.BackfillPolicy.single_run(),  # joins partition-range runs (ADR 5)
     )
     def etf_daily_quotes(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         warehouse = project.warehouse_path

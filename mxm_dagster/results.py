@@ -70,6 +70,11 @@ class ExecutionResults:
     finished_at: float
     plan_attempts: int = 1
     restated: bool = False
+    window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
+
+    @property
+    def partitioned(self) -> bool:
+        return self.window is not None
 
     def outcome(self, model: str) -> ModelOutcome | None:
         return self.models.get(model)
@@ -87,6 +92,8 @@ class ExecutionResults:
     def from_dict(cls, raw: dict[str, Any]) -> ExecutionResults:
         raw = dict(raw)
         raw["models"] = {k: ModelOutcome.from_dict(v) for k, v in raw["models"].items()}
+        if raw.get("window") is not None:
+            raw["window"] = tuple(raw["window"])
         return cls(**raw)
 
 

@@ -7,8 +7,11 @@ set ("re-execute from failure" sets only the latter, to the failed and skipped s
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import dagster as dg
 
+from mxm_dagster import partitions
 from mxm_dagster.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 
 
@@ -90,3 +93,35 @@ def deferred_models(
                     seen.add(parent)
                     frontier.append(parent)
     return deferred
+
+
+_RANGE_START_TAG = "dagster/asset_partition_range_start"
+_RANGE_END_TAG = "dagster/asset_partition_range_end"
+_PARTITION_TAG = "dagster/partition"
+
+
+def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime] | None:
+    """The [start, end) span of a partitioned run, whichever step asks; None when unpartitioned.
+
+    Read from the run's tags and a time-partitioned asset of the run, because the asking step may
+    be an unpartitioned model of a partitioned run, which has no time window of its own.
+    """
+    tags = context.run.tags
+    start_key = tags.get(_RANGE_START_TAG) or tags.get(_PARTITION_TAG)
+    end_key = tags.get(_RANGE_END_TAG) or tags.get(_PARTITION_TAG)
+    if not start_key or not end_key:
+        return None
+    graph = _asset_graph(context)
+    for key in sorted(asset_keys_for_run(context), key=lambda k: k.to_user_string()):
+        partitions_def = graph.get(key).partitions_def if graph.has(key) else None
+        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            return partitions.window_for_keys(partitions_def, start_key, end_key)
+    return None
+
+
+def partitions_def_of(
+    context: dg.AssetExecutionContext, key: dg.AssetKey
+) -> dg.TimeWindowPartitionsDefinition | None:
+    graph = _asset_graph(context)
+    partitions_def = graph.get(key).partitions_def if graph.has(key) else None
+    return partitions_def if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None

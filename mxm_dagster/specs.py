@@ -50,6 +50,8 @@ class ModelSpec:
     cron: str | None = None
     interval_unit: str | None = None
     start: str | None = None
+    start_ms: int | None = None  # the start as SQLMesh resolves it (epoch ms, UTC); None if unset
+    cron_tz: str | None = None
     time_column: str | None = None
     grain: tuple[str, ...] = ()
     data_hash: str | None = None

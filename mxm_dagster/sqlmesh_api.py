@@ -19,7 +19,8 @@ from sqlmesh.core.config import Config
 from sqlmesh.core.config.categorizer import CategorizerConfig
 from sqlmesh.core.config.loader import load_configs
 from sqlmesh.core.console import NoopConsole, set_console
-from sqlmesh.utils.errors import NodeAuditsErrors
+from sqlmesh.utils.date import to_timestamp
+from sqlmesh.utils.errors import NodeAuditsErrors, PlanError, format_destructive_change_msg
 
 from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.errors import ProjectLoadError
@@ -217,6 +218,14 @@ class _ForwardingConsole(NoopConsole):
         else:
             self._recorder.message(f"SQLMesh warning: {short_message.strip()}")
 
+    def log_destructive_change(
+        self, snapshot_name: str, alter_operations: Any, dialect: str, error: bool = True
+    ) -> None:
+        self._recorder.destructive_change(
+            snapshot_name,
+            _ANSI.sub("", format_destructive_change_msg(snapshot_name, alter_operations, dialect)),
+        )
+
     def log_error(self, message: str) -> None:
         self._recorder.message(f"SQLMesh error: {message}")
 
@@ -307,6 +316,8 @@ def _model_spec(model: Any) -> ModelSpec:
         cron=None if is_external else model.cron,
         interval_unit=None if is_external else model.interval_unit.value,
         start=None if is_external or model.start is None else str(model.start),
+        start_ms=None if is_external or model.start is None else to_timestamp(model.start),
+        cron_tz=None if is_external or not model.cron_tz else str(model.cron_tz),
         time_column=time_column.column.name if time_column is not None else None,
         grain=tuple(g.sql() for g in getattr(model, "grains", ()) or ()),
         data_hash=model.data_hash,
@@ -422,8 +433,28 @@ def count_rows(context: Context, table: str) -> int | None:
     return int(row[0]) if row else None
 
 
+def is_destructive_refusal(exc: BaseException) -> bool:
+    """True when SQLMesh refused a plan because a forward-only model would lose data."""
+    return isinstance(exc, PlanError) and "destructive change" in str(exc).lower()
+
+
+_DESTRUCTIVE_MODEL = re.compile(r"forward-only model '(?P<model>.+?)'s schema")
+
+
+def destructive_models(exc: BaseException) -> list[str]:
+    """The models SQLMesh's destructive-change error names."""
+    return sorted({m["model"] for m in _DESTRUCTIVE_MODEL.finditer(str(exc))})
+
+
 def is_plan_failure(exc: BaseException) -> bool:
     """True for SQLMesh's "Plan application failed" after some models failed to evaluate."""
-    from sqlmesh.utils.errors import PlanError
-
     return isinstance(exc, PlanError) and "application failed" in str(exc).lower()
+
+
+def recorded_intervals(context: Context, environment: str) -> dict[str, list[tuple[int, int]]]:
+    """Per promoted model: the [start, end) epoch-ms intervals SQLMesh recorded as filled."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return {}
+    snapshots = context.state_reader.get_snapshots(env.snapshots).values()
+    return {s.name: [(int(a), int(b)) for a, b in s.intervals] for s in snapshots}

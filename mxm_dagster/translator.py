@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from mxm_dagster import partitions
 from mxm_dagster.names import safe_name
 from mxm_dagster.specs import ModelSpec, ProjectSpec
 
@@ -94,7 +95,8 @@ class SQLMeshTranslator:
         ]
 
     def get_partitions_def(self, model: ModelSpec) -> dg.PartitionsDefinition | None:
-        return None
+        """Time partitions (one per SQLMesh interval) for INCREMENTAL_BY_TIME_RANGE models."""
+        return partitions.partitions_def_for(model)
 
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
         return None

@@ -1,0 +1,115 @@
+"""Dagster time partitions <-> SQLMesh intervals: pure mapping, no SQLMesh and no run context.
+
+SQLMesh cuts an INCREMENTAL_BY_TIME_RANGE model's time into intervals of its interval unit,
+aligned on UTC boundaries from the model's start; its cron only says when intervals become due. A
+Dagster partition is therefore one SQLMesh interval: the window follows the interval unit (never the
+cron, which may tick at 06:00 for midnight-aligned daily intervals), in UTC, from the model start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from mxm_dagster.specs import ModelSpec
+
+TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
+
+# SQLMesh interval unit -> (Dagster cron of the window boundaries, partition key format)
+_WINDOWS: dict[str, tuple[str, str]] = {
+    "year": ("0 0 1 1 *", "%Y-%m-%d"),
+    "month": ("0 0 1 * *", "%Y-%m-%d"),
+    "day": ("0 0 * * *", "%Y-%m-%d"),
+    "hour": ("0 * * * *", "%Y-%m-%d-%H:%M"),
+    "half_hour": ("*/30 * * * *", "%Y-%m-%d-%H:%M"),
+    "quarter_hour": ("*/15 * * * *", "%Y-%m-%d-%H:%M"),
+    "five_minute": ("*/5 * * * *", "%Y-%m-%d-%H:%M"),
+}
+
+# SQLMesh accepts croniter's aliases; Dagster's automation wants five fields.
+_CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def dagster_cron(cron: str) -> str:
+    """A SQLMesh cron as Dagster's cron parser expects it (aliases spelled out)."""
+    return _CRON_ALIASES.get(cron.strip().lower(), cron.strip())
+
+
+def is_time_partitioned(model: ModelSpec) -> bool:
+    return (
+        model.kind in TIME_PARTITIONED_KINDS
+        and model.interval_unit in _WINDOWS
+        and model.start_ms is not None
+    )
+
+
+def partitions_def_for(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | None:
+    """One partition per SQLMesh interval of the model; None for models without time intervals.
+
+    The last partition is the last complete interval, as SQLMesh only fills complete intervals.
+    """
+    if not is_time_partitioned(model):
+        return None
+    cron, fmt = _WINDOWS[str(model.interval_unit)]
+    start = datetime.fromtimestamp(int(model.start_ms or 0) / 1000, tz=UTC)
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule=cron, start=start.strftime(fmt), fmt=fmt, timezone="UTC"
+    )
+
+
+def to_ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def window_for_keys(
+    partitions_def: dg.PartitionsDefinition, start_key: str, end_key: str
+) -> tuple[datetime, datetime]:
+    """The [start, end) time span from the first partition's start to the last one's end."""
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    first = partitions_def.time_window_for_partition_key(start_key)
+    last = partitions_def.time_window_for_partition_key(end_key)
+    return first.start, last.end
+
+
+def keys_for_intervals(
+    partitions_def: dg.PartitionsDefinition, intervals: Iterable[tuple[int, int]]
+) -> list[str]:
+    """Partition keys whose whole window lies inside the given [start, end) epoch-ms intervals."""
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    keys: list[str] = []
+    for start_ms, end_ms in intervals:
+        window = dg.TimeWindow(
+            datetime.fromtimestamp(start_ms / 1000, tz=UTC),
+            datetime.fromtimestamp(end_ms / 1000, tz=UTC),
+        )
+        keys.extend(partitions_def.get_partition_keys_in_time_window(window))
+    return sorted(set(keys))
+
+
+def full_range(models: Iterable[ModelSpec]) -> str | None:
+    """`first...last` partition keys valid for every time-partitioned model, for the CLI's
+    `--partition-range` (Dagster's CLI refuses partitioned assets without one)."""
+    defs = [d for d in (partitions_def_for(m) for m in models) if d is not None]
+    if not defs:
+        return None
+    firsts = [d.get_first_partition_key() for d in defs]
+    lasts = [d.get_last_partition_key() for d in defs]
+    if any(k is None for k in firsts + lasts):
+        return None
+    return f"{max(k for k in firsts if k)}...{min(k for k in lasts if k)}"
+
+
+if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: what `make run` passes on
+    from mxm_dagster.project import SQLMeshProject
+
+    print(full_range(SQLMeshProject.from_env().load_spec().models) or "")

@@ -1,0 +1,89 @@
+"""SQLMesh crons drive automation: a tick runs only the due models, in one SQLMesh execution."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from mxm_dagster.automation import SENSOR_NAME, due_models, run_requests
+from mxm_dagster.loader import model_asset_keys
+from mxm_dagster.project import SQLMeshProject
+from tests.conftest import RunOutcome, definitions_for
+
+KPI = "reporting/kpi_summary"
+SQLMESH_STARTS = "Running SQLMesh for"
+
+
+def far_month() -> int:
+    """A month whose first day is never within a day of now."""
+    return (datetime.now(tz=UTC).month + 5) % 12 + 1
+
+
+def with_monthly_kpi(project: Path, month: int) -> Path:
+    model = project / "models" / "kpi.sql"
+    model.write_text(model.read_text().replace("kind FULL)", f"kind FULL, cron '0 0 1 {month} *')"))
+    return project
+
+
+def test_due_models_follow_each_cron(clean_project: Path) -> None:
+    spec = SQLMeshProject(path=with_monthly_kpi(clean_project, 3)).load_spec()
+    models = [m for m in spec.models if not m.is_external]
+    before_midnight = datetime(2024, 3, 4, 23, 59, tzinfo=UTC)
+    after_midnight = before_midnight + timedelta(minutes=2)
+    daily = {m.name for m in due_models(models, before_midnight, after_midnight)}
+    assert daily == {m.name for m in models} - {'"warehouse"."reporting"."kpi-summary"'}
+    assert due_models(models, after_midnight, after_midnight + timedelta(hours=1)) == []
+    first_of_march = {
+        m.name
+        for m in due_models(
+            models, datetime(2024, 2, 29, 23, 0, tzinfo=UTC), datetime(2024, 3, 1, 0, 1, tzinfo=UTC)
+        )
+    }
+    assert first_of_march == {m.name for m in models}
+
+    keys = model_asset_keys(spec)
+    (request,) = run_requests(
+        due_models(models, before_midnight, after_midnight), keys, after_midnight
+    )
+    assert dg.AssetKey.from_user_string(KPI) not in request.asset_selection
+
+
+def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> None:
+    project = with_monthly_kpi(clean_project, far_month())
+    defs = definitions_for(project)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
+    assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
+    instance = dg.DagsterInstance.ephemeral()
+
+    first = sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(first, dg.SensorResult) and not first.run_requests  # only sets the cursor
+
+    yesterday = (datetime.now(tz=UTC) - timedelta(hours=25)).isoformat()
+    context = dg.build_sensor_context(
+        instance=instance, definitions=defs, cursor=json.dumps({"evaluated_at": yesterday})
+    )
+    tick = sensor(context)
+    assert isinstance(tick, dg.SensorResult)
+    (request,) = tick.run_requests or []
+    selected = {key.to_user_string() for key in request.asset_selection or []}
+    assert selected == {
+        "raw/numbers",
+        "staging/doubled",
+        "staging/readings",
+        "marts/healthy",
+    }
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        asset_selection=list(request.asset_selection or []),
+        instance=instance,
+        tags=request.tags,
+        raise_on_error=False,
+    )
+    run = RunOutcome(instance, result.run_id, result.success)
+    assert run.success
+    assert set(run.materializations()) == selected
+    assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1

@@ -131,6 +131,7 @@ class Planner:
         self.context = context
         self.project = project
         self.models = project.by_name()
+        self.all_models = {name for name, spec in self.models.items() if not spec.is_external}
         self.recorder = recorder
         self.on_model_ready = on_model_ready
         self.row_counts: dict[str, int | None] = {}
@@ -184,7 +185,8 @@ class Planner:
                 sqlmesh_api.apply_plan(
                     self.context,
                     request.environment,
-                    select_models=sorted(planned),
+                    # every model: no selection, which SQLMesh also plans fastest
+                    select_models=None if planned >= self.all_models else sorted(planned),
                     restate_models=restating,
                     # an explicit option (the execution-time tag) wins over the window's default
                     **{**request.plan_window(bool(restating)), **request.plan_options},  # type: ignore[arg-type]

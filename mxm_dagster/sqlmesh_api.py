@@ -7,9 +7,11 @@ upgrade that moves an internal API changes this file only.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import warnings
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -363,10 +365,22 @@ def environment_model_names(context: Context, environment: str) -> set[str]:
     return {s.name for s in env.snapshots} if env else set()
 
 
+@contextmanager
+def _recursion_headroom(names: int) -> Iterator[None]:
+    """SQLMesh joins selected model names into one `a | b | ...` expression and walks it
+    recursively: a thousand names need more than Python's default recursion limit."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, 2000 + 10 * names))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
 def apply_plan(
     context: Context,
     environment: str,
-    select_models: Collection[str],
+    select_models: Collection[str] | None,
     restate_models: Collection[str] = (),
     execution_time: Any = None,
     start: Any = None,
@@ -376,11 +390,35 @@ def apply_plan(
     """Plan and apply without prompts; raises SQLMesh's error when application fails.
 
     Changes are categorised automatically (every kind of model, Python included), so a model edit
-    never stops at a prompt.
+    never stops at a prompt. `select_models=None` plans every model.
     """
+    names = len(select_models or ()) + len(restate_models)
+    with _recursion_headroom(names):
+        _plan(
+            context,
+            environment,
+            select_models,
+            restate_models,
+            execution_time,
+            start,
+            end,
+            allow_destructive_models,
+        )
+
+
+def _plan(
+    context: Context,
+    environment: str,
+    select_models: Collection[str] | None,
+    restate_models: Collection[str],
+    execution_time: Any,
+    start: Any,
+    end: Any,
+    allow_destructive_models: Collection[str],
+) -> None:
     context.plan(
         environment,
-        select_models=list(select_models),
+        select_models=list(select_models) if select_models is not None else None,
         restate_models=list(restate_models) or None,
         execution_time=execution_time,
         start=start,

@@ -8,7 +8,14 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from tests.conftest import RunOutcome, evaluated_in, materialize, query, warehouse_objects
+from tests.conftest import (
+    RunOutcome,
+    evaluated_in,
+    materialize,
+    query,
+    views,
+    warehouse_objects,
+)
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -212,3 +219,16 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     (day_three,) = mats["raw/numbers"]["sqlmesh/intervals"]
     assert day_three[0] > day_one[0]
     assert mats["staging/readings"]["sqlmesh/outcome"] == "evaluated"
+
+
+def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Path) -> None:
+    """SQLMesh walks `a | b | ...` recursively: 1500 names exceed Python's default limit."""
+    from mxm_dagster import sqlmesh_api
+    from mxm_dagster.project import SQLMeshProject
+
+    context = SQLMeshProject(path=clean_project).open_context()
+    try:
+        sqlmesh_api.apply_plan(context, "prod", ['"warehouse"."raw"."numbers"'] * 1500)
+    finally:
+        sqlmesh_api.close_context(context)
+    assert ("raw", "numbers") in views(clean_project / "warehouse.duckdb")

@@ -484,8 +484,11 @@ class DagsterDev:
             )
         return result
 
-    def launch_assets(self, nodes: Iterable[AssetNode]) -> str:
-        """Materialize these assets and their checks, as the UI's Materialize button does."""
+    def launch_assets(
+        self, nodes: Iterable[AssetNode], partition_range: tuple[str, str] | None = None
+    ) -> str:
+        """Materialize these assets and their checks, as the UI's Materialize button does; with a
+        partition range as one run over it (the single-run backfill the launchpad starts)."""
         nodes = list(nodes)
         selector = {
             "repositoryLocationName": self.location,
@@ -496,11 +499,20 @@ class DagsterDev:
                 {"assetKey": _key_input(n.key), "name": c.name} for n in nodes for c in n.checks
             ],
         }
+        tags = (
+            [
+                {"key": "dagster/asset_partition_range_start", "value": partition_range[0]},
+                {"key": "dagster/asset_partition_range_end", "value": partition_range[1]},
+            ]
+            if partition_range
+            else []
+        )
+        metadata = {"tags": tags}
         result = self.graphql(
             "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {"
             " __typename ... on LaunchRunSuccess { run { runId } }"
             " ... on Error { message } } }",
-            {"params": {"selector": selector, "mode": "default"}},
+            {"params": {"selector": selector, "mode": "default", "executionMetadata": metadata}},
         )["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
             raise GraphQLError(f"launchRun: {result['__typename']}: {result.get('message')}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mxm_dagster.partitions import full_range
+from mxm_dagster.project import SQLMeshProject
 from tests.e2e.dagster_dev import (
     AssetNode,
     AssetPath,
@@ -66,7 +68,13 @@ def test_materialize_all_then_edited_models_only(
     models = model_nodes(nodes)
 
     # Everything, on a fresh warehouse: SQLMesh evaluates every model, once for the whole run.
-    first_run = dagster_dev.launch_assets(n for n in nodes.values() if n.materializable)
+    # The daily INCREMENTAL_BY_TIME_RANGE models are partitioned: "materialize everything" is one
+    # run over their whole partition range (ADR 5).
+    spec = SQLMeshProject(path=e2e_project).load_spec()
+    first, last = full_range(spec.models).split("...")
+    first_run = dagster_dev.launch_assets(
+        (n for n in nodes.values() if n.materializable), partition_range=(first, last)
+    )
     assert_run_succeeded(dagster_dev, first_run)
     materialized = dagster_dev.run_materializations(first_run)
     assert sorted(m.key for m in materialized) == sorted(

@@ -34,6 +34,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generate_project import DATABASE_FILE, SCHEMAS, SEED_MODEL, generate, leaf_models
+from benchmarks.generate_project import (
+    DATABASE_FILE,
+    SCHEMAS,
+    SEED_MODEL,
+    generate,
+    leaf_models,
+    plan_models,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO_ROOT / "benchmarks" / "out"
@@ -141,19 +149,21 @@ class Harness:
         log = self.logdir / f"{self._counter:03d}_{label}.log"
         result_file = self.workdir / f"{self._counter:03d}_{label}.json"
         wrapper = [sys.executable, "-m", "benchmarks._child", "measure", str(result_file), "--"]
+        # Own process group, so a timeout ends the measured command too, not only the wrapper.
+        proc = subprocess.Popen(
+            wrapper + cmd,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                wrapper + cmd,
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                timeout=self.timeout_s,
-            )
-            output = proc.stdout
-        except subprocess.TimeoutExpired as exc:
-            output = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else ""
+            output, _ = proc.communicate(timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
             output += f"\nTIMEOUT after {self.timeout_s} s"
         log.write_text(f"$ (cd {cwd} && {' '.join(cmd)})\n{output}")
         if result_file.exists():
@@ -441,8 +451,6 @@ def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
 
 
 def scenario_one(h: Harness, n: int, repeats: int) -> dict[str, Any]:
-    from benchmarks.generate_project import plan_models
-
     specs = plan_models(n)
     target = leaf_models(specs)[-1]
     project = h.fresh_copy(n, "one")
@@ -531,42 +539,50 @@ def _fmt(value: float | None, unit: str = "s") -> str:
     return f"{value:.2f}{unit}"
 
 
-def format_table(results: list[dict[str, Any]]) -> str:
-    rows = [("scenario", "N", "baseline", "dagster", "ratio", "target")]
+def _side(sides: dict[str, Any], name: str, with_rss: bool = False) -> str:
+    """A side's median (and peak RSS), or FAILED when it has failures and no good sample."""
+    side = sides.get(name, {})
+    if side.get("median_s") is None:
+        return "FAILED" if side.get("failures") else "—"
+    text = _fmt(side["median_s"])
+    if with_rss:
+        text += f", {side['peak_rss_mb']:.0f} MB"
+    return text
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Rows of medians and ratios: one per full/one/multiprocess result, four per load result."""
+    rows: list[tuple[str, ...]] = [
+        ("scenario", "N", "raw SQLMesh", "mxm_dagster", "ratio", "target")
+    ]
     for r in results:
         sides = r.get("sides", {})
         name, n = r["scenario"], str(r["n_models"])
         if name in ("full", "one"):
-            rows.append(
-                (
-                    name,
-                    n,
-                    f"raw {_fmt(sides.get('raw', {}).get('median_s'))}",
-                    _fmt(sides.get("dagster", {}).get("median_s")),
-                    _fmt(r.get("ratio"), "x"),
-                    f"<= {r['target']}x",
-                )
-            )
+            target = f"≤ {r['target']}x" if "target" in r else ""
+            raw, dag = _side(sides, "raw", True), _side(sides, "dagster", True)
+            rows.append((name, n, raw, dag, _fmt(r.get("ratio"), "x"), target))
         elif name == "load":
             for t in ("cold", "warm"):
-                d, s = sides.get(f"dagster_{t}", {}), sides.get(f"sqlmesh_{t}", {})
                 rows.append(
                     (
                         f"load {t}",
                         n,
-                        f"Context {_fmt(s.get('median_s'))} {_fmt(s.get('peak_rss_mb'), ' MB')}",
-                        f"{_fmt(d.get('median_s'))} {_fmt(d.get('peak_rss_mb'), ' MB')}",
+                        "Context " + _side(sides, f"sqlmesh_{t}", True),
+                        _side(sides, f"dagster_{t}", True),
                         f"{_fmt(r.get(f'ratio_{t}'), 'x')} "
-                        f"(mem {_fmt(r.get(f'rss_ratio_{t}'), 'x')})",
-                        f"<= {r['target']}x",
+                        f"(memory {_fmt(r.get(f'rss_ratio_{t}'), 'x')})",
+                        f"≤ {r['target']}x",
                     )
                 )
+                s_ph = sides.get(f"sqlmesh_{t}", {}).get("median_phases", {})
+                d_ph = sides.get(f"dagster_{t}", {}).get("median_phases", {})
                 rows.append(
                     (
-                        f"  excl. imports ({t})",
+                        f"load {t}, after imports",
                         n,
-                        _fmt(s.get("median_phases", {}).get("load_s")),
-                        _fmt(d.get("median_phases", {}).get("load_s")),
+                        "Context " + _fmt(s_ph.get("load_s")),
+                        _fmt(d_ph.get("load_s")),
                         _fmt(r.get(f"ratio_{t}_excluding_imports"), "x"),
                         "",
                     )
@@ -574,18 +590,41 @@ def format_table(results: list[dict[str, Any]]) -> str:
         elif name == "multiprocess":
             rows.append(
                 (
-                    name,
+                    "multiprocess executor",
                     n,
-                    f"in-process {_fmt(sides.get('dagster', {}).get('median_s'))}",
-                    f"mp {_fmt(sides.get('dagster_mp', {}).get('median_s'))}",
-                    _fmt(r.get("ratio"), "x"),
-                    f"raw {_fmt(sides.get('raw', {}).get('median_s'))}",
+                    _side(sides, "raw"),
+                    f"in-process {_side(sides, 'dagster')}, "
+                    f"multiprocess {_side(sides, 'dagster_mp')}",
+                    f"{_fmt(r.get('ratio'), 'x')} of in-process",
+                    "",
                 )
             )
+    return rows
+
+
+def format_table(results: list[dict[str, Any]], markdown: bool = False) -> str:
+    rows = table_rows(results)
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in rows]
+        lines.insert(1, "|" + "---|" * len(rows[0]))
+        return "\n".join(lines)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The results section of docs/benchmarks.md for one JSON report."""
+    m = report["machine"]
+    v = m["versions"]
+    return (
+        f"Run {report['started']} ({report['duration_s'] / 60:.0f} min): "
+        f"{m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, dagster {v['dagster']}, "
+        f"sqlmesh {v['sqlmesh']}, duckdb {v['duckdb']}; load average at start "
+        f"{m['loadavg_1_5_15'][0]:.1f}. Medians of {report['results'][0]['repeats']} "
+        "(seconds, peak RSS).\n\n" + format_table(report["results"], markdown=True)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,6 +652,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--render", type=Path, help="print a stored JSON result as markdown and exit"
+    )
+    parser.add_argument(
         "--initialised-instance",
         action="store_true",
         help="give each Dagster run a copy of an already initialised (but run-less) DAGSTER_HOME "
@@ -635,6 +677,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(args.render.read_text())))
+        return 0
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mxm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,11 +19,10 @@ import dagster as dg
 from croniter import croniter
 
 from mxm_dagster.partitions import dagster_cron, partitions_def_for
+from mxm_dagster.selection import RANGE_END_TAG, RANGE_START_TAG
 from mxm_dagster.specs import ModelSpec
 
 SENSOR_NAME = "sqlmesh_cron"
-_RANGE_START_TAG = "dagster/asset_partition_range_start"
-_RANGE_END_TAG = "dagster/asset_partition_range_end"
 TICK_TAG = "mxm/cron_tick"
 
 
@@ -67,7 +66,7 @@ def run_requests(
             last = partitions_defs[group].get_last_partition_key(current_time=now)
             if last is None:
                 continue
-            tags.update({_RANGE_START_TAG: last, _RANGE_END_TAG: last})
+            tags.update({RANGE_START_TAG: last, RANGE_END_TAG: last})
         requests.append(
             dg.RunRequest(asset_selection=sorted(keys[m.name] for m in members), tags=tags)
         )

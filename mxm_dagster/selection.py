@@ -95,9 +95,9 @@ def deferred_models(
     return deferred
 
 
-_RANGE_START_TAG = "dagster/asset_partition_range_start"
-_RANGE_END_TAG = "dagster/asset_partition_range_end"
-_PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
 
 
 def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime] | None:
@@ -107,8 +107,8 @@ def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, dateti
     be an unpartitioned model of a partitioned run, which has no time window of its own.
     """
     tags = context.run.tags
-    start_key = tags.get(_RANGE_START_TAG) or tags.get(_PARTITION_TAG)
-    end_key = tags.get(_RANGE_END_TAG) or tags.get(_PARTITION_TAG)
+    start_key = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    end_key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
     if not start_key or not end_key:
         return None
     graph = _asset_graph(context)

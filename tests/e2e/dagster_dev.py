@@ -56,6 +56,9 @@ run_launcher:
 AssetPath = tuple[str, ...]
 
 
+LAUNCH_TIMEOUT = 300.0
+
+
 class GraphQLError(RuntimeError):
     """The webserver answered, but not with what the query asked for."""
 
@@ -513,6 +516,8 @@ class DagsterDev:
             " __typename ... on LaunchRunSuccess { run { runId } }"
             " ... on Error { message } } }",
             {"params": {"selector": selector, "mode": "default", "executionMetadata": metadata}},
+            # launching a range stores a "planned" event per partition and asset before it answers
+            timeout=LAUNCH_TIMEOUT,
         )["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
             raise GraphQLError(f"launchRun: {result['__typename']}: {result.get('message')}")

@@ -58,6 +58,7 @@ class _Execution:
     def finished(cls, results: ExecutionResults) -> _Execution:
         execution = cls(results, set(results.models))
         execution.results = results
+        execution._finalized = True  # the process that ran it records what it owes
         return execution
 
     def covers(self, model: str) -> bool:
@@ -127,6 +128,10 @@ class _Execution:
             return claimed
 
 
+def _steps_share_process(context: dg.AssetExecutionContext) -> bool:
+    return context.job_def.executor_def.name == dg.in_process_executor.name
+
+
 _process_lock = threading.Lock()
 _executions_by_run: dict[str, list[_Execution]] = {}
 
@@ -175,7 +180,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         execution = self._execution_for(context, model)
         outcome, results = execution.wait_for(model)
         last = execution.mark_reported(model)
-        final = last or outcome is None or outcome.status in _FINAL
+        # A step process of the multiprocess executor that started SQLMesh is the only one that
+        # can record what the execution owes, so it waits for the end (as the last step does
+        # in-process).
+        started_in_own_process = execution.thread is not None and not _steps_share_process(context)
+        final = last or started_in_own_process or outcome is None or outcome.status in _FINAL
         if final:
             results = execution.wait_done()
             outcome = results.outcome(model)

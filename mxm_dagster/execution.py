@@ -21,15 +21,13 @@ import dagster as dg
 from pydantic import Field
 
 from mxm_dagster import events, selection
-from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.locks import FileLock, file_lock
+from mxm_dagster.locks import FileLock
 from mxm_dagster.partitions import to_ms
-from mxm_dagster.planner import ExecutionRequest, Planner
+from mxm_dagster.planner import ExecutionRequest
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
-from mxm_dagster.sqlmesh_api import close_context
-from mxm_dagster.warehouse import wait_until_writable
+from mxm_dagster.sqlmesh_process import ExecutionFailed, SQLMeshJob, run_in_child
 
 RESTATE_TAG = "mxm/restate"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick
@@ -256,7 +254,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         results_file: Path,
         run_lock: FileLock,
     ) -> _Execution:
-        """Start SQLMesh on a thread that owns `run_lock` until the results are on disk."""
+        """Start SQLMesh in a child process, watched by a thread that owns `run_lock` until the
+        results are on disk."""
         project = self.project(context)
         keys_by_model = selection.model_keys(context)
         wanted = selection.models_for_run(context) - stored.considered()
@@ -281,14 +280,19 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         )
         execution = _Execution(request.header(), set(request.selected))
 
+        job = SQLMeshJob(project, request, self.lock_timeout_seconds, self.warehouse_wait_seconds)
+
         def work() -> None:
+            error: str | None = None
             try:
-                results = self._execute(project, request, execution)
+                results = run_in_child(job, execution.log, execution.model_ready)
+            except ExecutionFailed as exc:
+                error = str(exc)
             except Exception as exc:
-                execution.log(f"SQLMesh execution failed: {type(exc).__name__}: {exc}")
-                results = ExecutionResults.not_started(
-                    project.environment, request.selected, f"{type(exc).__name__}: {exc}"
-                )
+                error = f"{type(exc).__name__}: {exc}"
+            if error is not None:
+                execution.log(f"SQLMesh execution failed: {error}")
+                results = ExecutionResults.not_started(project.environment, request.selected, error)
             try:
                 stored.executions.append(results)
                 stored.write(results_file)
@@ -301,28 +305,6 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         )
         execution.thread.start()
         return execution
-
-    def _execute(
-        self, project: SQLMeshProject, request: ExecutionRequest, execution: _Execution
-    ) -> ExecutionResults:
-        spec = project.load_spec()  # from the cache the code server wrote
-        recorder = OutcomeRecorder(log=execution.log)
-        with file_lock(
-            project.lock_path,
-            timeout_seconds=self.lock_timeout_seconds,
-            on_wait=execution.log,
-            what="SQLMesh project lock",
-        ):
-            if project.warehouse_path is not None:
-                wait_until_writable(
-                    project.warehouse_path, self.warehouse_wait_seconds, execution.log
-                )
-            sqlmesh_context = project.open_context(recorder)
-            try:
-                planner = Planner(sqlmesh_context, spec, recorder, execution.model_ready)
-                return planner.execute(request)
-            finally:
-                close_context(sqlmesh_context)
 
     @staticmethod
     def _finalize(

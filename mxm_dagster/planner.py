@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,18 @@ class ExecutionRequest:
     plan_options: dict[str, object] = field(default_factory=dict)
     execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for the SQLMesh child process."""
+        return {**asdict(self), "selected": sorted(self.selected)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExecutionRequest:
+        raw = dict(raw)
+        raw["selected"] = set(raw["selected"])
+        if raw.get("window") is not None:
+            raw["window"] = tuple(raw["window"])
+        return cls(**raw)
 
     def header(self) -> ExecutionResults:
         """The execution's identity before any model has finished: what early reports cite."""

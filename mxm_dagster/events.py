@@ -28,6 +28,7 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
         "sqlmesh/outcome": outcome.status.value,
         "sqlmesh/execution_id": results.execution_id,
         "sqlmesh/environment": results.environment,
+        "sqlmesh/command": results.command,
         "sqlmesh/selected": outcome.selected,
         "sqlmesh/reported_before_promotion": outcome.early,
         "sqlmesh/restated": results.restated,

@@ -36,6 +36,15 @@ class ExecutionRequest:
     execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: float = field(default_factory=time.time)
 
+    @property
+    def can_run(self) -> bool:
+        """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
+        return (
+            not self.restate
+            and self.window is None
+            and not self.plan_options.get("allow_destructive_models")
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the SQLMesh child process."""
         return {**asdict(self), "selected": sorted(self.selected)}
@@ -147,7 +156,9 @@ class Planner:
         self.recorder = recorder
         self.on_model_ready = on_model_ready
         self.row_counts: dict[str, int | None] = {}
+        self.serving_plan_id: str | None = None  # set when the environment serves the project
         self._request: ExecutionRequest | None = None
+        self._promoting = True
         recorder.on_complete = self._model_completed
 
     def _model_completed(self, name: str, record: ModelRecord) -> None:
@@ -167,7 +178,7 @@ class Planner:
                 record.table,
                 row_count=self.row_counts.get(name),
             )
-            outcome.early = True
+            outcome.early = self._promoting
             self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
@@ -184,8 +195,15 @@ class Planner:
         }
         return {n for n in selected if self._is_model(n)} | missing_upstream
 
-    def execute(self, request: ExecutionRequest) -> ExecutionResults:
+    def execute(
+        self, request: ExecutionRequest, known_plan_id: str | None = None
+    ) -> ExecutionResults:
+        """Plan (and re-plan without failures) or, when `known_plan_id` says the environment
+        already serves this project unchanged, run: same intervals, no fingerprinting."""
         self._request = request
+        if request.can_run and known_plan_id is not None:
+            if sqlmesh_api.finalized_plan_id(self.context, request.environment) == known_plan_id:
+                return self._run(request, known_plan_id)
         planned = self.required_models(request.environment, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
@@ -220,7 +238,32 @@ class Planner:
                         excluded.setdefault(child, name)
                 planned -= set(excluded)
                 restate = set()  # what succeeded is recorded; a retry must not recompute it
+        if not excluded and (
+            planned >= self.all_models  # a plan of every model deploys the project as it is
+            or sqlmesh_api.serves_project(self.context, request.environment)
+        ):
+            self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
         return self._results(request, planned | set(excluded), excluded, attempts)
+
+    def _run(self, request: ExecutionRequest, plan_id: str) -> ExecutionResults:
+        """`sqlmesh run` for the selection: views already point at the tables it writes."""
+        self._promoting = False
+        selected = {n for n in request.selected if self._is_model(n)}
+        sqlmesh_api.run_models(
+            self.context,
+            request.environment,
+            select_models=None if selected >= self.all_models else sorted(selected),
+            execution_time=request.plan_options.get("execution_time"),
+        )
+        excluded = {
+            child: failed
+            for failed in self.recorder.failed_models()
+            for child in sqlmesh_api.downstream(self.context, [failed]) & selected
+        }
+        self.serving_plan_id = plan_id
+        results = self._results(request, selected | set(excluded), excluded, attempts=0)
+        results.command = "run"
+        return results
 
     def _destructive_error(
         self, request: ExecutionRequest, exc: BaseException

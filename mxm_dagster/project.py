@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -98,6 +99,26 @@ class SQLMeshProject:
                 if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
                     files.append(Path(root) / name)
         return files
+
+    def _serving_file(self) -> Path:
+        return self.lock_path.with_name(f"{self.lock_path.stem}-{self.environment}-serving.json")
+
+    def known_plan_id(self, fingerprint: str) -> str | None:
+        """The plan that, when this code location last looked, made the environment serve
+        exactly these project files (`fingerprint`): while it is still the environment's plan,
+        a run needs no plan of its own."""
+        try:
+            marker = json.loads(self._serving_file().read_text())
+        except (OSError, ValueError):
+            return None
+        return marker.get("plan_id") if marker.get("fingerprint") == fingerprint else None
+
+    def remember_plan_id(self, fingerprint: str, plan_id: str) -> None:
+        file = self._serving_file()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(file.name + ".tmp")
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "plan_id": plan_id}))
+        tmp.replace(file)
 
     def load_spec(self) -> ProjectSpec:
         """The project's models, from the spec cache when the project files are unchanged.

@@ -69,6 +69,7 @@ class ExecutionResults:
     started_at: float
     finished_at: float
     plan_attempts: int = 1
+    command: str = "plan"  # "run" when the environment already served the project (no plan)
     restated: bool = False
     window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
 

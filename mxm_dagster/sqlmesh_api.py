@@ -432,6 +432,44 @@ def _plan(
     )
 
 
+def run_models(
+    context: Context,
+    environment: str,
+    select_models: Collection[str] | None,
+    execution_time: Any = None,
+) -> None:
+    """Evaluate missing intervals of an environment that already serves the project as it is.
+
+    No plan: nothing is fingerprinted or promoted, which is what makes `sqlmesh run` cheap. Every
+    missing complete interval counts, due by cron or not, as a plan would fill it; the janitor is
+    left to `sqlmesh janitor`. Failures reach the console like a plan's; nothing is raised.
+    """
+    with _recursion_headroom(len(select_models or ())):
+        context.run(
+            environment,
+            select_models=list(select_models) if select_models is not None else None,
+            execution_time=execution_time,
+            ignore_cron=True,
+            skip_janitor=True,
+        )
+
+
+def finalized_plan_id(context: Context, environment: str) -> str | None:
+    """The id of the plan that last finished updating `environment`, if any."""
+    env = context.state_reader.get_environment(environment)
+    return env.plan_id if env is not None and env.finalized_ts else None
+
+
+def serves_project(context: Context, environment: str) -> bool:
+    """True when `environment` holds exactly the snapshots of the loaded project (no edits left
+    to plan). Fingerprints every model: call it after a plan, which computed them anyway."""
+    env = context.state_reader.get_environment(environment)
+    if env is None or not env.finalized_ts:
+        return False
+    local = {s.snapshot_id for s in context.snapshots.values()}
+    return local == {s.snapshot_id for s in env.snapshots}
+
+
 def downstream(context: Context, names: Iterable[str]) -> set[str]:
     result: set[str] = set()
     for name in names:
@@ -461,6 +499,16 @@ def promoted_tables(context: Context, environment: str) -> dict[str, dict[str, s
             "view": info.qualified_view_name.for_environment(env.naming_info, dialect=dialect),
         }
     return tables
+
+
+def remove_latest_interval(context: Context, environment: str, model: str) -> tuple[int, int]:
+    """Forget the newest interval SQLMesh recorded for `model` (as if it were never filled)."""
+    env = context.state_reader.get_environment(environment)
+    info = next(s for s in (env.snapshots if env else []) if s.name == model)
+    snapshot = context.state_reader.get_snapshots([info.snapshot_id])[info.snapshot_id]
+    latest = snapshot.intervals[-1]
+    context.state_sync.remove_intervals([(snapshot, latest)], remove_shared_versions=True)
+    return int(latest[0]), int(latest[1])
 
 
 def count_rows(context: Context, table: str) -> int | None:

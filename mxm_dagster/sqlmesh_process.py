@@ -144,6 +144,7 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
 
     project = job.project
     spec = project.load_spec()  # from the cache the code server wrote
+    fingerprint = project.fingerprint()
     recorder = OutcomeRecorder(log=log)
     with file_lock(
         project.lock_path,
@@ -155,9 +156,13 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
             wait_until_writable(project.warehouse_path, job.warehouse_wait_seconds, log)
         sqlmesh_context = project.open_context(recorder)
         try:
-            return Planner(sqlmesh_context, spec, recorder, model_ready).execute(job.request)
+            planner = Planner(sqlmesh_context, spec, recorder, model_ready)
+            results = planner.execute(job.request, project.known_plan_id(fingerprint))
         finally:
             close_context(sqlmesh_context)
+        if planner.serving_plan_id is not None:
+            project.remember_plan_id(fingerprint, planner.serving_plan_id)
+        return results
 
 
 def main() -> None:

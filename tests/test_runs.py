@@ -90,6 +90,33 @@ def test_sqlmesh_runs_once_per_run(executor: str, clean_project: Path, tmp_path:
     assert len({m["sqlmesh/execution_id"] for m in run.materializations().values()}) == 1
 
 
+def test_multiprocess_subset_records_missing_upstream_once(
+    clean_project: Path, tmp_path: Path
+) -> None:
+    """On a fresh warehouse SQLMesh must build the selection's upstream models too; under the
+    multiprocess executor the step process that ran SQLMesh records them, exactly once."""
+    home = dagster_home(tmp_path)
+    done = run_cli(
+        [
+            "dagster", "asset", "materialize", "-m", "mxm_dagster.definitions",
+            "--select", "marts/healthy",
+        ],
+        environment(clean_project, home, MXM_DAGSTER_EXECUTOR="multiprocess"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs(home)
+    assert run.success
+    recorded = [
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in run.events("ASSET_MATERIALIZATION")
+    ]
+    assert sorted(recorded) == ["marts/healthy", "raw/numbers", "staging/doubled"]
+    mats = run.materializations()
+    assert mats["raw/numbers"]["sqlmesh/selected"] is False
+    assert mats["marts/healthy"]["sqlmesh/selected"] is True
+    assert executions_in_results_file(home, run.run_id) == 1
+
+
 def test_reexecute_from_failure_runs_only_failed_and_skipped(
     faulty_project: Path, tmp_path: Path
 ) -> None:

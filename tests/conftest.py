@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -182,3 +183,26 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path = REPO, timeout: int
         text=True,
         timeout=timeout,
     )
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def environment(project: Path, home: Path, **extra: str) -> dict[str, str]:
+    return {"MXM_SQLMESH_PROJECT": str(project), "DAGSTER_HOME": str(home), **extra}
+
+
+def runs(home: Path) -> list[RunOutcome]:
+    """Every run the instance recorded, oldest first."""
+    instance = dg.DagsterInstance.from_config(str(home))
+    records = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
+    return [RunOutcome(instance, r.dagster_run.run_id, r.dagster_run.is_success) for r in records]
+
+
+def executions_in_results_file(home: Path, run_id: str) -> int:
+    path = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.json"
+    return len(json.loads(path.read_text()))

@@ -11,8 +11,17 @@ import pytest
 from mxm_dagster import partitions, sqlmesh_api
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.specs import ModelSpec
-from tests.conftest import REFERENCE_PROJECT, copy_project, materialize, query, run_cli
-from tests.test_runs import dagster_home, environment, executions_in_results_file, runs
+from tests.conftest import (
+    REFERENCE_PROJECT,
+    copy_project,
+    dagster_home,
+    environment,
+    executions_in_results_file,
+    materialize,
+    query,
+    run_cli,
+    runs,
+)
 
 QUOTES = dg.AssetKey(["staging", "stg_daily_quotes"])
 RETURNS = dg.AssetKey(["marts", "daily_returns"])

@@ -34,7 +34,7 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 from mxm_dagster.partitions import full_range
 from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REFERENCE_PROJECT, REPO, copy_project, views, warehouse_objects
-from tests.test_faults import (
+from tests.faults import (
     ASSETS,
     MATERIALIZE_ALL,
     all_runs,

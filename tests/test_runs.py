@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from tests.conftest import REPO, RunOutcome, evaluated_in, run_cli, views
+from tests.conftest import (
+    REPO,
+    dagster_home,
+    environment,
+    evaluated_in,
+    executions_in_results_file,
+    run_cli,
+    runs,
+    views,
+)
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -24,29 +31,6 @@ with dg.DagsterInstance.get() as instance:
     with dg.execute_job(job, instance=instance, reexecution_options=options) as result:
         print("REEXECUTION_RUN_ID", result.run_id)
 """
-
-
-def dagster_home(tmp_path: Path) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return home
-
-
-def environment(project: Path, home: Path, **extra: str) -> dict[str, str]:
-    return {"MXM_SQLMESH_PROJECT": str(project), "DAGSTER_HOME": str(home), **extra}
-
-
-def runs(home: Path) -> list[RunOutcome]:
-    """Every run the instance recorded, oldest first."""
-    instance = dg.DagsterInstance.from_config(str(home))
-    records = sorted(instance.get_run_records(), key=lambda r: r.create_timestamp)
-    return [RunOutcome(instance, r.dagster_run.run_id, r.dagster_run.is_success) for r in records]
-
-
-def executions_in_results_file(home: Path, run_id: str) -> int:
-    path = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.json"
-    return len(json.loads(path.read_text()))
 
 
 def test_cli_materializes_everything(clean_project: Path, tmp_path: Path) -> None:

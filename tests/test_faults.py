@@ -12,6 +12,9 @@ from mxm_dagster.project import SQLMeshProject
 from tests.faults import (
     ASSETS,
     MATERIALIZE_ALL,
+    SLOW_MARKER,
+    SLOW_RELEASE,
+    SLOW_SECONDS,
     all_runs,
     assert_nothing_held,
     assert_recovered,
@@ -29,6 +32,7 @@ from tests.faults import (
     state_tables,
     tail,
     two_runs_at_once,
+    wait_until,
     workers,
 )
 
@@ -77,3 +81,38 @@ def test_two_runs_of_one_project_take_turns(tmp_path: Path) -> None:
         third = materialize_here(project, instance)
     assert third.success
     assert outcomes(third) == dict.fromkeys(ASSETS, "up_to_date")
+
+
+def test_sqlmesh_finishes_its_plan_when_only_the_run_worker_dies(tmp_path: Path) -> None:
+    """The run worker is killed alone (not its process group): the SQLMesh child completes and
+    promotes its plan, then releases the project lock (ADR 6); nothing is left half-applied."""
+    project = slow_project(tmp_path / "orphaned")
+    home = new_dagster_home(tmp_path)
+    marker, release = tmp_path / "slow_started", tmp_path / "release"
+    env = {
+        **run_environment(project, home),
+        SLOW_SECONDS: "240",
+        SLOW_MARKER: str(marker),
+        SLOW_RELEASE: str(release),
+    }
+    project_lock = SQLMeshProject(path=project).lock_path
+    log = tmp_path / "worker.log"
+    with workers() as started:
+        proc = start_worker(MATERIALIZE_ALL, env, log)
+        started.append(proc)
+        wait_until(marker.exists, 240, "staging.slow evaluating", [(proc, log)])
+        proc.kill()  # the run worker only; SQLMesh's child process is its own process
+        proc.wait(timeout=30)
+        assert not lock_is_free(project_lock), "SQLMesh stopped with the run worker"
+        release.touch()
+        wait_until(lambda: lock_is_free(project_lock), 120, "SQLMesh finishing", [])
+
+    reference = slow_project(tmp_path / "reference")
+    assert materialize_here(reference, dg.DagsterInstance.ephemeral()).success
+    assert data_objects(project / "warehouse.duckdb") == data_objects(
+        reference / "warehouse.duckdb"
+    )
+    with instance_at(home) as instance:
+        after = materialize_here(project, instance)
+    assert after.success
+    assert outcomes(after) == dict.fromkeys(ASSETS, "up_to_date")

@@ -39,11 +39,7 @@ class ExecutionRequest:
     @property
     def can_run(self) -> bool:
         """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
-        return (
-            not self.restate
-            and self.window is None
-            and not self.plan_options.get("allow_destructive_models")
-        )
+        return not self.restate and self.window is None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the SQLMesh child process."""
@@ -261,7 +257,7 @@ class Planner:
             for child in sqlmesh_api.downstream(self.context, [failed]) & selected
         }
         self.serving_plan_id = plan_id
-        results = self._results(request, selected | set(excluded), excluded, attempts=0)
+        results = self._results(request, selected | set(excluded), excluded, attempts=1)
         results.command = "run"
         return results
 

@@ -90,28 +90,41 @@ def run_in_child(
             pass_fds=(write_fd,),
             env=env,
         )
+    except BaseException:
+        os.close(read_fd)
+        raise
     finally:
         os.close(write_fd)
     assert child.stdin is not None
-    child.stdin.write(job.to_json().encode() + b"\n")
-    child.stdin.close()
+    try:
+        child.stdin.write(job.to_json().encode() + b"\n")
+        child.stdin.close()
+    except BrokenPipeError:
+        pass  # the child died before reading its job; its exit code says so below
     results: ExecutionResults | None = None
     error: str | None = None
-    with os.fdopen(read_fd, "rb") as messages:
-        for line in messages:
-            message = json.loads(line)
-            kind = message["kind"]
-            if kind == "log":
-                on_log(message["message"])
-            elif kind == "ready":
-                on_model_ready(ModelOutcome.from_dict(message["outcome"]))
-            elif kind == "done":
-                results = ExecutionResults.from_dict(message["results"])
-            elif kind == "error":
-                error = message["error"]
-    code = child.wait()
+    try:
+        with os.fdopen(read_fd, "rb") as messages:
+            for line in messages:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by the child's death
+                kind = message["kind"]
+                if kind == "log":
+                    on_log(message["message"])
+                elif kind == "ready":
+                    on_model_ready(ModelOutcome.from_dict(message["outcome"]))
+                elif kind == "done":
+                    results = ExecutionResults.from_dict(message["results"])
+                elif kind == "error":
+                    error = message["error"]
+    finally:
+        code = child.wait()
     if results is not None:
         return results
+    if error is None and code < 0:
+        error = f"the SQLMesh process was killed by signal {-code}"
     raise ExecutionFailed(error or f"the SQLMesh process ended with exit code {code}")
 
 

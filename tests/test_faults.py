@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import dagster as dg
@@ -116,3 +118,44 @@ def test_sqlmesh_finishes_its_plan_when_only_the_run_worker_dies(tmp_path: Path)
         after = materialize_here(project, instance)
     assert after.success
     assert outcomes(after) == dict.fromkeys(ASSETS, "up_to_date")
+
+
+def sqlmesh_child_of(parent_pid: int) -> int:
+    """The pid of the SQLMesh child process (mxm_dagster.sqlmesh_process) of `parent_pid`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent_pid and b"mxm_dagster.sqlmesh_process" in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no SQLMesh child process under {parent_pid}")
+
+
+def test_a_killed_sqlmesh_process_fails_the_run_clearly(tmp_path: Path) -> None:
+    """SQLMesh's process dies alone (say, the OOM killer): every waiting step fails saying so,
+    the run ends, nothing stays locked, and the next run completes the work."""
+    project = slow_project(tmp_path / "project")
+    home = new_dagster_home(tmp_path)
+    marker = tmp_path / "slow_started"
+    env = {**run_environment(project, home), SLOW_SECONDS: "240", SLOW_MARKER: str(marker)}
+    log = tmp_path / "worker.log"
+    with workers() as started:
+        proc = start_worker(MATERIALIZE_ALL, env, log)
+        started.append(proc)
+        wait_until(marker.exists, 240, "staging.slow evaluating", [(proc, log)])
+        os.kill(sqlmesh_child_of(proc.pid), signal.SIGKILL)
+        assert proc.wait(timeout=120) != 0, tail(log)
+    assert lock_is_free(SQLMeshProject(path=project).lock_path)
+    with instance_at(home) as instance:
+        (killed,) = all_runs(instance)
+        assert not killed.success
+        failed = {e.step_key for e in killed.events("STEP_FAILURE")}
+        assert "staging__slow" in failed
+        assert "killed by signal 9" in killed.failure_message("staging__slow")
+        after = materialize_here(project, instance)
+    assert after.success
+    assert outcomes(after)["staging/slow"] == "evaluated"

@@ -101,7 +101,8 @@ def test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan(
     statuses = result.step_statuses()
     assert statuses["staging__guarded"] == "STEP_FAILURE"
     assert statuses.get("marts__after_guarded") != "STEP_SUCCESS"
-    assert "not_null" in result.failure_message("staging__guarded")
+    failure = result.failure_message("staging__guarded")
+    assert f"SQLMesh model {GUARDED} failed" in failure and "not_null" in failure
     assert result.checks()["staging/guarded:not_null"] == (False, "ERROR")
     assert result.materializations() == {}
     assert query(database, "SELECT count(*) FROM staging.guarded") == [(6,)]

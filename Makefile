@@ -39,7 +39,7 @@ ui: setup
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: setup
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DAGSTER_HOME) sqlmesh_project/.cache sqlmesh_project/warehouse

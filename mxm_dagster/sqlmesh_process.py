@@ -157,7 +157,6 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
 
     project = job.project
     spec = project.load_spec()  # from the cache the code server wrote
-    fingerprint = project.fingerprint()
     recorder = OutcomeRecorder(log=log)
     with file_lock(
         project.lock_path,
@@ -167,13 +166,15 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
     ):
         if project.warehouse_path is not None:
             wait_until_writable(project.warehouse_path, job.warehouse_wait_seconds, log)
+        fingerprint = project.fingerprint()  # the files the Context is about to load
         sqlmesh_context = project.open_context(recorder)
         try:
             planner = Planner(sqlmesh_context, spec, recorder, model_ready)
             results = planner.execute(job.request, project.known_plan_id(fingerprint))
         finally:
             close_context(sqlmesh_context)
-        if planner.serving_plan_id is not None:
+        # files edited while SQLMesh loaded them may not be what it planned: remember nothing
+        if planner.serving_plan_id is not None and project.fingerprint() == fingerprint:
             project.remember_plan_id(fingerprint, planner.serving_plan_id)
         return results
 

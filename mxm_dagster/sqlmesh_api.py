@@ -12,6 +12,7 @@ import threading
 import warnings
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +285,13 @@ def _audit_specs(model: Any) -> tuple[AuditSpec, ...]:
     return tuple(specs)
 
 
+@lru_cache(maxsize=1024)
+def _type_sql(data_type: Any, dialect: str) -> str:
+    """A column type as SQL. Projects repeat a handful of types across thousands of columns, and
+    generating the SQL of a type is most of what introspecting a model costs."""
+    return data_type.sql(dialect=dialect)
+
+
 def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
     try:
         columns = model.columns_to_types or {}
@@ -291,7 +299,7 @@ def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
         columns = {}
     descriptions = model.column_descriptions or {}
     return tuple(
-        ColumnSpec(name, data_type.sql(dialect=model.dialect), descriptions.get(name))
+        ColumnSpec(name, _type_sql(data_type, model.dialect), descriptions.get(name))
         for name, data_type in columns.items()
     )
 

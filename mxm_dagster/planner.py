@@ -144,8 +144,12 @@ class Planner:
         project: ProjectSpec,
         recorder: OutcomeRecorder,
         on_model_ready: Callable[[ModelOutcome], None] | None = None,
+        load_models: Callable[[], None] = lambda: None,
     ) -> None:
+        """`load_models` loads the model files into `context` when a plan needs them; running
+        works from SQLMesh's state alone, so a run never reads the project."""
         self.context = context
+        self.load_models = load_models
         self.project = project
         self.models = project.by_name()
         self.all_models = {name for name, spec in self.models.items() if not spec.is_external}
@@ -200,6 +204,7 @@ class Planner:
         if request.can_run and known_plan_id is not None:
             if sqlmesh_api.finalized_plan_id(self.context, request.environment) == known_plan_id:
                 return self._run(request, known_plan_id)
+        self.load_models()
         planned = self.required_models(request.environment, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
@@ -254,7 +259,7 @@ class Planner:
         excluded = {
             child: failed
             for failed in self.recorder.failed_models()
-            for child in sqlmesh_api.downstream(self.context, [failed]) & selected
+            for child in self.project.downstream(failed) & selected
         }
         self.serving_plan_id = plan_id
         results = self._results(request, selected | set(excluded), excluded, attempts=1)

@@ -78,8 +78,10 @@ class SQLMeshProject:
         digest = hashlib.sha1(target.encode()).hexdigest()[:12]
         return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
 
-    def open_context(self, recorder: OutcomeRecorder | None = None) -> sqlmesh_api.Context:
-        return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder)
+    def open_context(
+        self, recorder: OutcomeRecorder | None = None, load: bool = True
+    ) -> sqlmesh_api.Context:
+        return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder, load)
 
     def fingerprint(self) -> str:
         """A digest of every project file and the resolved connection: the spec cache key."""

@@ -80,6 +80,21 @@ class ProjectSpec:
     def by_name(self) -> dict[str, ModelSpec]:
         return {m.name: m for m in self.models}
 
+    def downstream(self, name: str) -> set[str]:
+        """Every model that reads `name`, directly or through others."""
+        children: dict[str, set[str]] = {}
+        for model in self.models:
+            for parent in model.depends_on:
+                children.setdefault(parent, set()).add(model.name)
+        found: set[str] = set()
+        pending = [name]
+        while pending:
+            for child in children.get(pending.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    pending.append(child)
+        return found
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

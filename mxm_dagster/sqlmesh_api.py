@@ -240,23 +240,43 @@ class _ForwardingConsole(NoopConsole):
 
 
 def open_context(
-    project_dir: Path, config: Config, gateway: str | None, recorder: OutcomeRecorder | None = None
+    project_dir: Path,
+    config: Config,
+    gateway: str | None,
+    recorder: OutcomeRecorder | None = None,
+    load: bool = True,
 ) -> Context:
     """Build a SQLMesh Context whose console reports into `recorder`.
 
-    The console is global in SQLMesh and must be set before the Context is built.
+    The console is global in SQLMesh and must be set before the Context is built. `load=False`
+    reads no model files (state and connections only), as SQLMesh's own `sqlmesh run` does;
+    `load_models` loads them later.
     """
     console = _ForwardingConsole(recorder or OutcomeRecorder())
     set_console(console)
+    with _load_errors(project_dir):
+        context = Context(
+            paths=project_dir, config={project_dir: config}, gateway=gateway, load=load
+        )
+    console.view_dialect = context.default_dialect
+    return context
+
+
+def load_models(context: Context, project_dir: Path) -> None:
+    """Load the project's model files into a Context opened with `load=False`."""
+    with _load_errors(project_dir):
+        context.load()
+
+
+@contextmanager
+def _load_errors(project_dir: Path) -> Iterator[None]:
     try:
-        context = Context(paths=project_dir, config={project_dir: config}, gateway=gateway)
+        yield
     except Exception as exc:
         message = _ANSI.sub("", str(exc))
         raise ProjectLoadError(
             f"SQLMesh could not load the project at {project_dir}: {type(exc).__name__}: {message}"
         ) from exc
-    console.view_dialect = context.default_dialect
-    return context
 
 
 def close_context(context: Context) -> None:

@@ -29,7 +29,7 @@ from mxm_dagster.locks import file_lock
 from mxm_dagster.planner import ExecutionRequest, Planner
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.results import ExecutionResults, ModelOutcome
-from mxm_dagster.sqlmesh_api import close_context
+from mxm_dagster.sqlmesh_api import close_context, load_models
 from mxm_dagster.warehouse import wait_until_writable
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -167,9 +167,15 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
         if project.warehouse_path is not None:
             wait_until_writable(project.warehouse_path, job.warehouse_wait_seconds, log)
         fingerprint = project.fingerprint()  # the files the Context is about to load
-        sqlmesh_context = project.open_context(recorder)
+        sqlmesh_context = project.open_context(recorder, load=False)
         try:
-            planner = Planner(sqlmesh_context, spec, recorder, model_ready)
+            planner = Planner(
+                sqlmesh_context,
+                spec,
+                recorder,
+                model_ready,
+                load_models=lambda: load_models(sqlmesh_context, project.path),
+            )
             results = planner.execute(job.request, project.known_plan_id(fingerprint))
         finally:
             close_context(sqlmesh_context)

@@ -235,7 +235,7 @@ class Planner:
                 )
                 for name in failed:
                     excluded.setdefault(name, name)
-                    for child in sqlmesh_api.downstream(self.context, [name]):
+                    for child in self.project.downstream(name):
                         excluded.setdefault(child, name)
                 planned -= set(excluded)
                 restate = set()  # what succeeded is recorded; a retry must not recompute it

@@ -498,13 +498,6 @@ def serves_project(context: Context, environment: str) -> bool:
     return local == {s.snapshot_id for s in env.snapshots}
 
 
-def downstream(context: Context, names: Iterable[str]) -> set[str]:
-    result: set[str] = set()
-    for name in names:
-        result.update(context.dag.downstream(name))
-    return result
-
-
 def upstream(context: Context, names: Iterable[str]) -> set[str]:
     result: set[str] = set()
     for name in names:

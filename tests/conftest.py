@@ -46,6 +46,13 @@ def seed_external_source(project: Path) -> None:
         )
 
 
+def grow_numbers(project: Path) -> None:
+    """A breaking edit of the fixture's first model: raw.numbers grows from 1..10 to 1..20, so
+    marts.healthy (twice their sum) becomes 420."""
+    model = project / "models" / "numbers.sql"
+    model.write_text(model.read_text().replace("range(1, 11)", "range(1, 21)"))
+
+
 @pytest.fixture
 def faulty_project(tmp_path: Path) -> Path:
     project = copy_project(FIXTURE_PROJECT, tmp_path / "faulty")

@@ -11,6 +11,7 @@ import duckdb
 from tests.conftest import (
     RunOutcome,
     evaluated_in,
+    grow_numbers,
     materialize,
     query,
     views,
@@ -132,8 +133,7 @@ def test_restatement_by_run_tag(clean_project: Path) -> None:
 
 def test_model_edit_is_planned_backfilled_and_promoted(clean_project: Path) -> None:
     assert materialize(clean_project).success
-    model = clean_project / "models" / "numbers.sql"
-    model.write_text(model.read_text().replace("range(1, 11)", "range(1, 21)"))
+    grow_numbers(clean_project)
     result = materialize(clean_project)
     assert result.success
     mats = result.materializations()

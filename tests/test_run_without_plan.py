@@ -10,7 +10,7 @@ import pytest
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.project import SQLMeshProject
-from tests.conftest import materialize, query
+from tests.conftest import grow_numbers, materialize, query
 
 GUARDED = '"warehouse"."staging"."guarded"'
 AFTER_GUARDED = '"warehouse"."marts"."after_guarded"'
@@ -64,8 +64,7 @@ def test_unchanged_project_is_run_and_edits_are_planned(clean_project: Path) -> 
         "raw/numbers:unique_values": (True, "ERROR"),
     }
 
-    model = clean_project / "models" / "numbers.sql"
-    model.write_text(model.read_text().replace("range(1, 11)", "range(1, 21)"))
+    grow_numbers(clean_project)
     third = materialize(clean_project)
     assert third.success
     mats = third.materializations()

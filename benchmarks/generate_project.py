@@ -28,6 +28,8 @@ DATABASE_FILE = "bench.duckdb"
 SEED_ROWS = 50
 #: How far back the first parent of a model may be; keeps chains deep rather than bushy.
 RECENT_WINDOW = 20
+#: The environment variable that tells `benchmarks.floor_definitions` how many models to mirror.
+FLOOR_MODELS_ENV = "BENCH_FLOOR_MODELS"
 
 CONFIG_YAML = f"""\
 gateways:

@@ -46,6 +46,7 @@ from typing import Any
 
 from benchmarks.generate_project import (
     DATABASE_FILE,
+    FLOOR_MODELS_ENV,
     SCHEMAS,
     SEED_MODEL,
     generate,
@@ -57,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO_ROOT / "benchmarks" / "out"
 BIN = Path(sys.executable).parent
 DEFS_MODULE = "mxm_dagster.definitions"
+FLOOR_MODULE = "benchmarks.floor_definitions"
 #: Upper bounds from the issue: dagster / raw.
 TARGETS: dict[str, float] = {"full": 1.5, "load": 1.25, "one": 2.0}
 #: Environment variables that would leak the caller's Dagster/mxm setup into a measurement.
@@ -264,15 +266,20 @@ def raw_plan_cmd() -> list[str]:
     return [str(BIN / "sqlmesh"), "plan", "--auto-apply", "--no-prompts"]
 
 
-def dagster_materialize_cmd(select: str) -> list[str]:
-    return [str(BIN / "dagster"), "asset", "materialize", "-m", DEFS_MODULE, "--select", select]
+def dagster_materialize_cmd(select: str, module: str = DEFS_MODULE) -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", module, "--select", select]
 
 
 def _full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
-    """One full build of a fresh copy by ``side`` (raw, dagster or dagster_mp)."""
+    """One full build of a fresh copy by ``side`` (raw, dagster or dagster_mp), or Dagster's
+    floor for the same graph (``floor``: no SQLMesh, see ``benchmarks/floor_definitions.py``)."""
     project = h.fresh_copy(n, side)
     if side == "raw":
         cmd, env = raw_plan_cmd(), h.env()
+    elif side == "floor":
+        cmd = dagster_materialize_cmd("*", FLOOR_MODULE)
+        env = h.env(dagster_home=h.fresh_dagster_home(side))
+        env[FLOOR_MODELS_ENV] = str(n)
     else:
         cmd = dagster_materialize_cmd("*")
         env = h.env(project, h.fresh_dagster_home(side))
@@ -281,9 +288,14 @@ def _full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
     measured, output, log = h.run(f"full_{side}_n{n}_r{repeat}", cmd, project, env)
     ok = measured["returncode"] == 0
     error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
-    views = _prod_views(project)
-    if ok and views != n:
-        ok, error = False, f"exit 0 but {views} of {n} prod views exist"
+    if side == "floor":
+        done = output.count(" - STEP_SUCCESS - ")
+        if ok and done != n:
+            ok, error = False, f"exit 0 but {done} of {n} steps succeeded"
+    else:
+        views = _prod_views(project)
+        if ok and views != n:
+            ok, error = False, f"exit 0 but {views} of {n} prod views exist"
     shutil.rmtree(project, ignore_errors=True)
     extra = _phases(side, output, measured)
     return Sample(
@@ -292,7 +304,7 @@ def _full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
 
 
 def _phases(side: str, output: str, measured: dict[str, Any]) -> dict[str, Any]:
-    if not side.startswith("dagster") or "started_at" not in measured:
+    if side == "raw" or "started_at" not in measured:
         return {}
     return dagster_phases(output, measured["started_at"], measured["wall_s"])
 
@@ -359,7 +371,7 @@ def _run_sides(
 
 
 def scenario_full(h: Harness, n: int, repeats: int) -> dict[str, Any]:
-    sides = ["raw", "dagster"]
+    sides = ["raw", "dagster", "floor"]
     samples = _run_sides(h, "full", n, sides, repeats, lambda side, r: _full_side(h, side, n, r))
     summary = _summarise(samples, sides)
     return {
@@ -368,6 +380,8 @@ def scenario_full(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "sides": summary,
         "ratio": _ratio(summary, "dagster", "raw"),
+        "floor_ratio": _ratio(summary, "floor", "raw"),
+        "ratio_to_floor": _ratio(summary, "dagster", "floor"),
         "target": TARGETS["full"],
         "samples": [asdict(s) for s in samples],
     }
@@ -553,7 +567,7 @@ def _side(sides: dict[str, Any], name: str, with_rss: bool = False) -> str:
 def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     """Rows of medians and ratios: one per full/one/multiprocess result, four per load result."""
     rows: list[tuple[str, ...]] = [
-        ("scenario", "N", "raw SQLMesh", "mxm_dagster", "ratio", "target")
+        ("scenario", "N", "raw SQLMesh", "mxm_dagster", "ratio", "target", "Dagster alone (floor)")
     ]
     for r in results:
         sides = r.get("sides", {})
@@ -561,7 +575,13 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
         if name in ("full", "one"):
             target = f"≤ {r['target']}x" if "target" in r else ""
             raw, dag = _side(sides, "raw", True), _side(sides, "dagster", True)
-            rows.append((name, n, raw, dag, _fmt(r.get("ratio"), "x"), target))
+            floor = ""
+            if "floor" in sides:
+                floor = (
+                    f"{_side(sides, 'floor')} = {_fmt(r.get('floor_ratio'), 'x')} raw; "
+                    f"mxm {_fmt(r.get('ratio_to_floor'), 'x')} of it"
+                )
+            rows.append((name, n, raw, dag, _fmt(r.get("ratio"), "x"), target, floor))
         elif name == "load":
             for t in ("cold", "warm"):
                 rows.append(
@@ -573,6 +593,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                         f"{_fmt(r.get(f'ratio_{t}'), 'x')} "
                         f"(memory {_fmt(r.get(f'rss_ratio_{t}'), 'x')})",
                         f"≤ {r['target']}x",
+                        "",
                     )
                 )
                 s_ph = sides.get(f"sqlmesh_{t}", {}).get("median_phases", {})
@@ -585,6 +606,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                         _fmt(d_ph.get("load_s")),
                         _fmt(r.get(f"ratio_{t}_excluding_imports"), "x"),
                         "",
+                        "",
                     )
                 )
         elif name == "multiprocess":
@@ -596,6 +618,7 @@ def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
                     f"in-process {_side(sides, 'dagster')}, "
                     f"multiprocess {_side(sides, 'dagster_mp')}",
                     f"{_fmt(r.get('ratio'), 'x')} of in-process",
+                    "",
                     "",
                 )
             )

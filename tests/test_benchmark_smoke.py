@@ -1,8 +1,9 @@
 """Smoke test of the benchmark harness at a tiny N, so `make bench` cannot rot unnoticed.
 
-It checks that the generator writes a project raw SQLMesh can plan, and that the harness times both
-sides of the full-materialization scenario and reports a ratio. The Dagster side is not skipped when
-it fails: a benchmark that only measures one side is broken.
+It checks that the generator writes a project raw SQLMesh can plan, and that the harness times every
+side of the full-materialization scenario (raw SQLMesh, mxm_dagster, Dagster's floor) and reports
+the ratios. The Dagster side is not skipped when it fails: a benchmark that only measures one side
+is broken.
 """
 
 from __future__ import annotations
@@ -102,5 +103,9 @@ def test_harness_times_both_sides(tmp_path: Path) -> None:
     assert raw["median_s"] and raw["median_s"] > 0, raw["failures"]
     assert dagster["median_s"] and dagster["median_s"] > 0, dagster["failures"]
     assert full["ratio"] and full["ratio"] > 0
+    # Dagster's floor for the same graph (no SQLMesh) ran every step too.
+    floor = full["sides"]["floor"]
+    assert floor["median_s"] and floor["median_s"] > 0, floor["failures"]
+    assert full["floor_ratio"] and full["ratio_to_floor"]
     assert report["failures"] == []
     assert proc.returncode == 0, proc.stdout + proc.stderr

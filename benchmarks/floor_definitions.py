@@ -1,0 +1,46 @@
+"""Dagster's own floor for the benchmark graph: the same assets, steps and checks, no SQLMesh.
+
+One step per model, shaped exactly like mxm_dagster's (a one-spec subsettable `multi_asset` with
+the model's asset key, its upstream deps and one blocking check), whose body does nothing but
+report a materialization and a passing check. Timing `dagster asset materialize --select '*'` on
+this code location measures what Dagster itself costs for the graph on a given instance, before
+any integration work: run creation, the "planned" events, the per-step bookkeeping. A per-model
+integration cannot be faster than this floor plus whatever part of SQLMesh's work it fails to
+overlap with it.
+
+The graph comes from `generate_project.plan_models(BENCH_FLOOR_MODELS)`, so it is identical to
+the generated SQLMesh project of that size (asset keys `schema/table`, as mxm_dagster names them).
+"""
+
+import os
+
+import dagster as dg
+
+from benchmarks.generate_project import FLOOR_MODELS_ENV, ModelSpec, plan_models
+
+
+def _key(model: ModelSpec) -> dg.AssetKey:
+    return dg.AssetKey([model.schema, model.table])
+
+
+def _model_asset(model: ModelSpec) -> dg.AssetsDefinition:
+    key = _key(model)
+    spec = dg.AssetSpec(key, deps=[dg.AssetKey(p.split(".")) for p in model.parents])
+    check = dg.AssetCheckSpec("not_null", asset=key, blocking=True)
+
+    @dg.multi_asset(
+        name=f"{model.schema}__{model.table}", specs=[spec], check_specs=[check], can_subset=True
+    )
+    def _report(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+        yield dg.MaterializeResult(
+            asset_key=key,
+            check_results=[dg.AssetCheckResult(check_name="not_null", passed=True)],
+        )
+
+    return _report
+
+
+defs = dg.Definitions(
+    assets=[_model_asset(m) for m in plan_models(int(os.environ[FLOOR_MODELS_ENV]))],
+    executor=dg.in_process_executor,
+)

@@ -25,10 +25,10 @@ from mxm_dagster import events, selection
 from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.locks import FileLock
 from mxm_dagster.partitions import to_ms
-from mxm_dagster.planner import ExecutionRequest
 from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.request import ExecutionRequest
 from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
-from mxm_dagster.sqlmesh_process import ExecutionFailed, SQLMeshJob, run_in_child
+from mxm_dagster.sqlmesh_job import ExecutionFailed, SQLMeshJob, run_in_child
 
 RESTATE_TAG = "mxm/restate"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick

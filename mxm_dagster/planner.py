@@ -8,76 +8,14 @@ recomputing them. This module does that loop and turns what the console recorded
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.console import ModelRecord, OutcomeRecorder
 from mxm_dagster.errors import DestructiveChangeError
+from mxm_dagster.request import ExecutionRequest
 from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.specs import ModelSpec, ProjectSpec
-
-PROD = "prod"  # SQLMesh's production environment
-
-
-@dataclass
-class ExecutionRequest:
-    """What a run asks SQLMesh to do."""
-
-    environment: str
-    selected: set[str]
-    restate: bool = False
-    row_counts: bool = True
-    window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
-    plan_options: dict[str, object] = field(default_factory=dict)
-    execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    started_at: float = field(default_factory=time.time)
-
-    @property
-    def can_run(self) -> bool:
-        """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
-        return not self.restate and self.window is None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, for the SQLMesh child process."""
-        return {**asdict(self), "selected": sorted(self.selected)}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> ExecutionRequest:
-        raw = dict(raw)
-        raw["selected"] = set(raw["selected"])
-        if raw.get("window") is not None:
-            raw["window"] = tuple(raw["window"])
-        return cls(**raw)
-
-    def header(self) -> ExecutionResults:
-        """The execution's identity before any model has finished: what early reports cite."""
-        return ExecutionResults(
-            execution_id=self.execution_id,
-            environment=self.environment,
-            models={},
-            started_at=self.started_at,
-            finished_at=0.0,
-            restated=self.restate,
-            window=self.window,
-        )
-
-    def plan_window(self, restating: bool) -> dict[str, Any]:
-        """How a partitioned run's time span reaches SQLMesh's plan (see docs/adr/0005).
-
-        Restatements and non-prod environments take the span as start/end. A prod plan refuses
-        start/end without restatement, so it fills missing intervals up to the span's end by
-        planning as of that time (`execution_time`); earlier gaps are filled too.
-        """
-        if self.window is None:
-            return {}
-        start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in self.window)
-        if restating or self.environment != PROD:
-            return {"start": start, "end": end}
-        return {"execution_time": end}
 
 
 def _audit_outcomes(model: ModelSpec, record: ModelRecord | None) -> list[AuditOutcome]:

@@ -1,26 +1,42 @@
-"""Where the SQLMesh project is (path, gateway, environment); loading it once per version."""
+"""Where the SQLMesh project is (path, gateway, environment); loading it once per version.
+
+SQLMesh is imported only to load the project (a spec cache miss) or to open a Context: the
+Dagster processes that find the spec cache warm (code server restarts, run workers, step
+processes, the CLI) never import it (ADR 8).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
-from dataclasses import dataclass
-from functools import cached_property
+import re
+from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlmesh.core.config import Config
-
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.console import OutcomeRecorder
 from mxm_dagster.errors import ProjectLoadError
 from mxm_dagster.specs import ProjectSpec
+
+if TYPE_CHECKING:
+    from sqlmesh import Context
+    from sqlmesh.core.config import Config
+
+    from mxm_dagster.console import OutcomeRecorder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
-SPEC_FORMAT = "2"
+SPEC_FORMAT = "3"
+#: SQLMesh reads config overrides from variables with this prefix.
+_SQLMESH_ENV_PREFIX = "SQLMESH__"
+#: Environment variables a config file may read: `env_var('NAME')` in YAML, any upper-case
+#: string literal in config.py (`os.environ["NAME"]`, `os.getenv("NAME")`).
+_YAML_ENV_NAME = re.compile(r"env_var\(\s*['\"]([^'\"]+)['\"]")
+_PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,8 @@ class SQLMeshProject:
             raise ProjectLoadError(
                 f"{self.path} is not a SQLMesh project: no config.yaml or config.py in it"
             )
+        from mxm_dagster import sqlmesh_api
+
         config = sqlmesh_api.load_project_config(self.path)
         known = sqlmesh_api.gateway_names(config)
         if self.gateway and self.gateway not in known:
@@ -61,14 +79,29 @@ class SQLMeshProject:
             )
         return config
 
+    @cached_property
+    def _connection(self) -> tuple[str, Path | None]:
+        """The gateway's name and DuckDB file: from the spec cache when it is warm, else from
+        SQLMesh's config (which imports SQLMesh, but loads no model)."""
+        spec = _read_spec(self._spec_file())
+        if spec is not None:
+            return spec.gateway, Path(spec.warehouse) if spec.warehouse else None
+        return self._configured_connection()
+
+    def _configured_connection(self) -> tuple[str, Path | None]:
+        from mxm_dagster import sqlmesh_api
+
+        gateway = self.gateway or sqlmesh_api.default_gateway(self.config)
+        return gateway, sqlmesh_api.warehouse_path(self.config, self.gateway)
+
     @property
     def gateway_name(self) -> str:
-        return self.gateway or sqlmesh_api.default_gateway(self.config)
+        return self._connection[0]
 
     @property
     def warehouse_path(self) -> Path | None:
         """The DuckDB warehouse file, when the gateway's warehouse is DuckDB."""
-        return sqlmesh_api.warehouse_path(self.config, self.gateway)
+        return self._connection[1]
 
     @property
     def lock_path(self) -> Path:
@@ -78,20 +111,34 @@ class SQLMeshProject:
         digest = hashlib.sha1(target.encode()).hexdigest()[:12]
         return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
 
-    def open_context(
-        self, recorder: OutcomeRecorder | None = None, load: bool = True
-    ) -> sqlmesh_api.Context:
+    def open_context(self, recorder: OutcomeRecorder | None = None, load: bool = True) -> Context:
+        from mxm_dagster import sqlmesh_api
+
         return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder, load)
 
     def fingerprint(self) -> str:
-        """A digest of every project file and the resolved connection: the spec cache key."""
+        """A digest of every project file, the SQLMesh version, the gateway asked for and the
+        environment variables the config reads: the spec cache key, computed without SQLMesh."""
         digest = hashlib.sha256()
-        digest.update(f"{SPEC_FORMAT}|{sqlmesh_api.SQLMESH_VERSION}|".encode())
-        digest.update(f"{self.gateway_name}|{self.warehouse_path}|".encode())
+        digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
+        digest.update(f"{self.gateway or ''}|".encode())
+        for name in sorted(self._config_env_names()):
+            digest.update(f"{name}={os.environ.get(name)}|".encode())
         for file in sorted(self._project_files()):
             digest.update(str(file.relative_to(self.path)).encode())
             digest.update(file.read_bytes())
         return digest.hexdigest()[:24]
+
+    def _config_env_names(self) -> set[str]:
+        names = {name for name in os.environ if name.startswith(_SQLMESH_ENV_PREFIX)}
+        for file_name in _CONFIG_FILES:
+            try:
+                text = (self.path / file_name).read_text()
+            except OSError:
+                continue
+            pattern = _PY_ENV_NAME if file_name.endswith(".py") else _YAML_ENV_NAME
+            names.update(pattern.findall(text))
+        return names
 
     def _project_files(self) -> list[Path]:
         files: list[Path] = []
@@ -122,21 +169,47 @@ class SQLMeshProject:
         tmp.write_text(json.dumps({"fingerprint": fingerprint, "plan_id": plan_id}))
         tmp.replace(file)
 
+    def _spec_file(self) -> Path:
+        return self.path / ".cache" / "mxm_dagster" / f"spec-{self.fingerprint()}.json"
+
     def load_spec(self) -> ProjectSpec:
         """The project's models, from the spec cache when the project files are unchanged.
 
         The code server parses the project once; run workers and step processes reuse its result.
         """
-        cache_file = self.path / ".cache" / "mxm_dagster" / f"spec-{self.fingerprint()}.json"
-        if cache_file.is_file():
-            try:
-                return ProjectSpec.from_json(cache_file.read_text())
-            except (ValueError, KeyError, TypeError):
-                cache_file.unlink(missing_ok=True)
+        cache_file = self._spec_file()
+        spec = _read_spec(cache_file)
+        if spec is not None:
+            return spec
+        from mxm_dagster import sqlmesh_api
+
         context = self.open_context()
         try:
             spec = sqlmesh_api.project_spec(context)
         finally:
             sqlmesh_api.close_context(context)
+        gateway, warehouse = self._configured_connection()
+        spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
         spec.write(cache_file)
         return spec
+
+
+def _read_spec(cache_file: Path) -> ProjectSpec | None:
+    """The cached spec in `cache_file`, if there is a whole one."""
+    try:
+        stat = cache_file.stat()
+    except OSError:
+        return None
+    return _parse_spec(cache_file, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=4)
+def _parse_spec(cache_file: Path, mtime_ns: int, size: int) -> ProjectSpec | None:
+    """Parsed once per file version: the connection and the models come from the same read."""
+    try:
+        return ProjectSpec.from_json(cache_file.read_text())
+    except (ValueError, KeyError, TypeError):
+        cache_file.unlink(missing_ok=True)
+        return None
+    except OSError:
+        return None

@@ -76,6 +76,10 @@ class ProjectSpec:
     dialect: str
     engine: str
     models: tuple[ModelSpec, ...]
+    #: The gateway the project was loaded with and its DuckDB file, if any: what the Dagster
+    #: processes need to know of the connection without loading SQLMesh's config.
+    gateway: str = ""
+    warehouse: str | None = None
 
     def by_name(self) -> dict[str, ModelSpec]:
         return {m.name: m for m in self.models}

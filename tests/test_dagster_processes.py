@@ -1,0 +1,75 @@
+"""The Dagster processes of a code location whose spec cache is warm never import SQLMesh.
+
+Run workers, step processes, CLI runs and code-server restarts find the spec the code server
+wrote; SQLMesh itself runs in its own child process (ADR 6). So a Dagster process neither pays
+SQLMesh's import (over a second here) nor holds its memory (ADR 8).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mxm_dagster.project import SQLMeshProject
+from tests.conftest import REPO, query, views
+
+# Loads the code location and materializes every asset in this fresh interpreter, then reports
+# whether any SQLMesh module was imported by the Dagster side.
+_RUN_IN_FRESH_PROCESS = """
+import json, sys
+import dagster as dg
+from mxm_dagster.definitions import defs
+
+loaded_sqlmesh_for_definitions = "sqlmesh" in sys.modules
+job = defs.resolve_implicit_global_asset_job_def()
+result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+print(json.dumps({
+    "success": result.success,
+    "materialized": len(result.get_asset_materialization_events()),
+    "loaded_sqlmesh_for_definitions": loaded_sqlmesh_for_definitions,
+    "sqlmesh_modules": sorted(m for m in sys.modules if m.split(".")[0] == "sqlmesh"),
+}))
+"""
+
+
+def test_warm_code_location_runs_without_importing_sqlmesh(clean_project: Path) -> None:
+    spec = SQLMeshProject(path=clean_project).load_spec()  # what the code server does once
+    assert spec.warehouse == str(clean_project / "warehouse.duckdb")
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN_IN_FRESH_PROCESS],
+        cwd=REPO,
+        env={"MXM_SQLMESH_PROJECT": str(clean_project), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    models = [m for m in spec.models if not m.is_external]
+    assert report["success"], proc.stderr
+    assert report["materialized"] == len(models)
+    assert report["loaded_sqlmesh_for_definitions"] is False
+    assert report["sqlmesh_modules"] == []
+    # The work happened, in the SQLMesh child: every model is a view with rows behind it.
+    database = clean_project / "warehouse.duckdb"
+    assert len(views(database)) == len(models)
+    assert query(database, "SELECT s FROM marts.healthy") == [(110,)]
+
+
+def test_spec_cache_key_follows_the_gateway_and_the_config_environment(
+    clean_project: Path, monkeypatch
+) -> None:
+    project = SQLMeshProject(path=clean_project)
+    base = project.fingerprint()
+    assert SQLMeshProject(path=clean_project, gateway="other").fingerprint() != base
+    # SQLMesh reads SQLMESH__* variables as config overrides: they change what a load means.
+    monkeypatch.setenv("SQLMESH__DEFAULT_GATEWAY", "local")
+    assert project.fingerprint() != base
+    monkeypatch.delenv("SQLMESH__DEFAULT_GATEWAY")
+    # So do variables the config file names through env_var() (the state connection's host).
+    monkeypatch.setenv("MXM_SQLMESH_STATE_HOST", "elsewhere")
+    assert project.fingerprint() != base

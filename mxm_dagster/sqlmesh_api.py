@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import sqlmesh
 from sqlmesh import Context
 from sqlmesh.core.config import Config
 from sqlmesh.core.config.categorizer import CategorizerConfig
@@ -35,7 +34,6 @@ from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 _AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
 _AUDIT_QUERY_MARKER = "Audit query:\n"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # SQLMesh underlines the offending token for terminals
-SQLMESH_VERSION: str = sqlmesh.__version__
 
 # SQLMesh compiles some built-in audit macros to Python that compares with `is not` a literal;
 # the warning is about SQLMesh's generated code, not the user's project, and floods run logs.

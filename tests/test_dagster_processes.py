@@ -8,6 +8,7 @@ SQLMesh's import (over a second here) nor holds its memory (ADR 8).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,10 @@ def test_warm_code_location_runs_without_importing_sqlmesh(clean_project: Path) 
     proc = subprocess.run(
         [sys.executable, "-c", _RUN_IN_FRESH_PROCESS],
         cwd=REPO,
-        env={"MXM_SQLMESH_PROJECT": str(clean_project), "PATH": "/usr/bin:/bin"},
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "MXM_"))},
+            "MXM_SQLMESH_PROJECT": str(clean_project),
+        },
         capture_output=True,
         text=True,
         timeout=300,

@@ -7,7 +7,8 @@ allows one writer process per file, so nothing here may keep the warehouse open 
   Peak RSS comes from ``getrusage(RUSAGE_CHILDREN)`` of this otherwise idle wrapper, so it is the
   largest single process among CMD and its descendants, not their sum.
 - ``load-dagster`` / ``load-sqlmesh``: load the Dagster definitions / a bare SQLMesh Context for
-  the project in the cwd and print a JSON line with the phases' durations.
+  the project in the cwd and print a JSON line with the phases' durations. ``load-floor`` loads
+  Dagster's floor for the same graph (``benchmarks.floor_definitions``) the same way.
 - ``drop-interval MODEL``: print MODEL's intervals in the prod environment, then remove the latest
   one, so that the next ``sqlmesh run`` or Dagster materialization has exactly one model to do.
 - ``intervals MODEL``: print MODEL's intervals (to check that a side really did the work).
@@ -48,8 +49,8 @@ def measure(out: Path, cmd: list[str]) -> int:
     return returncode
 
 
-def load_dagster() -> None:
-    """Load the code location the way a code server does, after importing Dagster.
+def load_dagster(module: str = "mxm_dagster.definitions") -> None:
+    """Load the code location `module` the way a code server does, after importing Dagster.
 
     Timing the framework import separately shows how much of the difference to a bare Context is
     Dagster's import cost rather than the integration's own work. SQLMesh is not imported up
@@ -62,7 +63,7 @@ def load_dagster() -> None:
     from dagster._core.remote_representation.external_data import RepositorySnap
 
     t1 = time.perf_counter()
-    pointer = CodePointer.from_module("mxm_dagster.definitions", "defs", None)
+    pointer = CodePointer.from_module(module, "defs", None)
     repo = initialize_repository_def_from_pointer(pointer)
     n_assets = len(repo.asset_graph.get_all_asset_keys())
     repo.get_all_jobs()
@@ -134,6 +135,8 @@ def main(argv: list[str]) -> int:
         return measure(Path(out), cmd)
     if command == "load-dagster":
         load_dagster()
+    elif command == "load-floor":
+        load_dagster("benchmarks.floor_definitions")
     elif command == "load-sqlmesh":
         load_sqlmesh()
     elif command == "drop-interval":

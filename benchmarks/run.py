@@ -9,10 +9,13 @@ Scenarios (each side runs as its own subprocess, cwd = the project copy, because
   ``sqlmesh plan --auto-apply --no-prompts`` vs ``dagster asset materialize -m
   mxm_dagster.definitions --select '*'`` (fresh ``DAGSTER_HOME`` with an empty dagster.yaml per
   run). After each run the prod views in the warehouse are counted, so a side that "succeeds"
-  without building every model is reported as a failure.
+  without building every model is reported as a failure. A third side materializes Dagster's
+  floor for the same graph (``benchmarks/floor_definitions.py``: same steps and checks, no
+  SQLMesh), which no per-model integration can beat.
 - ``load``: wall time and peak RSS of a process that loads the Dagster definitions (as a code
   server does) vs one that builds a bare ``sqlmesh.Context``, cold (fresh copy: no SQLMesh
-  ``.cache``, fresh ``DAGSTER_HOME``) and warm (the same copy again).
+  ``.cache``, fresh ``DAGSTER_HOME``) and warm (the same copy again); and Dagster's floor loaded
+  the same way, so the cold ratio can be compared with Context + Dagster's own work.
 - ``one``: on one deployed project, the latest interval of one leaf model is removed from state
   (untimed), then ``sqlmesh run --select-model M`` vs ``dagster asset materialize --select
   schema/name`` is timed; afterwards the interval must be back, so both sides did the same work.

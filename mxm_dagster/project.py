@@ -81,12 +81,10 @@ class SQLMeshProject:
 
     @cached_property
     def _connection(self) -> tuple[str, Path | None]:
-        """The gateway's name and DuckDB file: from the spec cache when it is warm, else from
-        SQLMesh's config (which imports SQLMesh, but loads no model)."""
+        """The gateway's name and DuckDB file: from the spec (`load_spec` sets it), from the spec
+        cache when it is warm, else from SQLMesh's config (an import of SQLMesh, no model load)."""
         spec = _read_spec(self._spec_file())
-        if spec is not None:
-            return spec.gateway, Path(spec.warehouse) if spec.warehouse else None
-        return self._configured_connection()
+        return _connection_of(spec) if spec is not None else self._configured_connection()
 
     def _configured_connection(self) -> tuple[str, Path | None]:
         from mxm_dagster import sqlmesh_api
@@ -178,9 +176,13 @@ class SQLMeshProject:
         The code server parses the project once; run workers and step processes reuse its result.
         """
         cache_file = self._spec_file()
-        spec = _read_spec(cache_file)
-        if spec is not None:
-            return spec
+        spec = _read_spec(cache_file) or self._load_into(cache_file)
+        # The connection comes with the spec: no second fingerprint for `_connection`.
+        object.__setattr__(self, "_connection", _connection_of(spec))
+        return spec
+
+    def _load_into(self, cache_file: Path) -> ProjectSpec:
+        """Load the project with SQLMesh and write its spec to `cache_file` (a cache miss)."""
         from mxm_dagster import sqlmesh_api
 
         context = self.open_context()
@@ -192,6 +194,10 @@ class SQLMeshProject:
         spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
         spec.write(cache_file)
         return spec
+
+
+def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:
+    return spec.gateway, Path(spec.warehouse) if spec.warehouse else None
 
 
 def _read_spec(cache_file: Path) -> ProjectSpec | None:

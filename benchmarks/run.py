@@ -416,7 +416,8 @@ def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         project = h.fresh_copy(n, f"load_{side}")
         home = h.fresh_dagster_home("load")
         env = h.env(project, home) if side == "dagster" else h.env()
-        env[FLOOR_MODELS_ENV] = str(n)
+        if side == "floor":
+            env[FLOOR_MODELS_ENV] = str(n)
         cmd = [sys.executable, "-m", "benchmarks._child", f"load-{side}"]
         got: list[Sample] = []
         # Dagster's floor has no cache to be cold or warm about: one load per repeat.

@@ -65,9 +65,9 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
     context = dg.build_sensor_context(
         instance=instance, definitions=defs, cursor=json.dumps({"evaluated_at": yesterday})
     )
-    tick = sensor(context)
-    assert isinstance(tick, dg.SensorResult)
-    (request,) = tick.run_requests or []
+    # Evaluated as the daemon does: the request goes to the implicit asset job, with the checks
+    # of the due models, and the sensor adds no job of its own to the code location.
+    (request,) = sensor.evaluate_tick(context).run_requests or []
     selected = {key.to_user_string() for key in request.asset_selection or []}
     assert selected == {
         "raw/numbers",
@@ -75,8 +75,18 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
         "staging/readings",
         "marts/healthy",
     }
-
     job = defs.resolve_implicit_global_asset_job_def()
+    assert request.job_name == job.name
+    checks = {
+        f"{key.asset_key.to_user_string()}:{key.name}" for key in request.asset_check_keys or []
+    }
+    assert checks == {
+        "raw/numbers:not_null",
+        "raw/numbers:unique_values",
+        "staging/doubled:accepted_range_non_blocking",
+    }
+    assert [j.name for j in defs.get_repository_def().get_all_jobs()] == [job.name]
+
     result = job.execute_in_process(
         asset_selection=list(request.asset_selection or []),
         instance=instance,

@@ -1,8 +1,8 @@
 """Where the SQLMesh project is (path, gateway, environment); loading it once per version.
 
-SQLMesh is imported only to load the project (a spec cache miss) or to open a Context: the
-Dagster processes that find the spec cache warm (code server restarts, run workers, step
-processes, the CLI) never import it (ADR 8).
+Dagster processes never import SQLMesh: they read the spec cache, and on a miss a child
+interpreter loads the project and writes it (ADR 8, ADR 9). Only processes that already hold
+SQLMesh (the SQLMesh child of a run) load in-process, and open Contexts.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import importlib.metadata
 import json
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mxm_dagster.errors import ProjectLoadError
+from mxm_dagster.interpreter import child_command, child_env
 from mxm_dagster.specs import ProjectSpec
 
 if TYPE_CHECKING:
@@ -31,6 +34,9 @@ DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "3"
+#: The child that loads the project on a spec cache miss, and how its one-line reply starts.
+SPEC_CHILD_MODULE = "mxm_dagster.spec_process"
+SPEC_REPLY_PREFIX = "MXM_SPEC "
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: Environment variables a config file may read: `env_var('NAME')` in YAML, any upper-case
@@ -57,8 +63,7 @@ class SQLMeshProject:
             environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or "prod",
         )
 
-    @cached_property
-    def config(self) -> Config:
+    def _check_location(self) -> None:
         if not self.path.is_dir():
             raise ProjectLoadError(
                 f"SQLMesh project directory {self.path} does not exist "
@@ -68,6 +73,10 @@ class SQLMeshProject:
             raise ProjectLoadError(
                 f"{self.path} is not a SQLMesh project: no config.yaml or config.py in it"
             )
+
+    @cached_property
+    def config(self) -> Config:
+        self._check_location()
         from mxm_dagster import sqlmesh_api
 
         config = sqlmesh_api.load_project_config(self.path)
@@ -81,10 +90,8 @@ class SQLMeshProject:
 
     @cached_property
     def _connection(self) -> tuple[str, Path | None]:
-        """The gateway's name and DuckDB file: from the spec (`load_spec` sets it), from the spec
-        cache when it is warm, else from SQLMesh's config (an import of SQLMesh, no model load)."""
-        spec = _read_spec(self._spec_file())
-        return _connection_of(spec) if spec is not None else self._configured_connection()
+        """The gateway's name and DuckDB file, as the spec records them (`load_spec` sets it)."""
+        return _connection_of(self.load_spec())
 
     def _configured_connection(self) -> tuple[str, Path | None]:
         from mxm_dagster import sqlmesh_api
@@ -167,7 +174,8 @@ class SQLMeshProject:
         tmp.write_text(json.dumps({"fingerprint": fingerprint, "plan_id": plan_id}))
         tmp.replace(file)
 
-    def _spec_file(self) -> Path:
+    def spec_file(self) -> Path:
+        """Where the spec of the project's current version is (or would be) cached."""
         return self.path / ".cache" / "mxm_dagster" / f"spec-{self.fingerprint()}.json"
 
     def load_spec(self) -> ProjectSpec:
@@ -175,14 +183,47 @@ class SQLMeshProject:
 
         The code server parses the project once; run workers and step processes reuse its result.
         """
-        cache_file = self._spec_file()
-        spec = _read_spec(cache_file) or self._load_into(cache_file)
+        cache_file = self.spec_file()
+        spec = _read_spec(cache_file)
+        if spec is None:
+            self._check_location()
+            # A process that already holds SQLMesh loads it here; any other one (every Dagster
+            # process) would pay SQLMesh's import and memory for good, and load it slower.
+            spec = self.load_into(cache_file) if "sqlmesh" in sys.modules else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
 
-    def _load_into(self, cache_file: Path) -> ProjectSpec:
-        """Load the project with SQLMesh and write its spec to `cache_file` (a cache miss)."""
+    def _load_in_child(self) -> ProjectSpec:
+        """Have `mxm_dagster.spec_process` load the project and write the spec (ADR 9)."""
+        done = subprocess.run(
+            child_command(SPEC_CHILD_MODULE, str(self.path), self.gateway or ""),
+            env=child_env(),
+            capture_output=True,
+            text=True,
+        )
+        sys.stderr.write(done.stderr)  # SQLMesh's warnings, as a load in this process shows them
+        replies = [
+            json.loads(line.removeprefix(SPEC_REPLY_PREFIX))
+            for line in done.stdout.splitlines()
+            if line.startswith(SPEC_REPLY_PREFIX)
+        ]
+        if not replies:
+            detail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+            raise ProjectLoadError(
+                f"SQLMesh could not load the project at {self.path}: its loading process "
+                f"ended without an answer ({detail[0]})"
+            )
+        if "error" in replies[-1]:
+            raise ProjectLoadError(replies[-1]["error"])
+        spec = _read_spec(Path(replies[-1]["spec_file"]))
+        if spec is None:
+            raise ProjectLoadError(f"The spec of {self.path} vanished right after it was written")
+        return spec
+
+    def load_into(self, cache_file: Path) -> ProjectSpec:
+        """Load the project with SQLMesh in this process and write its spec to `cache_file`:
+        the work behind a spec cache miss."""
         from mxm_dagster import sqlmesh_api
 
         context = self.open_context()

@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mxm_dagster.interpreter import child_command, child_env
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.request import ExecutionRequest
 from mxm_dagster.results import ExecutionResults, ModelOutcome
 
 CHILD_MODULE = "mxm_dagster.sqlmesh_process"
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True)
@@ -69,14 +68,12 @@ def run_in_child(
 ) -> ExecutionResults:
     """Run `job` in a child interpreter; call back as its messages arrive."""
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", CHILD_MODULE, str(write_fd)],
+            child_command(CHILD_MODULE, str(write_fd)),
             stdin=subprocess.PIPE,
             pass_fds=(write_fd,),
-            env=env,
+            env=child_env(),
         )
     except BaseException:
         os.close(read_fd)

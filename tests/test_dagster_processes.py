@@ -1,8 +1,9 @@
-"""The Dagster processes of a code location whose spec cache is warm never import SQLMesh.
+"""The Dagster processes of a code location never import SQLMesh.
 
 Run workers, step processes, CLI runs and code-server restarts find the spec the code server
-wrote; SQLMesh itself runs in its own child process (ADR 6). So a Dagster process neither pays
-SQLMesh's import (over a second here) nor holds its memory (ADR 8).
+wrote (ADR 8); a process that finds none has a child interpreter load the project (ADR 9);
+SQLMesh itself runs in its own child process (ADR 6). So a Dagster process neither pays
+SQLMesh's import (over a second here) nor holds its memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REPO, query, views
@@ -35,9 +38,12 @@ print(json.dumps({
 """
 
 
-def test_warm_code_location_runs_without_importing_sqlmesh(clean_project: Path) -> None:
-    spec = SQLMeshProject(path=clean_project).load_spec()  # what the code server does once
-    assert spec.warehouse == str(clean_project / "warehouse.duckdb")
+@pytest.mark.parametrize("spec_cache", ["warm", "cold"])
+def test_code_location_runs_without_importing_sqlmesh(clean_project: Path, spec_cache: str) -> None:
+    project = SQLMeshProject(path=clean_project)
+    if spec_cache == "warm":
+        project.load_spec()  # what the code server does once
+    assert project.spec_file().exists() is (spec_cache == "warm")
 
     proc = subprocess.run(
         [sys.executable, "-c", _RUN_IN_FRESH_PROCESS],
@@ -52,6 +58,9 @@ def test_warm_code_location_runs_without_importing_sqlmesh(clean_project: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert project.spec_file().exists()  # a cold load wrote it, from the child interpreter
+    spec = project.load_spec()
+    assert spec.warehouse == str(clean_project / "warehouse.duckdb")
 
     models = [m for m in spec.models if not m.is_external]
     assert report["success"], proc.stderr

@@ -50,6 +50,11 @@ def test_model_with_a_syntax_error_names_the_file(clean_project: Path) -> None:
     assert str(bad) in message
     assert "Line 2" in message
     assert "\x1b[" not in message  # no terminal escape codes in the UI
+    # A Dagster process loads through a child interpreter (ADR 9): the same message reaches it.
+    done = run_cli(LOAD_CODE_LOCATION, {"MXM_SQLMESH_PROJECT": str(clean_project)})
+    assert done.returncode != 0
+    assert "ProjectLoadError" in done.stderr and str(bad) in done.stderr
+    assert "Line 2" in done.stderr
     bad.unlink()  # fixing the file recovers without anything else to clean up
     assert SQLMeshProject(path=clean_project).load_spec().models
 

@@ -1,0 +1,48 @@
+"""A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
+
+A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
+version runs `python -m mxm_dagster.spec_process PATH GATEWAY` and waits. The child loads the
+project with SQLMesh, writes the spec cache and prints one line: `MXM_SPEC {"spec_file": ...}`,
+or `MXM_SPEC {"error": ...}` with the message a data engineer should see (ADR 9).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from mxm_dagster.errors import ProjectLoadError
+from mxm_dagster.project import SPEC_REPLY_PREFIX, SQLMeshProject
+
+
+def _load(project: SQLMeshProject) -> dict[str, str]:
+    try:
+        cache_file = project.spec_file()
+        project.load_into(cache_file)
+        return {"spec_file": str(cache_file)}
+    except ProjectLoadError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        traceback.print_exc()
+        return {
+            "error": f"SQLMesh could not load the project at {project.path}: "
+            f"{type(exc).__name__}: {exc}"
+        }
+
+
+def main(argv: list[str]) -> None:
+    path, gateway = argv
+    reply = _load(SQLMeshProject(path=Path(path), gateway=gateway or None))
+    sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written and every connection closed: skip tearing down SQLMesh's objects,
+    # which takes the better part of a second at 1000 models while the parent waits.
+    os._exit(0 if "spec_file" in reply else 1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -123,9 +123,12 @@ class SQLMeshProject:
 
     def fingerprint(self) -> str:
         """A digest of every project file, the SQLMesh version, the gateway asked for and the
-        environment variables the config reads: the spec cache key, computed without SQLMesh."""
+        environment variables the config reads: the spec cache key, computed without SQLMesh.
+        The folder is part of it too: a spec names absolute paths (the DuckDB file, model files),
+        so a copy of the project with its `.cache` must not reuse the original's."""
         digest = hashlib.sha256()
         digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
+        digest.update(f"{self.path}|".encode())
         digest.update(f"{self.gateway or ''}|".encode())
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -156,3 +157,15 @@ def test_spec_cache_is_reused_until_files_change(faulty_project: Path) -> None:
     )
     SQLMeshProject(path=faulty_project).load_spec()
     assert len(list((faulty_project / ".cache" / "mxm_dagster").glob("spec-*.json"))) == 2
+
+
+def test_a_copied_project_gets_its_own_spec(faulty_project: Path, tmp_path: Path) -> None:
+    """A spec names absolute paths (the DuckDB file, model files): a copy of the project made
+    with its `.cache` (an image build, `cp -r`) must not reuse the original's."""
+    SQLMeshProject(path=faulty_project).load_spec()
+    copy = tmp_path / "copy"
+    shutil.copytree(faulty_project, copy)
+    spec = SQLMeshProject(path=copy).load_spec()
+    assert spec.warehouse == str(copy / "warehouse.duckdb")
+    files = [m.file_path for m in spec.models if m.file_path]
+    assert files and all(f.startswith(str(copy)) for f in files)

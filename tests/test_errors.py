@@ -41,6 +41,15 @@ def test_unknown_gateway(clean_project: Path) -> None:
     assert "the project defines: local" in done.stderr
 
 
+def test_a_loader_that_dies_is_reported(tmp_path: Path) -> None:
+    """The child that loads the project (ADR 9) ends without an answer: say so, and how."""
+    (tmp_path / "config.py").write_text("import os\n\nos._exit(3)\n")
+    done = run_cli(LOAD_CODE_LOCATION, {"MXM_SQLMESH_PROJECT": str(tmp_path)})
+    assert done.returncode != 0
+    assert f"SQLMesh could not load the project at {tmp_path}" in done.stderr
+    assert "ended without an answer (exit code 3)" in done.stderr
+
+
 def test_model_with_a_syntax_error_names_the_file(clean_project: Path) -> None:
     bad = clean_project / "models" / "bad.sql"
     bad.write_text("MODEL (name staging.bad, kind FULL);\nSELECT FROM WHERE (((\n")

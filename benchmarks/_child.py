@@ -53,8 +53,8 @@ def load_dagster(module: str = "mxm_dagster.definitions") -> None:
     """Load the code location `module` the way a code server does, after importing Dagster.
 
     Timing the framework import separately shows how much of the difference to a bare Context is
-    Dagster's import cost rather than the integration's own work. SQLMesh is not imported up
-    front: the code location imports it only when it has to load the project (a cold cache).
+    Dagster's import cost rather than the integration's own work. SQLMesh is not imported here:
+    on a cold cache the code location loads the project in a child interpreter (ADR 9).
     """
     t0 = time.perf_counter()
     import dagster  # noqa: F401

@@ -63,7 +63,8 @@ def run_requests(
     for group, members in groups.items():
         tags = {TICK_TAG: now.isoformat()}
         if group:
-            last = partitions_defs[group].get_last_partition_key(current_time=now)
+            with dg.partition_loading_context(effective_dt=now):
+                last = partitions_defs[group].get_last_partition_key()
             if last is None:
                 continue
             tags.update({RANGE_START_TAG: last, RANGE_END_TAG: last})

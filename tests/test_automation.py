@@ -11,7 +11,8 @@ import dagster as dg
 from mxm_dagster.automation import SENSOR_NAME, due_models, run_requests
 from mxm_dagster.loader import model_asset_keys
 from mxm_dagster.project import SQLMeshProject
-from tests.conftest import RunOutcome, definitions_for
+from mxm_dagster.selection import RANGE_END_TAG, RANGE_START_TAG
+from tests.conftest import REFERENCE_PROJECT, RunOutcome, copy_project, definitions_for
 
 KPI = "reporting/kpi_summary"
 SQLMESH_STARTS = "Running SQLMesh for"
@@ -97,3 +98,36 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
     assert run.success
     assert set(run.materializations()) == selected
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
+
+
+def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path: Path) -> None:
+    """The reference flow: daily-partitioned models and unpartitioned marts, all `@daily`. A tick
+    is one request for the implicit asset job over every model, its checks included, for the
+    latest complete daily partition (SQLMesh fills any older gap in the same execution)."""
+    project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
+    defs = definitions_for(project)
+    job = defs.resolve_implicit_global_asset_job_def()
+    quotes = dg.AssetKey(["staging", "stg_daily_quotes"])
+    daily = job.asset_layer.get(quotes).partitions_def
+    assert isinstance(daily, dg.TimeWindowPartitionsDefinition)
+    yesterday = (datetime.now(tz=UTC) - timedelta(hours=25)).isoformat()
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        definitions=defs,
+        cursor=json.dumps({"evaluated_at": yesterday}),
+    )
+    (request,) = defs.resolve_sensor_def(SENSOR_NAME).evaluate_tick(context).run_requests or []
+    selected = set(request.asset_selection or [])
+    assert request.job_name == job.name
+    assert {quotes, dg.AssetKey(["marts", "daily_returns"])} <= selected
+    assert dg.AssetKey(["landing", "etf_daily_quotes"]) not in selected  # not a SQLMesh model
+    assert {key.asset_key for key in request.asset_check_keys or []} <= selected
+    assert request.asset_check_keys
+    latest = daily.get_last_partition_key()
+    assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == latest
+    # The tick's own time decides the partition, not the clock of whoever evaluates it.
+    spec = SQLMeshProject(path=project).load_spec()
+    models = [m for m in spec.models if not m.is_external]
+    tick = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
+    (past,) = run_requests(models, model_asset_keys(spec), tick)
+    assert past.tags[RANGE_START_TAG] == past.tags[RANGE_END_TAG] == "2024-03-04"

@@ -189,7 +189,6 @@ class SQLMeshProject:
         cache_file = self.spec_file()
         spec = _read_spec(cache_file)
         if spec is None:
-            self._check_location()
             # A process that already holds SQLMesh loads it here; any other one (every Dagster
             # process) would pay SQLMesh's import and memory for good, and load it slower.
             spec = self.load_into(cache_file) if "sqlmesh" in sys.modules else self._load_in_child()
@@ -199,6 +198,7 @@ class SQLMeshProject:
 
     def _load_in_child(self) -> ProjectSpec:
         """Have `mxm_dagster.spec_process` load the project and write the spec (ADR 9)."""
+        self._check_location()  # no interpreter to start for a folder that cannot be a project
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, str(self.path), self.gateway or ""),
             env=child_env(),

@@ -149,6 +149,12 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         default=False,
         description=f"Recompute the selected models' intervals (also: run tag {RESTATE_TAG}=true)",
     )
+    execution_time: str | None = Field(
+        default=None,
+        description="SQLMesh's 'now' for the run, e.g. '2026-11-30 00:00:00': intervals are "
+        f"filled up to the last one due by then (also: run tag {EXECUTION_TIME_TAG}); "
+        "default: the clock",
+    )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
     allow_destructive: list[str] = Field(
         default_factory=list,
@@ -248,6 +254,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
+    def _execution_time(self, context: dg.AssetExecutionContext) -> str | None:
+        """Run config first: the CLI (`--config-json`), the launchpad and Python reach it; the
+        tag is what schedules and sensors set on the runs they request."""
+        return self.execution_time or context.run.tags.get(EXECUTION_TIME_TAG) or None
+
     def _start(
         self,
         context: dg.AssetExecutionContext,
@@ -269,7 +280,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             row_counts=self.row_counts,
             window=(to_ms(window[0]), to_ms(window[1])) if window else None,
         )
-        if execution_time := context.run.tags.get(EXECUTION_TIME_TAG):
+        if execution_time := self._execution_time(context):
             request.plan_options["execution_time"] = execution_time
         if self.allow_destructive:
             request.plan_options["allow_destructive_models"] = list(self.allow_destructive)

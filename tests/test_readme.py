@@ -1,0 +1,340 @@
+"""The README works as written: its ```bash blocks run from the repo root, top to bottom, against
+a copy of the reference project; its ```python blocks run in a subprocess; its run config is valid.
+
+A block the suite cannot run carries `<!-- not run by tests/test_readme.py: why -->` on the line
+right above its fence. The second half checks what the README promises of run config: restatement
+and SQLMesh's execution time from the CLI (`--config-json`) and from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from mxm_dagster import sqlmesh_api
+from mxm_dagster.project import SQLMeshProject
+from tests.conftest import (
+    REFERENCE_PROJECT,
+    REPO,
+    RunOutcome,
+    copy_project,
+    dagster_home,
+    definitions_for,
+    environment,
+    materialize,
+    query,
+    run_cli,
+    runs,
+    views,
+)
+
+README = REPO / "README.md"
+MARKER = "not run by tests/test_readme.py"
+_MARKER_LINE = re.compile(rf"^<!-- {re.escape(MARKER)}: (?P<reason>\S.*\S) -->$")
+_FENCE = re.compile(r"^```(?P<language>[\w-]*)\s*$")
+# What starts a Dagster run in a block; each must leave one successful run in DAGSTER_HOME.
+_RUN_STARTERS = ("asset materialize", "make run")
+BLOCK_TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Block:
+    language: str
+    code: str
+    line: int  # of the opening fence, 1-based
+    not_run_reason: str | None
+
+
+def readme_blocks() -> list[Block]:
+    """Every fenced block of the README, with the reason of the marker right above it, if any."""
+    lines = README.read_text().splitlines()
+    blocks: list[Block] = []
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        if fence is None:
+            index += 1
+            continue
+        end = next(j for j in range(index + 1, len(lines)) if lines[j].startswith("```"))
+        marker = _MARKER_LINE.match(lines[index - 1].strip()) if index else None
+        blocks.append(
+            Block(
+                language=fence["language"],
+                code="\n".join(lines[index + 1 : end]) + "\n",
+                line=index + 1,
+                not_run_reason=marker["reason"] if marker else None,
+            )
+        )
+        index = end + 1
+    return blocks
+
+
+def _runnable(language: str) -> list[Block]:
+    return [b for b in readme_blocks() if b.language == language and b.not_run_reason is None]
+
+
+def _block_id(block: Block) -> str:
+    return f"README.md:{block.line}"
+
+
+@dataclass
+class Workspace:
+    """What a user on a fresh clone has: the repo, a warehouse of their own, a Dagster home."""
+
+    project: Path
+    home: Path
+    env: dict[str, str]
+
+    @property
+    def warehouse(self) -> Path:
+        return self.project / "justetf.duckdb"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """A copy of the reference project (the repo's own warehouse stays untouched) and a Dagster
+    home, shared by the blocks in README order, as a reader runs them."""
+    if subprocess.run(["make", "-q", ".venv/.installed"], cwd=REPO).returncode != 0:
+        pytest.fail(
+            "The README's commands use the repo's .venv, which is missing or older than "
+            "pyproject.toml: run `make setup` (make test does); a test never builds it"
+        )
+    tmp = tmp_path_factory.mktemp("readme")
+    project = copy_project(REFERENCE_PROJECT, tmp / "justetf")
+    home = dagster_home(tmp)
+    return Workspace(project, home, environment(project, home))
+
+
+def _run(workspace: Workspace, command: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, **workspace.env},
+        capture_output=True,
+        text=True,
+        timeout=BLOCK_TIMEOUT_SECONDS,
+    )
+
+
+def _expected_runs(code: str) -> int:
+    return sum(code.count(starter) for starter in _RUN_STARTERS)
+
+
+def _restates(run: RunOutcome) -> bool:
+    dagster_run = run.instance.get_run_by_id(run.run_id)
+    assert dagster_run is not None
+    config = dagster_run.run_config.get("resources", {}).get("sqlmesh", {}).get("config", {})
+    return bool(config.get("restate"))
+
+
+def _assert_runs_did_what_they_say(workspace: Workspace, before: int, code: str) -> None:
+    """Each command that starts a Dagster run left one successful run; a restating run
+    recomputed every model it materialized."""
+    new_runs = runs(workspace.home)[before:]
+    assert len(new_runs) == _expected_runs(code)
+    for run in new_runs:
+        assert run.success, run.messages()[-10:]
+        if _restates(run):
+            outcomes = run.materializations().values()
+            assert outcomes
+            assert all(m["sqlmesh/outcome"] == "evaluated" for m in outcomes)
+            assert all(m["sqlmesh/restated"] is True for m in outcomes)
+
+
+def _assert_make_run_showed_the_warehouse(workspace: Workspace, stdout: str) -> None:
+    """`make run` builds every model's view in the copy and lists them with row counts."""
+    spec = SQLMeshProject(path=workspace.project).load_spec()
+    model_views = {
+        (m.schema, m.table) for m in spec.models if not m.is_external and m.kind != "EMBEDDED"
+    }
+    assert model_views and model_views <= views(workspace.warehouse)
+    assert f"Warehouse (DuckDB): {workspace.warehouse}" in stdout
+    for schema, table in model_views:
+        assert re.search(rf"{schema}\.{table}\s+\d+ rows", stdout), (schema, table)
+
+
+def test_every_not_run_marker_sits_right_above_a_block_and_says_why() -> None:
+    lines = README.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if MARKER in line:
+            assert _MARKER_LINE.match(line.strip()), f"README.md:{number} malformed: {line}"
+            assert number < len(lines) and _FENCE.match(lines[number]), f"README.md:{number}"
+    skipped = [b for b in readme_blocks() if b.not_run_reason]
+    assert all(b.language == "bash" for b in skipped)
+    assert len(_runnable("bash")) > len(skipped)
+
+
+@pytest.mark.parametrize("block", _runnable("bash"), ids=_block_id)
+def test_bash_block_runs_as_written(block: Block, workspace: Workspace) -> None:
+    before = len(runs(workspace.home))
+    done = _run(workspace, ["bash", "-e", "-o", "pipefail", "-c", block.code])
+    assert done.returncode == 0, f"{block.code}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    _assert_runs_did_what_they_say(workspace, before, block.code)
+    if "make run" in block.code:
+        _assert_make_run_showed_the_warehouse(workspace, done.stdout)
+
+
+# Appended to the Python block they name: what it says it does (its runs are not in DAGSTER_HOME).
+_PYTHON_CHECKS = {
+    "execute_in_process(": (
+        "mats = [e.materialization for e in result.get_asset_materialization_events()]\n"
+        "assert mats and all(m.metadata['sqlmesh/outcome'].value == 'evaluated'"
+        " and m.metadata['sqlmesh/restated'].value is True for m in mats), mats\n"
+    ),
+    "class MyTranslator": (
+        "groups = {s.group_name for s in defs.resolve_all_asset_specs()"
+        " if s.metadata.get('sqlmesh/model') and s.metadata.get('sqlmesh/kind') != 'EXTERNAL'}\n"
+        "assert groups == {'warehouse'}, groups\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("block", _runnable("python"), ids=_block_id)
+def test_python_block_runs_as_written(block: Block, workspace: Workspace) -> None:
+    checks = "".join(c for marker, c in _PYTHON_CHECKS.items() if marker in block.code)
+    assert checks, "say in _PYTHON_CHECKS what this block does"
+    if not workspace.warehouse.exists():
+        pytest.fail("The README's Python blocks follow `make run`: run the bash blocks first")
+    done = _run(workspace, [sys.executable, "-c", block.code + checks])
+    assert done.returncode == 0, f"{block.code}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def test_every_run_config_in_the_readme_is_valid(clean_project: Path) -> None:
+    job = definitions_for(clean_project).resolve_implicit_global_asset_job_def()
+    configs = [yaml.safe_load(b.code) for b in readme_blocks() if b.language == "yaml"]
+    run_configs = [c for c in configs if isinstance(c, dict) and "resources" in c]
+    assert len(run_configs) >= 2
+    for run_config in run_configs:
+        dg.validate_run_config(job, run_config)
+    with pytest.raises(dg.DagsterInvalidConfigError):  # the check can fail
+        dg.validate_run_config(job, {"resources": {"sqlmesh": {"config": {"tags": {}}}}})
+
+
+# ---------------------------------------------------------------- run config, as the README says
+
+
+def _sqlmesh_config(**config: object) -> str:
+    return json.dumps({"resources": {"sqlmesh": {"config": config}}})
+
+
+def _materialize_cli(env: dict[str, str], selection: str, *extra: str) -> None:
+    done = run_cli(
+        ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions", "--select", selection]
+        + list(extra),
+        env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _recorded_intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
+    context = SQLMeshProject(path=project).open_context()
+    try:
+        return sqlmesh_api.recorded_intervals(context, "prod")
+    finally:
+        sqlmesh_api.close_context(context)
+
+
+def _readings_total(project: Path) -> float:
+    return query(project / "warehouse.duckdb", "SELECT sum(value) FROM staging.readings")[0][0]
+
+
+def _scale_source_readings(project: Path) -> None:
+    """The external source changes after it was read: only a recomputation picks that up."""
+    import duckdb
+
+    with duckdb.connect(str(project / "warehouse.duckdb")) as connection:
+        connection.execute("UPDATE src.readings SET value = value * 10")
+
+
+def _midnight_after(days: int) -> tuple[str, int]:
+    """An execution time `days` from now, and the end (epoch ms) of the last daily interval
+    complete by then."""
+    moment = datetime.now(UTC) + timedelta(days=days)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return moment.strftime("%Y-%m-%d %H:%M:%S"), int(midnight.timestamp() * 1000)
+
+
+READINGS = '"warehouse"."staging"."readings"'
+NUMBERS = '"warehouse"."raw"."numbers"'
+
+
+def test_cli_restate_through_config_json_recomputes_filled_intervals(
+    clean_project: Path, tmp_path: Path
+) -> None:
+    home = dagster_home(tmp_path)
+    assert materialize(clean_project).success
+    before_total = _readings_total(clean_project)
+    before_intervals = _recorded_intervals(clean_project)[READINGS]
+    _scale_source_readings(clean_project)
+    plain = materialize(clean_project, ["staging/readings"])  # filled already: not recomputed
+    assert plain.materializations()["staging/readings"]["sqlmesh/outcome"] == "up_to_date"
+    assert _readings_total(clean_project) == before_total
+
+    _materialize_cli(
+        environment(clean_project, home),
+        "staging/readings",
+        "--config-json",
+        _sqlmesh_config(restate=True),
+    )
+
+    assert _readings_total(clean_project) == pytest.approx(before_total * 10)
+    assert before_intervals and _recorded_intervals(clean_project)[READINGS] == before_intervals
+    (restated,) = runs(home)
+    meta = restated.materializations()["staging/readings"]
+    assert meta["sqlmesh/outcome"] == "evaluated" and meta["sqlmesh/restated"] is True
+
+
+def test_cli_execution_time_through_config_json_fills_up_to_that_time(
+    clean_project: Path, tmp_path: Path
+) -> None:
+    """Two days ahead, the daily interval that ends that midnight is due and filled, none later.
+    (A FULL model records only the interval it last evaluated: SQLMesh recomputes all of it.)"""
+    assert materialize(clean_project, ["raw/numbers"]).success
+    (by_the_clock,) = _recorded_intervals(clean_project)[NUMBERS]
+    execution_time, last_end = _midnight_after(days=2)
+
+    _materialize_cli(
+        environment(clean_project, dagster_home(tmp_path)),
+        "raw/numbers",
+        "--config-json",
+        _sqlmesh_config(execution_time=execution_time),
+    )
+
+    assert _recorded_intervals(clean_project)[NUMBERS][-1][1] == last_end
+    assert last_end - by_the_clock[1] == 2 * 86_400_000
+
+
+def test_python_run_config_restates_and_its_execution_time_wins_over_the_tag(
+    clean_project: Path,
+) -> None:
+    """Schedules and sensors set the tag; run config of the same run overrides it."""
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(clean_project, instance=instance).success
+    before_total = _readings_total(clean_project)
+    _scale_source_readings(clean_project)
+    execution_time, last_end = _midnight_after(days=1)
+    tag_time, _ = _midnight_after(days=3)
+
+    result = materialize(
+        clean_project,
+        ["staging/readings", "raw/numbers"],
+        instance,
+        tags={"mxm/execution_time": tag_time},
+        resource_config={"restate": True, "execution_time": execution_time},
+    )
+
+    assert result.success
+    assert _readings_total(clean_project) == pytest.approx(before_total * 10)
+    assert _recorded_intervals(clean_project)[NUMBERS][-1][1] == last_end
+    meta = result.materializations()["staging/readings"]
+    assert meta["sqlmesh/outcome"] == "evaluated" and meta["sqlmesh/restated"] is True

@@ -8,24 +8,31 @@ clock, so both see the same complete intervals). The truth is the twin: its envi
 their row counts, the intervals SQLMesh recorded, the audits its models carry.
 
 The cases:
-- `init`: what `sqlmesh init duckdb` generates, made at test time by the installed SQLMesh;
+- `init`: what `sqlmesh init duckdb` generates, made at test time by the installed SQLMesh (with
+  partitions on, its daily model starts 4 days ago instead of 2020: see `INIT_RECENT`);
 - `kinds`: tests/fixtures/kinds_project, every model kind SQLMesh 0.236 runs on DuckDB (SEED,
   FULL, VIEW, EMBEDDED, INCREMENTAL_BY_TIME_RANGE hourly, daily `@daily` and `0 6 * * *`, monthly,
   INCREMENTAL_BY_UNIQUE_KEY, INCREMENTAL_BY_PARTITION, INCREMENTAL_UNMANAGED, SCD_TYPE_2_BY_TIME,
   SCD_TYPE_2_BY_COLUMN, EXTERNAL), a Python model, a macro, a standalone audit, a `skip` audit, one
   audit used twice on a model (its second use fails, non-blocking), blueprints, a signal that holds
-  back the last day, `start`/`end`, and models in two DuckDB catalogs. Measured on 0.236.4: every
-  kind of the list plans and applies on DuckDB. Kinds left out because they are not DuckDB's:
-  MANAGED (needs an engine with managed tables: Snowflake dynamic tables, Databricks), and
-  INCREMENTAL_BY_UNIQUE_KEY's `when_matched` MERGE clauses (DuckDB has no MERGE in SQLMesh's
-  adapter, which emulates the upsert with DELETE + INSERT; the plain kind is in);
+  back the last day and one that is never ready, `start`/`end`, and models in two DuckDB
+  catalogs. Measured on 0.236.4: every kind of that list plans and applies on DuckDB, including
+  INCREMENTAL_BY_UNIQUE_KEY with `when_matched`. MANAGED does not: "NotImplementedError: Engine
+  does not support managed tables: DuckDBEngineAdapter" (it needs Snowflake dynamic tables or
+  Databricks). Not in the fixture: CUSTOM (a user-written materialization class, engine-agnostic),
+  DBT_CUSTOM (dbt projects only), SCD_TYPE_2 (a legacy alias of SCD_TYPE_2_BY_TIME);
 - `multi`: tests/fixtures/multi_repo, two SQLMesh projects (`orders`, `billing`, each with its own
   config.yaml and `project:` name) sharing one state and warehouse, loaded as SQLMesh's
   `Context(paths=[orders, billing])`: MXM_SQLMESH_PROJECT names both, separated by `os.pathsep`.
+  Measured on 0.236.4: SQLMesh takes connections and state from the first folder's config only;
+  loading both folders together works with or without `project:`; without it, a later
+  `sqlmesh -p orders plan` removes billing's models from prod ("Removed Models"), with it
+  billing's models stay ("No changes to plan").
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -34,6 +41,7 @@ import duckdb
 import pytest
 
 from mxm_dagster import partitions
+from mxm_dagster.errors import ProjectLoadError
 from mxm_dagster.loader import model_asset_keys
 from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REPO, run_cli
@@ -59,6 +67,16 @@ def _init_project(root: Path) -> tuple[Path, ...]:
     return (folder,)
 
 
+def _init_project_since_days_ago(root: Path) -> tuple[Path, ...]:
+    """The generated project with its daily model starting 4 days ago instead of 2020-01-01:
+    with partitions on, Dagster stores events per partition, and 2,528 daily partitions took
+    3.5 min here (2 cores shared); four days take the same path through the code."""
+    (folder,) = _init_project(root)
+    model = folder / "models" / "incremental_model.sql"
+    model.write_text(model.read_text().replace("start '2020-01-01'", "start '4 days ago'"))
+    return (folder,)
+
+
 def _kinds_project(root: Path) -> tuple[Path, ...]:
     return (copy_fixture(FIXTURES / "kinds_project", root / "kinds"),)
 
@@ -79,6 +97,7 @@ def _multi_repo(root: Path) -> tuple[Path, ...]:
 
 
 INIT = Case("init", _init_project, ("init/db.db",))
+INIT_RECENT = Case("init-recent", _init_project_since_days_ago, ("init/db.db",))
 KINDS = Case(
     "kinds",
     _kinds_project,
@@ -107,7 +126,7 @@ _AUDITS_HELPER = pytest.mark.xfail(
 )
 COMBOS = [
     pytest.param(INIT, False, id="init-off", marks=_PARTITIONS_HELPER),
-    pytest.param(INIT, True, id="init-on"),
+    pytest.param(INIT_RECENT, True, id="init-on"),
     pytest.param(KINDS, False, id="kinds-off", marks=[_PARTITIONS_HELPER, _AUDITS_HELPER]),
     pytest.param(KINDS, True, id="kinds-on", marks=[_MIXED_PARTITIONS, _AUDITS_HELPER]),
     pytest.param(MULTI, False, id="multi-off", marks=_PARTITIONS_HELPER),
@@ -255,3 +274,50 @@ def test_a_partition_is_materialized_only_if_sqlmesh_recorded_its_interval(
         assert sorted(materialized) == expected, model.name
         checked += 1
     assert checked, "the case has time-partitioned models"
+
+
+# --------------------------------------------------------------------------- multi-repo project
+
+
+def test_mxm_sqlmesh_project_names_several_folders_separated_by_pathsep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orders, billing = _multi_repo(tmp_path)
+    monkeypatch.setenv("MXM_SQLMESH_PROJECT", f"{orders}{os.pathsep}{billing}{os.pathsep}")
+    project = SQLMeshProject.from_env()
+    assert project.paths == (orders, billing)
+    assert SQLMeshProject.at(project.location) == project
+
+
+def test_a_multi_repo_project_keeps_its_caches_in_the_first_folder_and_hashes_every_folder(
+    tmp_path: Path,
+) -> None:
+    orders, billing = _multi_repo(tmp_path)
+    project = SQLMeshProject.at(f"{orders}{os.pathsep}{billing}")
+    before = project.fingerprint()
+    assert project.spec_file().is_relative_to(orders / ".cache")
+    (billing / "models" / "invoices.sql").write_text("MODEL (name finance.invoices); SELECT 1")
+    assert project.fingerprint() != before
+    assert SQLMeshProject.at(str(orders)).fingerprint() != project.fingerprint()
+
+
+def test_each_folder_anchors_its_own_duckdb_paths(tmp_path: Path) -> None:
+    orders, billing = _multi_repo(tmp_path)
+    (billing / "config.yaml").write_text(
+        (billing / "config.yaml").read_text().replace("../shared.duckdb", "billing.duckdb")
+    )
+    configs = SQLMeshProject.at(f"{orders}{os.pathsep}{billing}").configs
+    assert configs[orders].get_connection("local").database == str(tmp_path / "multi/shared.duckdb")
+    assert configs[billing].get_connection("local").database == str(billing / "billing.duckdb")
+
+
+def test_a_missing_second_folder_is_named(tmp_path: Path) -> None:
+    orders, _ = _multi_repo(tmp_path)
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ProjectLoadError, match=str(missing)):
+        SQLMeshProject.at(f"{orders}{os.pathsep}{missing}").load_spec()
+
+
+def test_the_warehouse_of_duckdb_catalogs_is_the_first_catalogs_file(tmp_path: Path) -> None:
+    (kinds,) = _kinds_project(tmp_path)
+    assert SQLMeshProject(kinds).load_spec().warehouse == str(kinds / "shop.duckdb")

@@ -43,6 +43,7 @@ import pytest
 from mxm_dagster import partitions
 from mxm_dagster.errors import ProjectLoadError
 from mxm_dagster.loader import model_asset_keys
+from mxm_dagster.names import safe_name
 from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REPO, run_cli
 from tests.twins import (
@@ -231,23 +232,31 @@ def test_one_check_result_per_audit_that_ran(compared, case: Case, partitioned: 
     per_asset = Counter((d.asset_key.to_user_string(), d.check_name) for d in evaluations)
     assert max(per_asset.values(), default=1) == 1, per_asset
     keys = {meta["sqlmesh/model"]: key for key, meta in side.run.materializations().items()}
+    model_by_key = {key: model for model, key in keys.items()}
     ran = {m for m in _models_with_steps(twin) if twin.intervals.get(m)}
-    for model in ran:
-        audits_run = [name for name, skipped in twin.audits.get(model, []) if not skipped]
-        reported = [d for d in evaluations if d.asset_key.to_user_string() == keys.get(model)]
-        assert len(reported) == len(audits_run), (model, audits_run, reported)
+    audits_run = {
+        model: sum(1 for _, skipped in twin.audits.get(model, []) if not skipped) for model in ran
+    }
     standalone_run = [
         name
         for name, skipped in twin.standalone_audits.items()
         if not skipped and twin.intervals.get(name)
     ]
-    model_audits = sum(1 for m in ran for _, skipped in twin.audits.get(m, []) if not skipped)
-    assert len(evaluations) == model_audits + len(standalone_run)
-    model_by_key = {key: model for model, key in keys.items()}
-    failed = {
-        (model_by_key.get(d.asset_key.to_user_string(), ""), d.check_name)
+    standalone_checks = [
+        d for d in evaluations if any(safe_name(n) in d.check_name for n in twin.standalone_audits)
+    ]
+    reported = Counter(
+        model_by_key.get(d.asset_key.to_user_string())
         for d in evaluations
-        if not d.passed
+        if d not in standalone_checks
+    )
+    assert {model: reported.get(model, 0) for model in ran} == audits_run
+    assert len(standalone_checks) == len(standalone_run)
+    assert len(evaluations) == sum(audits_run.values()) + len(standalone_run)
+    failed = {
+        (model_by_key.get(data.asset_key.to_user_string(), ""), data.check_name)
+        for data in evaluations
+        if not data.passed
     }
     assert failed == set(case.failing_checks)
 

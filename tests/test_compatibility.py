@@ -123,13 +123,21 @@ _MIXED_PARTITIONS = pytest.mark.xfail(
 _AUDITS_HELPER = pytest.mark.xfail(
     strict=True,
     reason="audits helper: the standalone audit fails the plan ('Tried to get a table name for "
-    "a snapshot that does not have a table', PlanError: Plan application failed)",
+    "a snapshot that does not have a table', PlanError: Plan application failed); without it, "
+    "the `skip` audit never_checked is reported passed, and the failure of daily_sales' second "
+    "accepted_range goes to the first check (accepted_range failed, accepted_range_2 passed)",
 )
+_DUE_HELPER = pytest.mark.xfail(
+    strict=True,
+    reason="due helper: shop.core.vendor_feed, whose signal is never ready, is reported "
+    "`up_to_date` while SQLMesh filled none of its due intervals (should be `not_filled`)",
+)
+_KINDS_HELPERS = [_AUDITS_HELPER, _DUE_HELPER]
 COMBOS = [
     pytest.param(INIT, False, id="init-off", marks=_PARTITIONS_HELPER),
     pytest.param(INIT_RECENT, True, id="init-on"),
-    pytest.param(KINDS, False, id="kinds-off", marks=[_PARTITIONS_HELPER, _AUDITS_HELPER]),
-    pytest.param(KINDS, True, id="kinds-on", marks=[_MIXED_PARTITIONS, _AUDITS_HELPER]),
+    pytest.param(KINDS, False, id="kinds-off", marks=[_PARTITIONS_HELPER, *_KINDS_HELPERS]),
+    pytest.param(KINDS, True, id="kinds-on", marks=[_MIXED_PARTITIONS, *_KINDS_HELPERS]),
     pytest.param(MULTI, False, id="multi-off", marks=_PARTITIONS_HELPER),
     pytest.param(MULTI, True, id="multi-on"),
 ]

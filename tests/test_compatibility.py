@@ -24,6 +24,7 @@ The cases:
 - `multi`: tests/fixtures/multi_repo, two SQLMesh projects (`orders`, `billing`, each with its own
   config.yaml and `project:` name) sharing one state and warehouse, loaded as SQLMesh's
   `Context(paths=[orders, billing])`: MXM_SQLMESH_PROJECT names both, separated by `os.pathsep`.
+  Billing also has an EMBEDDED model (a source asset without a step, see ADR 1).
   Measured on 0.236.4: SQLMesh takes connections and state from the first folder's config only;
   loading both folders together works with or without `project:`; without it, a later
   `sqlmesh -p orders plan` removes billing's models from prod ("Removed Models"), with it

@@ -35,7 +35,7 @@ def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             *landing,
-            *build_sqlmesh_assets(spec, project.path, translator, provided_keys=provided),
+            *build_sqlmesh_assets(spec, project.location, translator, provided_keys=provided),
         ],
         resources={RESOURCE_KEY: SQLMeshResultsResource()},
         sensors=[cron_sensor(list(spec.models), model_asset_keys(spec, translator))],

@@ -139,7 +139,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
 
     project_dir: str | None = Field(
-        default=None, description="SQLMesh project folder; default: the one the assets came from"
+        default=None,
+        description="SQLMesh project folder (several, for a multi-repo project: separated by "
+        "os.pathsep); default: the one the assets came from",
     )
     gateway: str | None = Field(default=None, description="SQLMesh gateway; default the project's")
     environment: str | None = Field(
@@ -172,8 +174,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         """The project this step's assets were built from, unless the config names another."""
         base = SQLMeshProject.from_env()
         project_dir = self.project_dir or context.op_def.tags.get(PROJECT_TAG)
-        return SQLMeshProject(
-            path=Path(project_dir).resolve() if project_dir else base.path,
+        return SQLMeshProject.at(
+            project_dir or base.location,
             gateway=self.gateway or base.gateway,
             environment=self.environment or base.environment,
         )

@@ -74,7 +74,7 @@ def _model_asset(
 
 def build_sqlmesh_assets(
     project: ProjectSpec,
-    project_dir: Path,
+    project_dir: Path | str,
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:

@@ -47,46 +47,79 @@ _PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
 
 @dataclass(frozen=True)
 class SQLMeshProject:
-    """A SQLMesh project as the code location serves it."""
+    """A SQLMesh project as the code location serves it.
+
+    `path` is the project folder; a multi-repo project (SQLMesh's `Context(paths=[...])`, several
+    folders sharing one state and warehouse) lists its other folders in `more_paths`. The first
+    folder's config decides the connections, as in SQLMesh, and holds the code location's caches
+    and locks.
+    """
 
     path: Path
     gateway: str | None = None
     environment: str = "prod"
+    more_paths: tuple[Path, ...] = ()
+
+    @classmethod
+    def at(
+        cls, location: str, gateway: str | None = None, environment: str = "prod"
+    ) -> SQLMeshProject:
+        """The project at `location`: one folder, or several separated by `os.pathsep`."""
+        paths = [Path(p).expanduser().resolve() for p in location.split(os.pathsep) if p.strip()]
+        if not paths:
+            raise ProjectLoadError(f"No SQLMesh project folder in {location!r}")
+        return cls(paths[0], gateway, environment, tuple(paths[1:]))
 
     @classmethod
     def from_env(cls) -> SQLMeshProject:
-        """Read MXM_SQLMESH_PROJECT, MXM_SQLMESH_GATEWAY and MXM_SQLMESH_ENVIRONMENT."""
-        raw_path = os.environ.get("MXM_SQLMESH_PROJECT") or str(DEFAULT_PROJECT_DIR)
-        return cls(
-            path=Path(raw_path).expanduser().resolve(),
+        """Read MXM_SQLMESH_PROJECT (folders separated by `os.pathsep`), MXM_SQLMESH_GATEWAY and
+        MXM_SQLMESH_ENVIRONMENT."""
+        return cls.at(
+            os.environ.get("MXM_SQLMESH_PROJECT") or str(DEFAULT_PROJECT_DIR),
             gateway=os.environ.get("MXM_SQLMESH_GATEWAY") or None,
             environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or "prod",
         )
 
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.path, *self.more_paths)
+
+    @property
+    def location(self) -> str:
+        """Every folder, as MXM_SQLMESH_PROJECT names them: what crosses to child processes."""
+        return os.pathsep.join(str(p) for p in self.paths)
+
     def _check_location(self) -> None:
-        if not self.path.is_dir():
-            raise ProjectLoadError(
-                f"SQLMesh project directory {self.path} does not exist "
-                "(set MXM_SQLMESH_PROJECT to the folder that holds config.yaml)"
-            )
-        if not any((self.path / name).is_file() for name in _CONFIG_FILES):
-            raise ProjectLoadError(
-                f"{self.path} is not a SQLMesh project: no config.yaml or config.py in it"
-            )
+        for path in self.paths:
+            if not path.is_dir():
+                raise ProjectLoadError(
+                    f"SQLMesh project directory {path} does not exist "
+                    "(set MXM_SQLMESH_PROJECT to the folder that holds config.yaml)"
+                )
+            if not any((path / name).is_file() for name in _CONFIG_FILES):
+                raise ProjectLoadError(
+                    f"{path} is not a SQLMesh project: no config.yaml or config.py in it"
+                )
 
     @cached_property
-    def config(self) -> Config:
+    def configs(self) -> dict[Path, Config]:
+        """Each folder's config, its DuckDB paths anchored at that folder."""
         self._check_location()
         from mxm_dagster import sqlmesh_api
 
-        config = sqlmesh_api.load_project_config(self.path)
-        known = sqlmesh_api.gateway_names(config)
+        configs = {path: sqlmesh_api.load_project_config(path) for path in self.paths}
+        known = sqlmesh_api.gateway_names(configs[self.path])
         if self.gateway and self.gateway not in known:
             raise ProjectLoadError(
                 f"Unknown SQLMesh gateway {self.gateway!r} for project {self.path}; "
                 f"the project defines: {', '.join(known) or 'no gateways'} (MXM_SQLMESH_GATEWAY)"
             )
-        return config
+        return configs
+
+    @property
+    def config(self) -> Config:
+        """The first folder's config: SQLMesh takes the connections from it."""
+        return self.configs[self.path]
 
     @cached_property
     def _connection(self) -> tuple[str, Path | None]:
@@ -119,43 +152,36 @@ class SQLMeshProject:
     def open_context(self, recorder: OutcomeRecorder | None = None, load: bool = True) -> Context:
         from mxm_dagster import sqlmesh_api
 
-        return sqlmesh_api.open_context(self.path, self.config, self.gateway, recorder, load)
+        return sqlmesh_api.open_context(self.configs, self.gateway, recorder, load)
 
     def fingerprint(self) -> str:
         """A digest of every project file, the SQLMesh version, the gateway asked for and the
         environment variables the config reads: the spec cache key, computed without SQLMesh.
-        The folder is part of it too: a spec names absolute paths (the DuckDB file, model files),
-        so a copy of the project with its `.cache` must not reuse the original's."""
+        The folders are part of it too: a spec names absolute paths (the DuckDB file, model
+        files), so a copy of the project with its `.cache` must not reuse the original's."""
         digest = hashlib.sha256()
         digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
-        digest.update(f"{self.path}|".encode())
+        digest.update(f"{self.location}|".encode())
         digest.update(f"{self.gateway or ''}|".encode())
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())
-        for file in sorted(self._project_files()):
-            digest.update(str(file.relative_to(self.path)).encode())
-            digest.update(file.read_bytes())
+        for index, folder in enumerate(self.paths):
+            for file in sorted(_project_files(folder)):
+                digest.update(f"{index}|{file.relative_to(folder)}".encode())
+                digest.update(file.read_bytes())
         return digest.hexdigest()[:24]
 
     def _config_env_names(self) -> set[str]:
         names = {name for name in os.environ if name.startswith(_SQLMESH_ENV_PREFIX)}
-        for file_name in _CONFIG_FILES:
-            try:
-                text = (self.path / file_name).read_text()
-            except OSError:
-                continue
-            pattern = _PY_ENV_NAME if file_name.endswith(".py") else _YAML_ENV_NAME
-            names.update(pattern.findall(text))
+        for folder in self.paths:
+            for file_name in _CONFIG_FILES:
+                try:
+                    text = (folder / file_name).read_text()
+                except OSError:
+                    continue
+                pattern = _PY_ENV_NAME if file_name.endswith(".py") else _YAML_ENV_NAME
+                names.update(pattern.findall(text))
         return names
-
-    def _project_files(self) -> list[Path]:
-        files: list[Path] = []
-        for root, dirs, names in os.walk(self.path):
-            dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
-            for name in names:
-                if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
-                    files.append(Path(root) / name)
-        return files
 
     def _serving_file(self) -> Path:
         return self.lock_path.with_name(f"{self.lock_path.stem}-{self.environment}-serving.json")
@@ -200,7 +226,7 @@ class SQLMeshProject:
         """Have `mxm_dagster.spec_process` load the project and write the spec (ADR 9)."""
         self._check_location()  # no interpreter to start for a folder that cannot be a project
         done = subprocess.run(
-            child_command(SPEC_CHILD_MODULE, str(self.path), self.gateway or ""),
+            child_command(SPEC_CHILD_MODULE, self.location, self.gateway or ""),
             env=child_env(),
             capture_output=True,
             text=True,
@@ -238,6 +264,16 @@ class SQLMeshProject:
         spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
         spec.write(cache_file)
         return spec
+
+
+def _project_files(folder: Path) -> list[Path]:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
+        for name in names:
+            if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
+                files.append(Path(root) / name)
+    return files
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

@@ -1,7 +1,8 @@
 """A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
 
 A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
-version runs `python -m mxm_dagster.spec_process PATH GATEWAY` and waits. The child loads the
+version runs `python -m mxm_dagster.spec_process LOCATION GATEWAY` (LOCATION: the project
+folders, separated by `os.pathsep`) and waits. The child loads the
 project with SQLMesh, writes the spec cache and prints one line: `MXM_SPEC {"spec_file": ...}`,
 or `MXM_SPEC {"error": ...}` with the message a data engineer should see (ADR 9).
 """
@@ -12,7 +13,6 @@ import json
 import os
 import sys
 import traceback
-from pathlib import Path
 
 from mxm_dagster.errors import ProjectLoadError
 from mxm_dagster.project import SPEC_REPLY_PREFIX, SQLMeshProject
@@ -34,8 +34,8 @@ def _load(project: SQLMeshProject) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    path, gateway = argv
-    reply = _load(SQLMeshProject(path=Path(path), gateway=gateway or None))
+    location, gateway = argv
+    reply = _load(SQLMeshProject.at(location, gateway=gateway or None))
     sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -43,8 +43,12 @@ warnings.filterwarnings("ignore", category=SyntaxWarning, message='"is not" with
 # --------------------------------------------------------------------------- configuration
 
 
+def _is_remote(path: str) -> bool:
+    return path.startswith(("md:", "motherduck:", "s3://", "http"))
+
+
 def _absolute(path: str, base: Path) -> str:
-    if path == ":memory:" or path.startswith(("md:", "motherduck:", "s3://", "http")):
+    if path == ":memory:" or _is_remote(path):
         return path
     candidate = Path(path).expanduser()
     return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
@@ -104,10 +108,17 @@ def default_gateway(config: Config) -> str:
 
 
 def warehouse_path(config: Config, gateway: str | None) -> Path | None:
-    """The DuckDB file behind a gateway's connection, if it is one."""
+    """The DuckDB file behind a gateway's connection, if it is one: with `catalogs:`, the first
+    catalog's, which is SQLMesh's default catalog (`database` and `catalogs` exclude each other)."""
     connection = config.get_connection(gateway or default_gateway(config))
+    if getattr(connection, "type_", None) != "duckdb":
+        return None
     database = getattr(connection, "database", None)
-    if getattr(connection, "type_", None) == "duckdb" and database and database != ":memory:":
+    catalogs = getattr(connection, "catalogs", None) or {}
+    if not database and catalogs:
+        first = next(iter(catalogs.values()))
+        database = first if isinstance(first, str) else getattr(first, "path", None)
+    if database and database != ":memory:" and not _is_remote(database):
         return Path(database)
     return None
 
@@ -238,24 +249,24 @@ class _ForwardingConsole(NoopConsole):
 
 
 def open_context(
-    project_dir: Path,
-    config: Config,
+    configs: dict[Path, Config],
     gateway: str | None,
     recorder: OutcomeRecorder | None = None,
     load: bool = True,
 ) -> Context:
-    """Build a SQLMesh Context whose console reports into `recorder`.
+    """Build a SQLMesh Context over the project folders in `configs` whose console reports into
+    `recorder`.
 
-    The console is global in SQLMesh and must be set before the Context is built. `load=False`
-    reads no model files (state and connections only), as SQLMesh's own `sqlmesh run` does;
-    `load_models` loads them later.
+    Several folders make a multi-repo project: SQLMesh loads each with its own config and takes
+    connections and state from the first. The console is global in SQLMesh and must be set before
+    the Context is built. `load=False` reads no model files (state and connections only), as
+    SQLMesh's own `sqlmesh run` does; `load_models` loads them later.
     """
+    paths = list(configs)
     console = _ForwardingConsole(recorder or OutcomeRecorder())
     set_console(console)
-    with _load_errors(project_dir):
-        context = Context(
-            paths=project_dir, config={project_dir: config}, gateway=gateway, load=load
-        )
+    with _load_errors(paths[0]):
+        context = Context(paths=paths, config=dict(configs), gateway=gateway, load=load)
     console.view_dialect = context.default_dialect
     return context
 
@@ -322,10 +333,17 @@ def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
     )
 
 
+#: Kinds SQLMesh never evaluates: an EXTERNAL table is another system's, an EMBEDDED model is
+#: inlined as a subquery into the models that read it and has no table, intervals or audit run
+#: (measured on 0.236: no intervals recorded, no physical table). Their assets are sources, not
+#: steps: a step would report an outcome SQLMesh never had.
+_KINDS_WITHOUT_TABLE = {"EXTERNAL", "EMBEDDED"}
+
+
 def _model_spec(model: Any) -> ModelSpec:
     table = model.fully_qualified_table
     kind = model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
-    is_external = kind == "EXTERNAL"
+    is_external = kind in _KINDS_WITHOUT_TABLE
     time_column = getattr(model.kind, "time_column", None)
     path = getattr(model, "_path", None)
     return ModelSpec(

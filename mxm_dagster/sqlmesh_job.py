@@ -12,7 +12,6 @@ import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from mxm_dagster.interpreter import child_command, child_env
 from mxm_dagster.project import SQLMeshProject
@@ -35,7 +34,7 @@ class SQLMeshJob:
         return json.dumps(
             {
                 "project": {
-                    "path": str(self.project.path),
+                    "location": self.project.location,
                     "gateway": self.project.gateway,
                     "environment": self.project.environment,
                 },
@@ -50,7 +49,7 @@ class SQLMeshJob:
         raw = json.loads(text)
         project = raw["project"]
         return cls(
-            SQLMeshProject(Path(project["path"]), project["gateway"], project["environment"]),
+            SQLMeshProject.at(project["location"], project["gateway"], project["environment"]),
             ExecutionRequest.from_dict(raw["request"]),
             raw["lock_timeout_seconds"],
             raw["warehouse_wait_seconds"],

@@ -256,3 +256,26 @@ def test_hooks_that_raise_are_recorded_and_sqlmesh_carries_on(audits_project: Pa
         "update_snapshot_evaluation_progress",
         "audit_failed",
     } <= hooks, recorder.hook_errors
+
+
+def test_a_standalone_audit_that_cannot_run_fails_the_model_it_reports_on_only(
+    audits_project: Path,
+) -> None:
+    (audits_project / "audits" / "unreadable.sql").write_text(
+        "AUDIT (name assert_unreadable, standalone true);\n"
+        "SELECT * FROM shop.customers WHERE CAST(name AS INT) = 1\n"
+    )
+
+    result = materialize(audits_project)
+
+    assert not result.success
+    steps = result.step_statuses()
+    assert steps["shop__customers"] == "STEP_FAILURE"
+    assert steps["shop__order_totals"] == "NOT_EXECUTED"
+    assert steps["shop__orders"] == steps["shop__daily_amounts"] == "STEP_SUCCESS"
+    assert "Standalone audit assert_unreadable failed" in result.failure_message("shop__customers")
+    assert "shop/customers:assert_unreadable" not in result.checks()
+    assert views(audits_project / "warehouse.duckdb") == {
+        ("shop", "orders"),
+        ("shop", "daily_amounts"),
+    }

@@ -29,6 +29,7 @@ class ModelRecord:
     # Per batch whose audits SQLMesh counted: how many ran (a `skip` audit counts as passed)
     audit_counts: list[int] = field(default_factory=list)
     audits_blocked: bool = False  # a batch stopped on blocking audit failures, after all audits ran
+    unheard_failures: int = 0  # failures SQLMesh counted that no notification named
     audit_failures: list[AuditOutcome] = field(default_factory=list)  # one per audit and batch
     error: str | None = None
     skipped: bool = False
@@ -117,6 +118,15 @@ class OutcomeRecorder:
         self._log(
             f"SQLMesh audit {audit.check_name or audit.name} on {model} failed: "
             f"{audit.failed_rows} rows"
+        )
+
+    def audits_unheard(self, model: str, count: int) -> None:
+        """SQLMesh counted failing audits we were not told about: no pass can be claimed."""
+        with self._lock:
+            self._record(model).unheard_failures += count
+        self._log(
+            f"SQLMesh counted {count} failing audit(s) of {model} without naming them; its "
+            "checks report no pass for this run"
         )
 
     def audit_blocked(self, token: int) -> bool:

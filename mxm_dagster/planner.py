@@ -26,6 +26,8 @@ def _audits_ran(model: ModelSpec, record: ModelRecord, audit: AuditSpec) -> bool
     So a batch whose count equals the node's audits, or that stopped on a blocking failure, ran
     each of them. Any other count says too little to claim a pass.
     """
+    if record.unheard_failures:  # some failure was counted but not named: any audit may be it
+        return False
     expected = 1 if audit.standalone else sum(1 for a in model.audits if not a.standalone)
     return record.audits_blocked or expected in record.audit_counts
 
@@ -43,18 +45,31 @@ def _failure(audit: AuditSpec, failures: list[AuditOutcome]) -> AuditOutcome:
     )
 
 
+def _check_of(model: ModelSpec, failure: AuditOutcome) -> str:
+    """The check a failure belongs to; one SQLMesh named only by audit goes to its first use."""
+    if failure.check_name:
+        return failure.check_name
+    return next((a.check_name for a in model.audits if a.name == failure.name), failure.name)
+
+
 def _audit_outcomes(
-    model: ModelSpec, record: ModelRecord | None, records: Mapping[str, ModelRecord]
+    model: ModelSpec,
+    record: ModelRecord | None,
+    records: Mapping[str, ModelRecord],
+    log: Callable[[str], None] | None = None,
 ) -> list[AuditOutcome]:
     """Outcomes only for audits that ran: failures as SQLMesh reported them, passes only where
     SQLMesh's counts show the audit ran (see `_audits_ran`). `skip` audits never run."""
     outcomes: list[AuditOutcome] = []
+    unproven: list[str] = []
     for audit in model.audits:
         source = records.get(audit.name) if audit.standalone else record
         if audit.skip or source is None:
             continue
         failures = [
-            f for f in source.audit_failures if audit.standalone or f.check_name == audit.check_name
+            f
+            for f in source.audit_failures
+            if audit.standalone or _check_of(model, f) == audit.check_name
         ]
         if failures:
             outcomes.append(_failure(audit, failures))
@@ -62,6 +77,14 @@ def _audit_outcomes(
             outcomes.append(
                 AuditOutcome(audit.name, True, audit.blocking, check_name=audit.check_name)
             )
+        elif source.audit_counts and not source.unheard_failures:  # that one is logged already
+            unproven.append(audit.check_name)
+    if unproven and log is not None:
+        log(
+            f"Not reporting {', '.join(unproven)} of {model.name} as passed: SQLMesh counted "
+            f"{sorted(set(record.audit_counts if record else []))} audits per batch where the "
+            "model declares a different number, so which of them ran is unknown"
+        )
     return outcomes
 
 
@@ -74,6 +97,7 @@ def model_outcome(
     failed_upstream: str | None = None,
     row_count: int | None = None,
     records: Mapping[str, ModelRecord] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ModelOutcome:
     """`records` holds what the console recorded of every node: standalone audits are nodes."""
     return ModelOutcome(
@@ -82,7 +106,7 @@ def model_outcome(
         selected=selected,
         error=record.error if record else None,
         failed_upstream=failed_upstream,
-        audits=_audit_outcomes(spec, record, records or {}),
+        audits=_audit_outcomes(spec, record, records or {}, log),
         intervals=list(record.intervals) if record else [],
         duration_ms=record.duration_ms if record and record.evaluated_batches else None,
         row_count=row_count,
@@ -286,6 +310,7 @@ class Planner:
                 failed_upstream=excluded.get(name) if status is ModelStatus.SKIPPED else None,
                 row_count=self.row_counts.get(name) if status is ModelStatus.EVALUATED else None,
                 records=records,
+                log=self.recorder.message,
             )
             outcomes[name] = outcome
         results = request.header()

@@ -36,7 +36,6 @@ from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
 # "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
 _AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
-_AUDIT_QUERY_MARKER = "Audit query:\n"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # SQLMesh underlines the offending token for terminals
 
 # SQLMesh compiles some built-in audit macros to Python that compares with `is not` a literal;
@@ -194,7 +193,6 @@ class _ForwardingConsole(NoopConsole):
         self._current = threading.local()
         self._naming_info: Any = None
         self._audit_only = False  # the scheduler call in progress only audits (no evaluation)
-        self.listening = False  # audit failures arrive through `_AuditFailureListener`
         self.view_dialect: str | None = None  # how view names are written, as in `promoted_tables`
 
     @_hook
@@ -217,6 +215,7 @@ class _ForwardingConsole(NoopConsole):
     def start_snapshot_evaluation_progress(self, snapshot: Any, audit_only: bool = False) -> None:
         self._current.snapshot = snapshot
         self._current.claimed = set()  # audit uses whose failure this batch already recorded
+        self._current.heard = 0  # failures the listener heard of in this batch
 
     def _table_info(self, snapshot: Any) -> dict[str, str]:
         """Where the model's data is; a standalone audit has no table (`table_name()` raises)."""
@@ -251,6 +250,9 @@ class _ForwardingConsole(NoopConsole):
         auto_restatement_triggers: Any = None,
     ) -> None:
         self._current.snapshot = None
+        unheard = num_audits_failed - getattr(self._current, "heard", 0)
+        if unheard > 0:  # SQLMesh counted failures no notification told us about
+            self._recorder.audits_unheard(snapshot.name, unheard)
         self._recorder.evaluated(
             snapshot.name,
             (int(interval[0]), int(interval[1])),
@@ -279,12 +281,16 @@ class _ForwardingConsole(NoopConsole):
 
     @_hook
     def audit_failed(self, audit_error: Any) -> None:
+        if getattr(self._current, "last_error", None) is audit_error:
+            return  # notified twice: to the run's user and to the model's owner, the same user
+        self._current.last_error = audit_error
         snapshot = getattr(self._current, "snapshot", None)
         node = snapshot.node if snapshot is not None else audit_error.model
         model = snapshot.name if snapshot is not None else getattr(node, "fqn", None)
         if model is None:
             self._recorder.message(f"SQLMesh audit failure of no known model: {audit_error}")
             return
+        self._current.heard = getattr(self._current, "heard", 0) + 1
         self._recorder.audit_failed(
             model,
             AuditOutcome(
@@ -337,25 +343,9 @@ class _ForwardingConsole(NoopConsole):
 
     @_hook
     def log_warning(self, short_message: str, long_message: str | None = None) -> None:
-        """Non-blocking audit failures also arrive here; the listener recorded them already,
-        with their arguments, unless SQLMesh notifies only a configured user."""
-        text = long_message or short_message
-        match = _AUDIT_ERROR.search(text)
-        snapshot = getattr(self._current, "snapshot", None)
-        if match and snapshot is not None and not self.listening:
-            query = text.split(_AUDIT_QUERY_MARKER, 1)[1] if _AUDIT_QUERY_MARKER in text else None
-            self._recorder.audit_failed(
-                snapshot.name,
-                AuditOutcome(
-                    name=match["name"],
-                    passed=False,
-                    blocking=False,
-                    failed_rows=int(match["count"]),
-                    query=query,
-                    failed_batches=1,
-                ),
-            )
-        elif not match:
+        """Non-blocking audit failures also arrive here, naming only the audit; the listener
+        recorded them already, with their arguments."""
+        if not _AUDIT_ERROR.search(long_message or short_message):
             self._recorder.message(f"SQLMesh warning: {short_message.strip()}")
 
     @_hook
@@ -405,8 +395,9 @@ def open_context(
             notification_targets=[listener],
         )
     console.view_dialect = context.default_dialect
-    # With `username` set, SQLMesh notifies only that user's targets; warnings are parsed then
-    console.listening = not context.notification_target_manager.username
+    manager = context.notification_target_manager
+    if manager.username:  # SQLMesh then notifies only that user's targets
+        manager.user_notification_targets.setdefault(manager.username, set()).add(listener)
     return context
 
 

@@ -68,8 +68,10 @@ def test_standalone_audits_build_on_a_fresh_warehouse_and_report_on_the_model_th
     assert not any("Reporting hook" in m for m in result.messages())
 
 
-def test_a_standalone_audit_over_several_models_depends_on_the_others() -> None:
-    defs = definitions_for(AUDITS_PROJECT)
+def test_a_standalone_audit_over_several_models_depends_on_the_others(
+    audits_project: Path,
+) -> None:
+    defs = definitions_for(audits_project)
     job = defs.resolve_implicit_global_asset_job_def()
     specs = {
         spec.key.name: spec
@@ -101,9 +103,14 @@ def test_a_failing_standalone_audit_fails_its_check_and_the_model_is_still_promo
     assert query(audits_project / "warehouse.duckdb", "SELECT COUNT(*) FROM shop.orders") == [(3,)]
 
 
+@pytest.mark.parametrize("username", [None, "analyst"])
 def test_skip_audits_report_nothing_and_a_repeated_audit_reports_to_its_own_check(
-    audits_project: Path,
+    audits_project: Path, username: str | None
 ) -> None:
+    if username:  # SQLMesh then notifies audit failures to that user's targets only
+        config = audits_project / "config.yaml"
+        config.write_text(f"{config.read_text()}username: {username}\n")
+
     result = materialize(audits_project)
 
     checks = result.checks()

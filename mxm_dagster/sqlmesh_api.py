@@ -445,6 +445,8 @@ def _with_standalone_audits(context: Context, models: dict[str, ModelSpec]) -> N
     """Attach each standalone audit to the model it queries (ADR 3): with several, the most
     downstream one, the others as the check's extra dependencies. One that queries no model of
     the project becomes no check (nothing in Dagster to report it on)."""
+    if not context.standalone_audits:
+        return  # most projects: no DAG sort to pay for
     order = {name: i for i, name in enumerate(context.dag.sorted)}
     for audit in sorted(context.standalone_audits.values(), key=lambda a: a.name):
         queried = sorted(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mxm_dagster.results import AuditOutcome
 
@@ -25,8 +25,12 @@ class ModelRecord:
     failed_batches: int = 0
     intervals: list[tuple[int, int]] = field(default_factory=list)
     duration_ms: int = 0
-    audits_run: int = 0
-    audit_failures: list[AuditOutcome] = field(default_factory=list)
+    audited_batches: int = 0  # batches of an audit-only run: audits on existing data, none written
+    # Per batch whose audits SQLMesh counted: how many ran (a `skip` audit counts as passed)
+    audit_counts: list[int] = field(default_factory=list)
+    audits_blocked: bool = False  # a batch stopped on blocking audit failures, after all audits ran
+    unheard_failures: int = 0  # failures SQLMesh counted that no notification named
+    audit_failures: list[AuditOutcome] = field(default_factory=list)  # one per audit and batch
     error: str | None = None
     skipped: bool = False
     table: dict[str, str] = field(default_factory=dict)  # version, fingerprint, table, view
@@ -58,14 +62,20 @@ class OutcomeRecorder:
         self.on_complete = on_complete
         self.records: dict[str, ModelRecord] = {}
         self.destructive_changes: dict[str, str] = {}  # model -> what SQLMesh would drop
+        self.owners: dict[str, str] = {}  # standalone audit node -> the model its check is on
+        self.hook_errors: list[str] = []  # our console hooks that failed; SQLMesh carried on
+        self._failure_tokens: dict[int, tuple[str, int]] = {}  # token -> (model, failure index)
 
     def _record(self, model: str) -> ModelRecord:
         return self.records.setdefault(model, ModelRecord())
 
-    def batches_planned(self, batches: dict[str, int]) -> None:
+    def batches_planned(self, batches: dict[str, int], audit_only: bool = False) -> None:
+        """An audit-only run plans batches that write nothing: they do not make a model due."""
         with self._lock:
             for model, count in batches.items():
-                self._record(model).expected_batches = count
+                record = self._record(model)
+                if not audit_only:
+                    record.expected_batches = count
 
     def evaluated(
         self,
@@ -75,18 +85,22 @@ class OutcomeRecorder:
         audits_passed: int,
         audits_failed: int,
         table: Callable[[], dict[str, str]],
+        audit_only: bool = False,
     ) -> None:
         with self._lock:
             record = self._record(model)
             if duration_ms is None:  # SQLMesh reports a failed batch with no duration
                 record.failed_batches += 1
                 return
+            record.audit_counts.append(audits_passed + audits_failed)
+            if not record.table:
+                record.table = table()
+            if audit_only:  # no interval written: never reported as an evaluation
+                record.audited_batches += 1
+                return
             record.evaluated_batches += 1
             record.intervals.append(interval)
             record.duration_ms += duration_ms
-            record.audits_run += audits_passed + audits_failed
-            if not record.table:
-                record.table = table()
             complete = record.complete
         if complete and self.on_complete is not None:
             try:
@@ -94,18 +108,53 @@ class OutcomeRecorder:
             except Exception as exc:  # reporting early must never break SQLMesh's evaluation
                 self._log(f"Could not report {model} early: {exc}")
 
-    def audit_failed(self, model: str, audit: AuditOutcome) -> None:
+    def audit_failed(self, model: str, audit: AuditOutcome, token: int | None = None) -> None:
+        """One audit failed in one batch. `token` names the failure for `audit_blocked`."""
         with self._lock:
-            self._record(model).audit_failures.append(audit)
-        kind = "blocking" if audit.blocking else "non-blocking"
+            failures = self._record(model).audit_failures
+            failures.append(audit)
+            if token is not None:
+                self._failure_tokens[token] = (model, len(failures) - 1)
         self._log(
-            f"SQLMesh audit {audit.name} on {model} failed ({kind}): {audit.failed_rows} rows"
+            f"SQLMesh audit {audit.check_name or audit.name} on {model} failed: "
+            f"{audit.failed_rows} rows"
         )
+
+    def audits_unheard(self, model: str, count: int) -> None:
+        """SQLMesh counted failing audits we were not told about: no pass can be claimed."""
+        with self._lock:
+            self._record(model).unheard_failures += count
+        self._log(
+            f"SQLMesh counted {count} failing audit(s) of {model} without naming them; its "
+            "checks report no pass for this run"
+        )
+
+    def audit_blocked(self, token: int) -> bool:
+        """The failure `token` stopped its batch (blocking); False if it was never recorded."""
+        with self._lock:
+            found = self._failure_tokens.get(token)
+            if found is None:
+                return False
+            model, index = found
+            record = self._record(model)
+            record.audit_failures[index] = replace(record.audit_failures[index], blocking=True)
+            record.audits_blocked = True
+            return True
 
     def failed(self, model: str, error: str) -> None:
         with self._lock:
             self._record(model).error = error
+            owner = self.owners.get(model)
+            if owner is not None:  # a standalone audit that could not run fails its model's step
+                self._record(owner).error = f"Standalone audit {model} failed: {error}"
         self._log(f"SQLMesh model {model} failed: {error}")
+
+    def hook_failed(self, hook: str, exc: BaseException) -> None:
+        """One of our hooks raised: recorded, never passed on to SQLMesh."""
+        text = f"Reporting hook {hook} failed (SQLMesh carried on): {type(exc).__name__}: {exc}"
+        with self._lock:
+            self.hook_errors.append(text)
+        self._log(text)
 
     def skipped(self, model: str) -> None:
         with self._lock:

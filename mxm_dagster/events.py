@@ -49,6 +49,8 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
 def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
     severity = dg.AssetCheckSeverity.ERROR if outcome.blocking else dg.AssetCheckSeverity.WARN
     metadata: dict[str, Any] = {"sqlmesh/audit": outcome.name, "failed_rows": outcome.failed_rows}
+    if not outcome.passed:  # rows summed over every batch the audit failed in
+        metadata["sqlmesh/failed_batches"] = outcome.failed_batches
     if outcome.query:
         metadata["audit_query"] = dg.MetadataValue.md(f"```sql\n{outcome.query}\n```")
     return dg.AssetCheckResult(
@@ -109,6 +111,10 @@ def step_events(
     model = outcome.model
     selected_names = {key.name for key in selected_checks}
     checks = [check_result(a) for a in outcome.audits if a.check_name in selected_names]
+    if outcome.status is ModelStatus.AUDITED:  # audits re-ran on the data already there
+        metadata = {**provenance(outcome, results), "sqlmesh/data_changed": False}
+        yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+        return
     if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE):
         yield dg.MaterializeResult(metadata=provenance(outcome, results), check_results=checks)
         return

@@ -96,6 +96,6 @@ def build_sqlmesh_assets(
                 definitions.append(spec)
             continue
         _keys_by_model[model.name] = key
-        checks = translator.get_check_specs(model, key)
+        checks = translator.get_check_specs(model, key, keys)
         definitions.append(_model_asset(model, spec, checks, str(project_dir)))
     return definitions

@@ -8,41 +8,83 @@ recomputing them. This module does that loop and turns what the console recorded
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.console import ModelRecord, OutcomeRecorder
 from mxm_dagster.errors import DestructiveChangeError
 from mxm_dagster.request import ExecutionRequest
 from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.specs import ModelSpec, ProjectSpec
+from mxm_dagster.specs import AuditSpec, ModelSpec, ProjectSpec
 
 
-def _audit_outcomes(model: ModelSpec, record: ModelRecord | None) -> list[AuditOutcome]:
-    """Outcomes only for audits that ran: failures as SQLMesh reported them, the rest as passed."""
-    if record is None:
-        return []
-    failures = list(record.audit_failures)
+def _audits_ran(model: ModelSpec, record: ModelRecord, audit: AuditSpec) -> bool:
+    """Whether SQLMesh ran every audit of the node in at least one batch.
+
+    SQLMesh reports per batch only how many audits passed and failed; it runs all of a node's
+    audits in each batch (a `skip` audit counts as passed), then raises if a blocking one failed.
+    So a batch whose count equals the node's audits, or that stopped on a blocking failure, ran
+    each of them. Any other count says too little to claim a pass.
+    """
+    if record.unheard_failures:  # some failure was counted but not named: any audit may be it
+        return False
+    expected = 1 if audit.standalone else sum(1 for a in model.audits if not a.standalone)
+    return record.audits_blocked or expected in record.audit_counts
+
+
+def _failure(audit: AuditSpec, failures: list[AuditOutcome]) -> AuditOutcome:
+    """One audit's failures over every batch: rows added up, the first batch's query."""
+    return AuditOutcome(
+        name=audit.name,
+        passed=False,
+        blocking=audit.blocking and any(f.blocking for f in failures),
+        failed_rows=sum(f.failed_rows for f in failures),
+        query=failures[0].query,
+        check_name=audit.check_name,
+        failed_batches=sum(max(f.failed_batches, 1) for f in failures),
+    )
+
+
+def _check_of(model: ModelSpec, failure: AuditOutcome) -> str:
+    """The check a failure belongs to; one SQLMesh named only by audit goes to its first use."""
+    if failure.check_name:
+        return failure.check_name
+    return next((a.check_name for a in model.audits if a.name == failure.name), failure.name)
+
+
+def _audit_outcomes(
+    model: ModelSpec,
+    record: ModelRecord | None,
+    records: Mapping[str, ModelRecord],
+    log: Callable[[str], None] | None = None,
+) -> list[AuditOutcome]:
+    """Outcomes only for audits that ran: failures as SQLMesh reported them, passes only where
+    SQLMesh's counts show the audit ran (see `_audits_ran`). `skip` audits never run."""
     outcomes: list[AuditOutcome] = []
-    ran = record.audits_run >= len(model.audits) > 0 and record.evaluated_batches > 0
+    unproven: list[str] = []
     for audit in model.audits:
-        failure = next((f for f in failures if f.name == audit.name), None)
-        if failure is not None:
-            failures.remove(failure)
-            outcomes.append(
-                AuditOutcome(
-                    name=audit.name,
-                    passed=False,
-                    blocking=audit.blocking and failure.blocking,
-                    failed_rows=failure.failed_rows,
-                    query=failure.query,
-                    check_name=audit.check_name,
-                )
-            )
-        elif ran:
+        source = records.get(audit.name) if audit.standalone else record
+        if audit.skip or source is None:
+            continue
+        failures = [
+            f
+            for f in source.audit_failures
+            if audit.standalone or _check_of(model, f) == audit.check_name
+        ]
+        if failures:
+            outcomes.append(_failure(audit, failures))
+        elif _audits_ran(model, source, audit):
             outcomes.append(
                 AuditOutcome(audit.name, True, audit.blocking, check_name=audit.check_name)
             )
+        elif source.audit_counts and not source.unheard_failures:  # that one is logged already
+            unproven.append(audit.check_name)
+    if unproven and log is not None:
+        log(
+            f"Not reporting {', '.join(unproven)} of {model.name} as passed: SQLMesh counted "
+            f"{sorted(set(record.audit_counts if record else []))} audits per batch where the "
+            "model declares a different number, so which of them ran is unknown"
+        )
     return outcomes
 
 
@@ -54,14 +96,17 @@ def model_outcome(
     table: dict[str, str],
     failed_upstream: str | None = None,
     row_count: int | None = None,
+    records: Mapping[str, ModelRecord] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> ModelOutcome:
+    """`records` holds what the console recorded of every node: standalone audits are nodes."""
     return ModelOutcome(
         model=spec.name,
         status=status,
         selected=selected,
         error=record.error if record else None,
         failed_upstream=failed_upstream,
-        audits=_audit_outcomes(spec, record),
+        audits=_audit_outcomes(spec, record, records or {}, log),
         intervals=list(record.intervals) if record else [],
         duration_ms=record.duration_ms if record and record.evaluated_batches else None,
         row_count=row_count,
@@ -98,12 +143,15 @@ class Planner:
         self._request: ExecutionRequest | None = None
         self._promoting = True
         recorder.on_complete = self._model_completed
+        recorder.owners = project.standalone_audits()
 
     def _model_completed(self, name: str, record: ModelRecord) -> None:
         """Runs on SQLMesh's worker thread right after the model's last batch succeeded."""
         request = self._request
         if request is None or not self._is_model(name):
             return
+        if any(audit.standalone for audit in self.models[name].audits):
+            return  # its standalone audits run after it: report with them, at the end
         table = record.table.get("physical_table")
         if request.row_counts and table:
             self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
@@ -244,6 +292,8 @@ class Planner:
                 status = ModelStatus.SKIPPED
             elif record is not None and record.evaluated_batches:
                 status = ModelStatus.EVALUATED
+            elif record is not None and record.audited_batches:
+                status = ModelStatus.AUDITED
             else:
                 status = ModelStatus.UP_TO_DATE
             table = tables.get(name, {}) if status in _PROMOTED else {}
@@ -259,6 +309,8 @@ class Planner:
                 table,
                 failed_upstream=excluded.get(name) if status is ModelStatus.SKIPPED else None,
                 row_count=self.row_counts.get(name) if status is ModelStatus.EVALUATED else None,
+                records=records,
+                log=self.recorder.message,
             )
             outcomes[name] = outcome
         results = request.header()
@@ -268,4 +320,4 @@ class Planner:
         return results
 
 
-_PROMOTED = {ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE}
+_PROMOTED = {ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED}

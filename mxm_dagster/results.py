@@ -14,6 +14,7 @@ from typing import Any
 class ModelStatus(StrEnum):
     EVALUATED = "evaluated"  # SQLMesh computed at least one interval in this execution
     UP_TO_DATE = "up_to_date"  # nothing was missing; the environment already had current data
+    AUDITED = "audited"  # audit-only re-run: SQLMesh ran the audits on existing data, none changed
     FAILED = "failed"  # evaluation or a blocking audit failed
     SKIPPED = "skipped"  # not evaluated because an upstream model failed
 
@@ -28,6 +29,7 @@ class AuditOutcome:
     failed_rows: int = 0
     query: str | None = None
     check_name: str = ""  # the Dagster check this audit reports to; set once matched to the model
+    failed_batches: int = 0  # interval batches it failed in; `failed_rows` sums over them
 
 
 @dataclass

@@ -23,12 +23,19 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class AuditSpec:
-    """One audit attached to a model; `check_name` is unique within the model."""
+    """One audit attached to a model; `check_name` is unique within the model.
+
+    `skip` audits are declared but SQLMesh never runs them. A `standalone` audit is its own SQLMesh
+    node (named `name`), reported on the model it queries; `reads` are the other models it queries.
+    """
 
     name: str
     check_name: str
     blocking: bool
     args: dict[str, str] = field(default_factory=dict)
+    skip: bool = False
+    standalone: bool = False
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,9 @@ class ModelSpec:
     def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
         raw = dict(raw)
         raw["columns"] = tuple(ColumnSpec(**c) for c in raw.get("columns", ()))
-        raw["audits"] = tuple(AuditSpec(**a) for a in raw.get("audits", ()))
+        raw["audits"] = tuple(
+            AuditSpec(**{**a, "reads": tuple(a.get("reads", ()))}) for a in raw.get("audits", ())
+        )
         for key in ("depends_on", "tags", "grain"):
             raw[key] = tuple(raw.get(key, ()))
         return cls(**raw)
@@ -83,6 +92,15 @@ class ProjectSpec:
 
     def by_name(self) -> dict[str, ModelSpec]:
         return {m.name: m for m in self.models}
+
+    def standalone_audits(self) -> dict[str, str]:
+        """Standalone audit (its SQLMesh node name) -> the model whose check reports it."""
+        return {
+            audit.name: model.name
+            for model in self.models
+            for audit in model.audits
+            if audit.standalone
+        }
 
     def downstream(self, name: str) -> set[str]:
         """Every model that reads `name`, directly or through others."""

@@ -10,7 +10,7 @@ import dagster as dg
 
 from mxm_dagster import partitions
 from mxm_dagster.names import safe_name
-from mxm_dagster.specs import ModelSpec, ProjectSpec
+from mxm_dagster.specs import AuditSpec, ModelSpec, ProjectSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -82,13 +82,22 @@ class SQLMeshTranslator:
         metadata.update({k: v for k, v in optional.items() if v})
         return metadata
 
-    def get_check_specs(self, model: ModelSpec, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    def get_check_specs(
+        self,
+        model: ModelSpec,
+        key: dg.AssetKey,
+        keys: Mapping[str, dg.AssetKey] | None = None,
+    ) -> list[dg.AssetCheckSpec]:
+        """One check per audit. A standalone audit's check also depends on the other models it
+        queries (`keys` maps model names to asset keys); a `skip` audit's never gates anything."""
+        keys = keys or {}
         return [
             dg.AssetCheckSpec(
                 name=audit.check_name,
                 asset=key,
-                blocking=audit.blocking,
-                description=self._audit_description(audit.name, audit.args, audit.blocking),
+                blocking=audit.blocking and not audit.skip,
+                description=self._audit_description(audit),
+                additional_deps=[keys[name] for name in audit.reads if name in keys] or None,
                 metadata={"sqlmesh/audit": audit.name},
             )
             for audit in model.audits
@@ -120,7 +129,13 @@ class SQLMeshTranslator:
         )
 
     @staticmethod
-    def _audit_description(name: str, args: Mapping[str, str], blocking: bool) -> str:
-        rendered = ", ".join(f"{k} := {v}" for k, v in args.items())
-        kind = "blocking" if blocking else "non-blocking"
-        return f"SQLMesh audit {name}({rendered}), {kind}"
+    def _audit_description(audit: AuditSpec) -> str:
+        rendered = ", ".join(f"{k} := {v}" for k, v in audit.args.items())
+        kind = "blocking" if audit.blocking else "non-blocking"
+        if audit.standalone:
+            text = f"SQLMesh standalone audit {audit.name}, {kind}"
+        else:
+            text = f"SQLMesh audit {audit.name}({rendered}), {kind}"
+        if audit.skip:
+            text += "; skipped (`skip true`): SQLMesh never runs it, so it reports nothing"
+        return text

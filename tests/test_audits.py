@@ -13,6 +13,7 @@ import pytest
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.console import OutcomeRecorder
+from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
 
 AUDITS_PROJECT = REPO / "tests" / "fixtures" / "audits_project"
@@ -34,8 +35,7 @@ def _edit(project: Path, model: str, old: str, new: str) -> None:
 
 def _environment_nodes(project: Path) -> set[str]:
     """What SQLMesh's prod environment holds: models and standalone audits."""
-    config = sqlmesh_api.load_project_config(project)
-    context = sqlmesh_api.open_context(project, config, None, load=False)
+    context = SQLMeshProject(path=project).open_context(load=False)
     try:
         return sqlmesh_api.environment_model_names(context, "prod")
     finally:
@@ -43,8 +43,7 @@ def _environment_nodes(project: Path) -> set[str]:
 
 
 def _intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    config = sqlmesh_api.load_project_config(project)
-    context = sqlmesh_api.open_context(project, config, None, load=False)
+    context = SQLMeshProject(path=project).open_context(load=False)
     try:
         return sqlmesh_api.recorded_intervals(context, "prod")
     finally:
@@ -249,8 +248,7 @@ class _FaultyRecorder(OutcomeRecorder):
 
 def test_hooks_that_raise_are_recorded_and_sqlmesh_carries_on(audits_project: Path) -> None:
     recorder = _FaultyRecorder()
-    config = sqlmesh_api.load_project_config(audits_project)
-    context = sqlmesh_api.open_context(audits_project, config, None, recorder)
+    context = SQLMeshProject(path=audits_project).open_context(recorder)
     try:
         sqlmesh_api.apply_plan(context, "prod", None)
     finally:

@@ -330,9 +330,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 lines.append(self._record_skipped(context, key, results.outcome(model), results))
         if lines:
             context.log.warning(
-                f"Dagster skips the steps downstream of {upstream} in this run, as {upstream} "
-                "recorded no materialization. What SQLMesh did for them is recorded here: "
-                + "; ".join(lines)
+                f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
+                f"{upstream} yields no output (no materialization of the step's own). What "
+                "SQLMesh did for them is recorded here: " + "; ".join(lines)
             )
 
     @staticmethod

@@ -137,3 +137,9 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     if any(k is None for k in firsts + lasts):
         return None
     return f"{max(k for k in firsts if k)}...{min(k for k in lasts if k)}"
+
+
+if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: the range for the CLI
+    from mxm_dagster.project import SQLMeshProject
+
+    print(full_range(SQLMeshProject.from_env().load_spec().models) or "")

@@ -4,6 +4,7 @@ if SQLMesh recorded its interval in that run. Real runs, real warehouses."""
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +19,7 @@ from mxm_dagster.specs import ModelSpec
 from mxm_dagster.translator import SQLMeshTranslator
 from tests.conftest import (
     REFERENCE_PROJECT,
+    REPO,
     RunOutcome,
     copy_project,
     dagster_home,
@@ -161,6 +163,16 @@ def test_cli_partition_range_over_the_whole_flow(reference_project: Path, tmp_pa
     assert materialized_partitions(run.instance, QUOTES) == days
     assert run.materializations()["marts/fund_overview"]["sqlmesh/outcome"] == "evaluated"
 
+    # the README's restatement command: three days recomputed, recorded again
+    restate = '{"resources": {"sqlmesh": {"config": {"restate": true}}}}'
+    quotes = ["--select", "staging/stg_daily_quotes"]
+    three_days = ["--partition-range", "2023-01-10...2023-01-12", "--config-json", restate]
+    done = run_cli([*MATERIALIZE_ALL, *quotes, *three_days], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = materializations_of(runs(home)[-1], QUOTES)
+    assert sorted(r.partition for r in records) == ["2023-01-10", "2023-01-11", "2023-01-12"]
+    assert {r.metadata["sqlmesh/restated"].value for r in records} == {True}
+
 
 @pytest.mark.usefixtures("partitions_on")
 def test_range_restatement_recomputes_only_that_range(reference_project: Path) -> None:
@@ -267,12 +279,21 @@ def test_a_translator_decides_per_model(reference_project: Path) -> None:
         assert partitioned == {RETURNS}
 
 
-def test_cli_materializes_everything_unpartitioned_on_the_reference_flow(
+def make_run_command() -> list[str]:
+    """The Dagster command of the Makefile's `run` target, as `run_cli` takes it."""
+    lines = (REPO / "Makefile").read_text().split("\nrun:", 1)[1].splitlines()[1:]
+    recipe = next(line.strip() for line in lines if "dagster asset materialize" in line)
+    return [arg.replace("$(BIN)/", "") for arg in shlex.split(recipe)]
+
+
+def test_make_run_materializes_everything_unpartitioned(
     reference_project: Path, tmp_path: Path
 ) -> None:
     """`make run`'s command, exactly: partitions off, `--select '*'`, one run, every model."""
+    command = make_run_command()
+    assert command == [*MATERIALIZE_ALL, "--select", "*"]
     home = dagster_home(tmp_path)
-    done = run_cli([*MATERIALIZE_ALL, "--select", "*"], environment(reference_project, home))
+    done = run_cli(command, environment(reference_project, home))
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = runs(home)
     assert run.success

@@ -284,10 +284,14 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         """Which partitions of the step's range SQLMesh did not fill, and why."""
         execution_time = self._execution_time(context, results)
         cron = _metadata_value(context, context.asset_key, "sqlmesh/cron")
+        # Partitions recorded in Dagster were filled by SQLMesh in an earlier run (ADR 5)
+        materialized = context.instance.get_materialized_partitions(context.asset_key)
         by_reason: dict[str, list[str]] = {}
         for key in unfilled:
             end = partitions_def.time_window_for_partition_key(key).end
-            reason = _unfilled_reason(outcome, results, end, cron, execution_time)
+            reason = _unfilled_reason(
+                outcome, results, end, cron, execution_time, key in materialized
+            )
             by_reason.setdefault(reason, []).append(key)
         reasons = "; ".join(f"{', '.join(keys)}: {reason}" for reason, keys in by_reason.items())
         filled = len(step_keys) - len(unfilled)
@@ -331,8 +335,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         if lines:
             context.log.warning(
                 f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
-                f"{upstream} yields no output (no materialization of the step's own). What "
-                "SQLMesh did for them is recorded here: " + "; ".join(lines)
+                f"{upstream} yields no output. What SQLMesh did for them is recorded here: "
+                + "; ".join(lines)
             )
 
     @staticmethod
@@ -553,6 +557,7 @@ def _unfilled_reason(
     interval_end: datetime,
     cron: str | None,
     execution_time: datetime | None,
+    materialized_before: bool,
 ) -> str:
     """Why SQLMesh left one partition of the step's range unfilled in this execution."""
     as_of = (
@@ -573,4 +578,9 @@ def _unfilled_reason(
         return str(reason)
     if results.restated:
         return "due, but SQLMesh did not restate it in this run"
-    return "already recorded by SQLMesh and not restated in this run"
+    if materialized_before:
+        return "already recorded by SQLMesh (materialized in an earlier run), not restated"
+    return (
+        "not filled by SQLMesh in this run, which gave no reason (already filled while "
+        "partitions were off, past the model's end, or waiting on a signal)"
+    )

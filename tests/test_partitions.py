@@ -35,6 +35,7 @@ QUOTES = dg.AssetKey(["staging", "stg_daily_quotes"])
 RETURNS = dg.AssetKey(["marts", "daily_returns"])
 QUOTES_MODEL = '"justetf"."staging"."stg_daily_quotes"'
 SQLMESH_STARTS = "Running SQLMesh for"
+ALREADY_RECORDED = "already recorded by SQLMesh (materialized in an earlier run), not restated"
 
 
 def _day(ms: int) -> str:
@@ -98,6 +99,11 @@ def test_mapping_follows_the_model() -> None:
     full = ModelSpec(name="f", catalog=None, schema="s", table="f", kind="FULL", cron="@daily")
     assert partitions.partitions_def_for(full) is None
     assert partitions.dagster_cron("@daily") == "0 0 * * *"
+    # a daily interval of a `0 6 * * *` model is due at 06:00 after its end, not at midnight
+    end = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
+    assert not partitions.is_due("0 6 * * *", None, end, end)
+    assert partitions.is_due("0 6 * * *", None, end, end + dt.timedelta(hours=6))
+    assert partitions.is_due("@daily", None, end, end)
 
 
 def year_tags(first: str = "2023-01-02", last: str = "2023-12-31") -> dict[str, str]:
@@ -135,7 +141,7 @@ def test_year_backfill_in_one_run_then_up_to_date(reference_project: Path) -> No
     assert materializations_of(rerun, QUOTES) == []
     assert materializations_of(rerun, RETURNS) == []
     assert rerun.step_statuses()["marts__daily_returns"] == "STEP_SKIPPED"
-    assert any("already recorded by SQLMesh and not restated" in m for m in rerun.messages())
+    assert any(ALREADY_RECORDED in m for m in rerun.messages())
     assert rerun.checks() == {}
     assert recorded_days(reference_project, QUOTES_MODEL) == days
     assert materialized_partitions(instance, QUOTES) == days
@@ -433,7 +439,7 @@ def test_a_filled_range_again_records_no_partition(six_am_project: Path) -> None
     again = materialize(six_am_project, ["shop/daily_orders"], instance, tags)
     assert again.success
     assert materializations_of(again, DAILY) == []
-    assert any("already recorded by SQLMesh and not restated" in m for m in again.messages())
+    assert any(ALREADY_RECORDED in m for m in again.messages())
     assert recorded_days(six_am_project, DAILY_MODEL) == days
     assert materialized_partitions(instance, DAILY) == days
 
@@ -444,3 +450,25 @@ def test_a_filled_range_again_records_no_partition(six_am_project: Path) -> None
     records = materializations_of(restated, DAILY)
     assert sorted(r.partition for r in records) == [f"2026-11-{d}" for d in range(20, 28)]
     assert {r.metadata["sqlmesh/restated"].value for r in records} == {True}
+
+
+@pytest.mark.usefixtures("partitions_on")
+def test_a_partial_range_under_the_multiprocess_executor(
+    six_am_project: Path, tmp_path: Path
+) -> None:
+    """One process per step, through the CLI: the same partitions, and the skipped step's
+    model recorded from the step upstream of it."""
+    home = dagster_home(tmp_path)
+    env = environment(six_am_project, home, MXM_DAGSTER_EXECUTOR="multiprocess")
+    select = ["--select", "shop/daily_orders,shop/order_totals"]
+    command = [*MATERIALIZE_ALL, *select, "--partition-range", "2026-11-25...2026-11-28"]
+    done = run_cli(command, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = runs(home)
+    assert run.success
+    days = recorded_days(six_am_project, DAILY_MODEL)
+    assert max(days) == "2026-11-27"
+    assert materialized_partitions(run.instance, DAILY) == days
+    assert run.step_statuses()["shop__order_totals"] == "STEP_SKIPPED"
+    assert run.materializations()["shop/order_totals"]["sqlmesh/outcome"] == "evaluated"
+    assert run.checks() == {"shop/order_totals:not_null": (True, "ERROR")}

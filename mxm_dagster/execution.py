@@ -204,12 +204,12 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         # in-process).
         started_in_own_process = execution.thread is not None and not _steps_share_process(context)
         final = last or started_in_own_process or outcome is None or outcome.status in _FINAL
-        if not final and outcome is not None:
-            final = not self._step_output(context, outcome, results).materializes
-        if final:
+        output = self._step_output(context, outcome, results) if outcome is not None else None
+        if final or (output is not None and not output.materializes):
+            final = True
             results = execution.wait_done()
             outcome = results.outcome(model)
-        output = self._step_output(context, outcome, results) if outcome is not None else None
+            output = self._step_output(context, outcome, results) if outcome is not None else None
         if output is not None and not output.materializes and output.failure is None:
             self._record_skipped_downstream(context, execution, results)
         if final:

@@ -17,12 +17,10 @@ setup: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	@touch $(DAGSTER_HOME)/dagster.yaml
 
-# Dagster's CLI wants a partition range once assets are partitioned: every partition up to the
-# last complete interval, in one run (python -m mxm_dagster.partitions prints it; ADR 5).
+# Partitions are off by default (ADR 5): one unpartitioned run of every asset, SQLMesh fills
+# whatever is missing and due.
 run: setup
-	range="$$($(BIN)/python -m mxm_dagster.partitions)"; \
-	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*' \
-		$${range:+--partition-range "$$range"}
+	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*'
 	@$(BIN)/python -m mxm_dagster.where
 
 test: setup

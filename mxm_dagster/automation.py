@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.partitions import dagster_cron, partitions_def_for
+from mxm_dagster.partitions import dagster_cron
 from mxm_dagster.selection import RANGE_END_TAG, RANGE_START_TAG
 from mxm_dagster.specs import ModelSpec
 
@@ -41,10 +41,19 @@ def due_models(models: Iterable[ModelSpec], since: datetime, until: datetime) ->
     ]
 
 
+PartitionsDefs = Mapping[str, dg.PartitionsDefinition | None]
+
+
 def run_requests(
-    due: list[ModelSpec], keys: Mapping[str, dg.AssetKey], now: datetime
+    due: list[ModelSpec],
+    keys: Mapping[str, dg.AssetKey],
+    now: datetime,
+    partitions_of: PartitionsDefs | None = None,
 ) -> list[dg.RunRequest]:
     """One run for the due models; their time-partitioned ones target the latest partition.
+
+    `partitions_of`: model name -> the partitions of its asset (what the translator gave);
+    models missing from it are unpartitioned, as they are by default.
 
     Only models whose partitions differ (hourly next to daily) are split into further runs, as one
     Dagster run covers one partition range.
@@ -52,7 +61,9 @@ def run_requests(
     groups: dict[str, list[ModelSpec]] = {}
     partitions_defs: dict[str, dg.TimeWindowPartitionsDefinition] = {}
     for model in due:
-        partitions_def = partitions_def_for(model)
+        partitions_def = (partitions_of or {}).get(model.name)
+        if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+            partitions_def = None
         group = "" if partitions_def is None else str(partitions_def)
         if partitions_def is not None:
             partitions_defs[group] = partitions_def
@@ -74,7 +85,11 @@ def run_requests(
     return requests
 
 
-def cron_sensor(models: list[ModelSpec], keys: Mapping[str, dg.AssetKey]) -> dg.SensorDefinition:
+def cron_sensor(
+    models: list[ModelSpec],
+    keys: Mapping[str, dg.AssetKey],
+    partitions_defs: PartitionsDefs | None = None,
+) -> dg.SensorDefinition:
     """Running from the start: `dagster dev` runs it with no set-up.
 
     The cursor is the time of the previous evaluation; the first evaluation only sets it, so
@@ -101,7 +116,7 @@ def cron_sensor(models: list[ModelSpec], keys: Mapping[str, dg.AssetKey]) -> dg.
         if due:
             context.log.info(f"Due: {', '.join(m.name for m in due)}")
         return dg.SensorResult(
-            run_requests=run_requests(due, keys, now),
+            run_requests=run_requests(due, keys, now, partitions_defs),
             cursor=json.dumps({"evaluated_at": now.isoformat()}),
         )
 

@@ -9,6 +9,7 @@ import dagster as dg
 from mxm_dagster.automation import cron_sensor
 from mxm_dagster.execution import SQLMeshResultsResource
 from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets, model_asset_keys
+from mxm_dagster.partitions import partitions_from_env
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.reference import landing_assets
 from mxm_dagster.translator import SQLMeshTranslator
@@ -26,10 +27,18 @@ def executor_from_env() -> dg.ExecutorDefinition:
     raise ValueError(f"{EXECUTOR_ENV} must be 'in_process' or 'multiprocess', not {choice!r}")
 
 
-def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
+def build_definitions(
+    project: SQLMeshProject | None = None, *, partitions: bool | None = None
+) -> dg.Definitions:
+    """The code location of `project` (default: from the MXM_ variables).
+
+    `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models; None reads
+    MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5).
+    """
     project = project or SQLMeshProject.from_env()
     spec = project.load_spec()
-    translator = SQLMeshTranslator(spec)
+    time_partitions = partitions_from_env() if partitions is None else partitions
+    translator = SQLMeshTranslator(spec, time_partitions=time_partitions)
     landing = landing_assets(project, spec, translator)
     provided = [key for asset in landing for key in asset.keys]
     return dg.Definitions(
@@ -38,7 +47,13 @@ def build_definitions(project: SQLMeshProject | None = None) -> dg.Definitions:
             *build_sqlmesh_assets(spec, project.location, translator, provided_keys=provided),
         ],
         resources={RESOURCE_KEY: SQLMeshResultsResource()},
-        sensors=[cron_sensor(list(spec.models), model_asset_keys(spec, translator))],
+        sensors=[
+            cron_sensor(
+                list(spec.models),
+                model_asset_keys(spec, translator),
+                {m.name: translator.get_partitions_def(m) for m in spec.models},
+            )
+        ],
         executor=executor_from_env(),
     )
 

@@ -62,14 +62,37 @@ def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
 
 
 def materialization_for(
-    key: dg.AssetKey, outcome: ModelOutcome, results: ExecutionResults
+    key: dg.AssetKey,
+    outcome: ModelOutcome,
+    results: ExecutionResults,
+    description: str = "Evaluated by SQLMesh as an upstream dependency of this run's selection",
 ) -> dg.AssetMaterialization:
-    """A record for a model SQLMesh evaluated outside the step that owns it (not selected)."""
+    """A record for a model SQLMesh evaluated outside the step that owns it (not selected, or
+    its step skipped by Dagster)."""
     return dg.AssetMaterialization(
-        asset_key=key,
-        description="Evaluated by SQLMesh as an upstream dependency of this run's selection",
-        metadata=provenance(outcome, results),
+        asset_key=key, description=description, metadata=provenance(outcome, results)
     )
+
+
+def check_evaluation(key: dg.AssetKey, outcome: AuditOutcome) -> dg.AssetCheckEvaluation:
+    """An audit result logged outside the check's own step (that step was skipped)."""
+    result = check_result(outcome)
+    return dg.AssetCheckEvaluation(
+        asset_key=key,
+        check_name=result.check_name or outcome.name,
+        passed=result.passed,
+        metadata=result.metadata,
+        severity=result.severity,
+    )
+
+
+def filled_partitions(
+    partitions_def: dg.TimeWindowPartitionsDefinition, outcome: ModelOutcome
+) -> list[str]:
+    """The partitions whose interval SQLMesh filled (and so recorded) in this execution."""
+    if outcome.status in (ModelStatus.FAILED, ModelStatus.SKIPPED):
+        return []
+    return partitions.keys_for_intervals(partitions_def, outcome.intervals)
 
 
 def partition_materializations(
@@ -77,18 +100,15 @@ def partition_materializations(
     partitions_def: dg.TimeWindowPartitionsDefinition,
     outcome: ModelOutcome,
     results: ExecutionResults,
+    covered: AbstractSet[str] = frozenset(),
 ) -> list[dg.AssetMaterialization]:
-    """One record per partition SQLMesh filled that the run's own output does not record.
+    """One record per partition SQLMesh filled, except those the step's own output records.
 
-    A partitioned run's output records every partition of its range; SQLMesh may also fill
-    intervals outside it (gaps before the range), and an unpartitioned run's output records no
-    partition at all. These records keep the UI's partition view equal to SQLMesh's intervals.
+    `covered` is what the step's output records: every partition of its range when it yields a
+    MaterializeResult, none otherwise. SQLMesh may also fill intervals outside the range (gaps
+    before it), and an unpartitioned run's output records no partition at all. These records
+    keep the UI's partition view equal to SQLMesh's intervals.
     """
-    if outcome.status is not ModelStatus.EVALUATED or not outcome.intervals:
-        return []
-    covered: set[str] = set()
-    if results.window is not None:
-        covered = set(partitions.keys_for_intervals(partitions_def, [results.window]))
     metadata = provenance(outcome, results)
     return [
         dg.AssetMaterialization(
@@ -97,7 +117,7 @@ def partition_materializations(
             description="Interval filled by SQLMesh in this run",
             metadata=metadata,
         )
-        for partition in partitions.keys_for_intervals(partitions_def, outcome.intervals)
+        for partition in filled_partitions(partitions_def, outcome)
         if partition not in covered
     ]
 

@@ -14,19 +14,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from mxm_dagster import events, selection
+from mxm_dagster import events, partitions, selection
 from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.locks import FileLock
 from mxm_dagster.partitions import to_ms
 from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import ExecutionRequest
+from mxm_dagster.request import PROD, ExecutionRequest
 from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.sqlmesh_job import ExecutionFailed, SQLMeshJob, run_in_child
 
@@ -50,6 +51,7 @@ class _Execution:
         self._progress: list[str] = []
         self._last_drain = 0.0
         self._reported: set[str] = set()
+        self._recorded_for_skipped_steps: set[str] = set()
         self._finalized = False
         self._cond = threading.Condition()
 
@@ -117,6 +119,19 @@ class _Execution:
             self._reported.add(model)
             return self.models <= self._reported
 
+    def claim_skipped_step(self, model: str) -> bool:
+        """Whether the caller records `model`, whose step Dagster skips (once per process)."""
+        with self._cond:
+            if model in self._recorded_for_skipped_steps:
+                return False
+            self._recorded_for_skipped_steps.add(model)
+            self._reported.add(model)
+            return True
+
+    def unreported(self) -> set[str]:
+        with self._cond:
+            return self.models - self._reported
+
     def reported_early(self) -> set[str]:
         with self._cond:
             return set(self._early)
@@ -183,7 +198,12 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     # ------------------------------------------------------------------ per step
 
     def report_model(self, context: dg.AssetExecutionContext, model: str) -> Iterator[Any]:
-        """All that the step of `model` yields: materialization, check results or failure."""
+        """All that the step of `model` yields: materialization, check results or failure.
+
+        A step that yields no MaterializeResult (a partition range SQLMesh did not fill whole,
+        or an outcome that materializes nothing) makes Dagster skip its downstream steps; such a
+        step waits for the whole execution and records what SQLMesh did for those models.
+        """
         execution = self._execution_for(context, model)
         outcome, results = execution.wait_for(model)
         last = execution.mark_reported(model)
@@ -192,33 +212,193 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         # in-process).
         started_in_own_process = execution.thread is not None and not _steps_share_process(context)
         final = last or started_in_own_process or outcome is None or outcome.status in _FINAL
-        if final:
+        output = self._step_output(context, outcome, results) if outcome is not None else None
+        if final or (output is not None and not output.materializes):
+            final = True
             results = execution.wait_done()
             outcome = results.outcome(model)
+            output = self._step_output(context, outcome, results) if outcome is not None else None
+        if output is not None and not output.materializes and output.failure is None:
+            self._record_skipped_downstream(context, execution, results)
+        if final:
             self._finalize(context, execution, results)
         for message in execution.drain_messages(force=final):
             context.log.info(message)
-        if outcome is None:
+        if output is None:
             raise dg.Failure(
                 description=f"SQLMesh did not consider {model} in this run: it is not part of the "
                 "run's selection"
             )
+        if output.withheld:
+            context.log.warning(output.withheld)
+        for record in output.records:
+            context.log_event(record)
+        yield from output.events
+        if output.failure is not None:
+            raise output.failure
+
+    def _step_output(
+        self, context: dg.AssetExecutionContext, outcome: ModelOutcome, results: ExecutionResults
+    ) -> _StepOutput:
+        """The step's events, with the partition rule of ADR 5 applied.
+
+        Dagster records every partition of a ranged step from its one output, whatever SQLMesh
+        filled (no hook to record fewer). So the output is yielded only when SQLMesh filled
+        every partition of the range; otherwise the step yields its check results only and one
+        materialization per partition SQLMesh filled.
+        """
+        produced: list[Any] = []
+        failure: dg.Failure | None = None
+        try:
+            produced.extend(
+                events.step_events(
+                    outcome, results, selected_checks=context.selected_asset_check_keys
+                )
+            )
+        except dg.Failure as exc:
+            failure = exc
         partitions_def = selection.partitions_def_of(context, context.asset_key)
-        if partitions_def is not None:
-            for record in events.partition_materializations(
-                context.asset_key, partitions_def, outcome, results
-            ):
-                context.log_event(record)
-        yield from events.step_events(
-            outcome, results, selected_checks=context.selected_asset_check_keys
+        if partitions_def is None or failure is not None:
+            return _StepOutput(produced, failure)
+        step_keys = selection.step_partition_keys(context)
+        filled = set(events.filled_partitions(partitions_def, outcome))
+        unfilled = [k for k in step_keys if k not in filled]
+        withheld = None
+        if unfilled and any(isinstance(e, dg.MaterializeResult) for e in produced):
+            produced = [
+                check
+                for e in produced
+                for check in (e.check_results or [] if isinstance(e, dg.MaterializeResult) else [e])
+            ]
+            withheld = self._unfilled_note(
+                context, outcome, results, partitions_def, step_keys, unfilled
+            )
+        output = _StepOutput(produced, None, withheld=withheld)
+        covered = set(step_keys) if output.materializes else set()
+        output.records = events.partition_materializations(
+            context.asset_key, partitions_def, outcome, results, covered
         )
+        return output
+
+    def _unfilled_note(
+        self,
+        context: dg.AssetExecutionContext,
+        outcome: ModelOutcome,
+        results: ExecutionResults,
+        partitions_def: dg.TimeWindowPartitionsDefinition,
+        step_keys: list[str],
+        unfilled: list[str],
+    ) -> str:
+        """Which partitions of the step's range SQLMesh did not fill, and why."""
+        execution_time = self._execution_time(context, results)
+        cron = _metadata_value(context, context.asset_key, "sqlmesh/cron")
+        # Partitions recorded in Dagster were filled by SQLMesh in an earlier run (ADR 5)
+        materialized = context.instance.get_materialized_partitions(context.asset_key)
+        by_reason: dict[str, list[str]] = {}
+        for key in unfilled:
+            end = partitions_def.time_window_for_partition_key(key).end
+            reason = _unfilled_reason(
+                outcome, results, end, cron, execution_time, key in materialized
+            )
+            by_reason.setdefault(reason, []).append(key)
+        reasons = "; ".join(f"{', '.join(keys)}: {reason}" for reason, keys in by_reason.items())
+        filled = len(step_keys) - len(unfilled)
+        return (
+            f"SQLMesh filled {filled} of the {len(step_keys)} partitions of {outcome.model} in "
+            f"this run's range {step_keys[0]}...{step_keys[-1]}, so no materialization is "
+            "recorded for the range (Dagster would mark all of it); each partition SQLMesh "
+            f"filled is recorded on its own. Not filled: {reasons}. Dagster skips the steps "
+            "downstream of this one in this run."
+        )
+
+    def _execution_time(
+        self, context: dg.AssetExecutionContext, results: ExecutionResults
+    ) -> datetime | None:
+        """SQLMesh's "now" for the execution: as the run set it, else the end of a prod range
+        (ADR 5), else the clock when the execution started."""
+        explicit = getattr(self, "execution_time", None) or context.run.tags.get(EXECUTION_TIME_TAG)
+        if explicit:
+            return _parse_time(explicit)
+        if results.window is not None and results.environment == PROD and not results.restated:
+            return datetime.fromtimestamp(results.window[1] / 1000, tz=UTC)
+        return datetime.fromtimestamp(results.started_at, tz=UTC)
+
+    def _record_skipped_downstream(
+        self, context: dg.AssetExecutionContext, execution: _Execution, results: ExecutionResults
+    ) -> None:
+        """Record, from this step, the models whose steps Dagster skips because this step yields
+        no output: SQLMesh's materializations and audit results for them, and why."""
+        skipped = selection.downstream_in_run(context, context.asset_key)
+        if not skipped:
+            return
+        models_by_key = {key: name for name, key in selection.model_keys(context).items()}
+        upstream = context.asset_key.to_user_string()
+        lines: list[str] = []
+        for key in skipped:
+            model = models_by_key.get(key)
+            if model is None:
+                lines.append(f"{key.to_user_string()} (not a SQLMesh model)")
+            elif execution.claim_skipped_step(model):
+                lines.append(self._record_skipped(context, key, results.outcome(model), results))
+        if lines:
+            context.log.warning(
+                f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
+                f"{upstream} yields no output. What SQLMesh did for them is recorded here: "
+                + "; ".join(lines)
+            )
+
+    @staticmethod
+    def _record_skipped(
+        context: dg.AssetExecutionContext,
+        key: dg.AssetKey,
+        outcome: ModelOutcome | None,
+        results: ExecutionResults,
+    ) -> str:
+        """Log one skipped step's materialization(s) and audit results; say what they were."""
+        name = key.to_user_string()
+        if outcome is None:
+            return f"{name}: not evaluated (not part of this SQLMesh execution)"
+        notes = [outcome.status.value]
+        if outcome.intervals and outcome.status not in _FINAL:
+            partitions_def = selection.partitions_def_of(context, key)
+            records = (
+                events.partition_materializations(key, partitions_def, outcome, results)
+                if partitions_def is not None
+                else [
+                    events.materialization_for(
+                        key,
+                        outcome,
+                        results,
+                        description="Evaluated by SQLMesh in this run; Dagster skipped its step "
+                        "because an upstream step recorded no materialization",
+                    )
+                ]
+            )
+            for record in records:
+                context.log_event(record)
+            notes.append(f"{len(records)} materialization(s) recorded")
+        for audit in outcome.audits:
+            context.log_event(events.check_evaluation(key, audit))
+        if outcome.audits:
+            notes.append(f"{len(outcome.audits)} audit result(s) recorded")
+        if outcome.error:
+            notes.append(f"error: {outcome.error}")
+        return f"{name}: " + ", ".join(notes)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Never let the run end while SQLMesh still writes: wait for this process's threads."""
         with _process_lock:
             threads = [e.thread for runs in _executions_by_run.values() for e in runs if e.thread]
+            own = list(_executions_by_run.get(context.run_id or "", []))
         for thread in threads:
             thread.join()
+        for execution in own:  # no step could record what it owed: at least say so
+            if execution.thread is not None and execution.claim_finalization() and context.log:
+                context.log.warning(
+                    "No step of this run recorded the end of SQLMesh execution "
+                    f"{execution.header.execution_id}; models without a step report: "
+                    + ", ".join(sorted(execution.unreported()))
+                )
 
     # ------------------------------------------------------------------ per run
 
@@ -336,9 +516,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 if partitions_def is None:
                     context.log_event(events.materialization_for(key, outcome, results))
                     continue
-                unranged = replace(results, window=None)  # the run's output covers none
                 for record in events.partition_materializations(
-                    key, partitions_def, outcome, unranged
+                    key, partitions_def, outcome, results
                 ):
                     context.log_event(record)
         changed = sorted(
@@ -351,3 +530,70 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 f"SQLMesh did not promote {', '.join(changed)} after they were reported "
                 "materialized; see the failures of this run"
             )
+
+
+@dataclass
+class _StepOutput:
+    """What one asset step yields and logs."""
+
+    events: list[Any]
+    failure: dg.Failure | None
+    records: list[dg.AssetMaterialization] = field(default_factory=list)
+    withheld: str | None = None  # why the step's MaterializeResult is not yielded
+
+    @property
+    def materializes(self) -> bool:
+        return any(isinstance(e, dg.MaterializeResult) for e in self.events)
+
+
+def _parse_time(value: object) -> datetime | None:
+    """An execution time as the run gave it (datetime or ISO text); None when not ISO."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) -> Any:
+    graph = selection.asset_graph(context)
+    value = graph.get(key).metadata.get(name) if graph.has(key) else None
+    return getattr(value, "value", value)
+
+
+def _unfilled_reason(
+    outcome: ModelOutcome,
+    results: ExecutionResults,
+    interval_end: datetime,
+    cron: str | None,
+    execution_time: datetime | None,
+    materialized_before: bool,
+) -> str:
+    """Why SQLMesh left one partition of the step's range unfilled in this execution."""
+    as_of = (
+        f"as of the execution time {execution_time.isoformat()}"
+        if execution_time
+        else "as of the run's execution time"
+    )
+    if execution_time is not None and interval_end > execution_time:
+        return f"not complete {as_of}"
+    if (
+        execution_time is not None
+        and cron
+        and not partitions.is_due(cron, None, interval_end, execution_time)
+    ):
+        return f"not due by the model's cron {cron!r} {as_of}"
+    reason = getattr(outcome, "reason", None)  # SQLMesh's reason, when it left intervals unfilled
+    if reason:
+        return str(reason)
+    if results.restated:
+        return "due, but SQLMesh did not restate it in this run"
+    if materialized_before:
+        return "already recorded by SQLMesh (materialized in an earlier run), not restated"
+    return (
+        "not filled by SQLMesh in this run, which gave no reason (already filled while "
+        "partitions were off, past the model's end, or waiting on a signal)"
+    )

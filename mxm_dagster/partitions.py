@@ -1,5 +1,8 @@
 """Dagster time partitions <-> SQLMesh intervals: pure mapping, no SQLMesh and no run context.
 
+Partitions are opt-in (ADR 5): `MXM_SQLMESH_PARTITIONS=on` or `build_definitions(partitions=True)`
+turns them on for a project, `SQLMeshTranslator.get_partitions_def` per model.
+
 SQLMesh cuts an INCREMENTAL_BY_TIME_RANGE model's time into intervals of its interval unit,
 aligned on UTC boundaries from the model's start; its cron only says when intervals become due. A
 Dagster partition is therefore one SQLMesh interval: the window follows the interval unit (never the
@@ -8,14 +11,19 @@ cron, which may tick at 06:00 for midnight-aligned daily intervals), in UTC, fro
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+from croniter import croniter
 
 from mxm_dagster.specs import ModelSpec
 
 TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
+PARTITIONS_ENV = "MXM_SQLMESH_PARTITIONS"
+_SWITCH = {"on": True, "off": False}
 
 # SQLMesh interval unit -> (Dagster cron of the window boundaries, partition key format)
 _WINDOWS: dict[str, tuple[str, str]] = {
@@ -43,6 +51,27 @@ _CRON_ALIASES = {
 def dagster_cron(cron: str) -> str:
     """A SQLMesh cron as Dagster's cron parser expects it (aliases spelled out)."""
     return _CRON_ALIASES.get(cron.strip().lower(), cron.strip())
+
+
+def partitions_from_env() -> bool:
+    """MXM_SQLMESH_PARTITIONS: `on` or `off` (the default when unset)."""
+    raw = os.environ.get(PARTITIONS_ENV, "").strip().lower() or "off"
+    if raw not in _SWITCH:
+        raise ValueError(
+            f"{PARTITIONS_ENV} must be 'on' or 'off', not {os.environ[PARTITIONS_ENV]!r}"
+        )
+    return _SWITCH[raw]
+
+
+def is_due(
+    cron: str, cron_tz: str | None, interval_end: datetime, execution_time: datetime
+) -> bool:
+    """Whether SQLMesh counts an interval ending at `interval_end` as due at `execution_time`:
+    a tick of the model's cron at or after the interval's end has passed (a daily interval with
+    cron `0 6 * * *` is due at 06:00 the next day)."""
+    local_time = (execution_time + timedelta(seconds=1)).astimezone(ZoneInfo(cron_tz or "UTC"))
+    ticks = croniter(dagster_cron(cron), local_time)
+    return ticks.get_prev(datetime) >= interval_end
 
 
 def is_time_partitioned(model: ModelSpec) -> bool:
@@ -97,8 +126,9 @@ def keys_for_intervals(
 
 
 def full_range(models: Iterable[ModelSpec]) -> str | None:
-    """`first...last` partition keys valid for every time-partitioned model, for the CLI's
-    `--partition-range` (Dagster's CLI refuses partitioned assets without one)."""
+    """`first...last` partition keys valid for every time-partitionable model, for the CLI's
+    `--partition-range` when partitions are on (Dagster's CLI refuses partitioned assets
+    without one)."""
     defs = [d for d in (partitions_def_for(m) for m in models) if d is not None]
     if not defs:
         return None
@@ -109,7 +139,7 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     return f"{max(k for k in firsts if k)}...{min(k for k in lasts if k)}"
 
 
-if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: what `make run` passes on
+if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: the range for the CLI
     from mxm_dagster.project import SQLMeshProject
 
     print(full_range(SQLMeshProject.from_env().load_spec().models) or "")

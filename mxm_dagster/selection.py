@@ -32,7 +32,7 @@ def _step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ig
         return None
 
 
-def _asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+def asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
     """The code location's whole asset graph; a subset job's own graph lacks unselected assets."""
     try:
         return context.repository_def.asset_graph
@@ -42,7 +42,7 @@ def _asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-
 
 def model_keys(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
     """SQLMesh model name -> asset key for every SQLMesh model in the run's asset graph."""
-    graph = _asset_graph(context)
+    graph = asset_graph(context)
     mapping: dict[str, dg.AssetKey] = {}
     for key in graph.get_all_asset_keys():
         metadata = graph.get(key).metadata
@@ -79,7 +79,7 @@ def deferred_models(
     pending = foreign - _materialized_in_run(context)
     if not pending:
         return set()
-    graph = _asset_graph(context)
+    graph = asset_graph(context)
     deferred: set[str] = set()
     for model in models:
         frontier, seen = [keys_by_model[model]], set()
@@ -111,7 +111,7 @@ def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, dateti
     end_key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
     if not start_key or not end_key:
         return None
-    graph = _asset_graph(context)
+    graph = asset_graph(context)
     for key in sorted(asset_keys_for_run(context), key=lambda k: k.to_user_string()):
         partitions_def = graph.get(key).partitions_def if graph.has(key) else None
         if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
@@ -119,9 +119,32 @@ def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, dateti
     return None
 
 
+def downstream_in_run(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[dg.AssetKey]:
+    """The run's assets downstream of `key` through assets of the run: the steps Dagster skips
+    ("due to skipped dependencies") when the step of `key` yields no output."""
+    graph = asset_graph(context)
+    in_run = asset_keys_for_run(context)
+    found: set[dg.AssetKey] = set()
+    frontier = [key]
+    while frontier:
+        current = frontier.pop()
+        for child in graph.get(current).child_keys if graph.has(current) else ():
+            if child in in_run and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return sorted(found, key=lambda k: k.to_user_string())
+
+
+def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The partitions the step's output would record: its range, none in an unpartitioned run."""
+    if context.has_partition_key_range or context.has_partition_key:
+        return list(context.partition_keys)
+    return []
+
+
 def partitions_def_of(
     context: dg.AssetExecutionContext, key: dg.AssetKey
 ) -> dg.TimeWindowPartitionsDefinition | None:
-    graph = _asset_graph(context)
+    graph = asset_graph(context)
     partitions_def = graph.get(key).partitions_def if graph.has(key) else None
     return partitions_def if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None

@@ -23,11 +23,13 @@ class SQLMeshTranslator:
 
     Like dagster-dbt's `DagsterDbtTranslator`: one method per property, combined by
     `get_asset_spec`. The default key is `[schema, table]`, prefixed by the catalog when the model
-    lives outside the project's default catalog.
+    lives outside the project's default catalog. `time_partitions` turns on time partitions for
+    the project (off by default, ADR 5); override `get_partitions_def` to decide per model.
     """
 
-    def __init__(self, project: ProjectSpec) -> None:
+    def __init__(self, project: ProjectSpec, time_partitions: bool = False) -> None:
         self.project = project
+        self.time_partitions = time_partitions
 
     def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
         parts = [model.schema, model.table]
@@ -104,8 +106,13 @@ class SQLMeshTranslator:
         ]
 
     def get_partitions_def(self, model: ModelSpec) -> dg.PartitionsDefinition | None:
-        """Time partitions (one per SQLMesh interval) for INCREMENTAL_BY_TIME_RANGE models."""
-        return partitions.partitions_def_for(model)
+        """Time partitions (one per SQLMesh interval) for INCREMENTAL_BY_TIME_RANGE models, when
+        the project turned them on; None (unpartitioned) otherwise.
+
+        A subclass may return `partitions.partitions_def_for(model)` or None per model,
+        whatever the project setting. Only time-window partitions map onto SQLMesh intervals.
+        """
+        return partitions.partitions_def_for(model) if self.time_partitions else None
 
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
         return None

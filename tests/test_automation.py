@@ -9,7 +9,9 @@ from pathlib import Path
 import dagster as dg
 
 from mxm_dagster.automation import SENSOR_NAME, due_models, run_requests
+from mxm_dagster.definitions import build_definitions
 from mxm_dagster.loader import model_asset_keys
+from mxm_dagster.partitions import partitions_def_for
 from mxm_dagster.project import SQLMeshProject
 from mxm_dagster.selection import RANGE_END_TAG, RANGE_START_TAG
 from tests.conftest import REFERENCE_PROJECT, RunOutcome, copy_project, definitions_for
@@ -100,16 +102,8 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
 
 
-def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path: Path) -> None:
-    """The reference flow: daily-partitioned models and unpartitioned marts, all `@daily`. A tick
-    is one request for the implicit asset job over every model, its checks included, for the
-    latest complete daily partition (SQLMesh fills any older gap in the same execution)."""
-    project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
-    defs = definitions_for(project)
-    job = defs.resolve_implicit_global_asset_job_def()
-    quotes = dg.AssetKey(["staging", "stg_daily_quotes"])
-    daily = job.asset_layer.get(quotes).partitions_def
-    assert isinstance(daily, dg.TimeWindowPartitionsDefinition)
+def tick_request(defs: dg.Definitions) -> dg.RunRequest:
+    """The one request of a tick a day after the previous one, evaluated as the daemon does."""
     yesterday = (datetime.now(tz=UTC) - timedelta(hours=25)).isoformat()
     context = dg.build_sensor_context(
         instance=dg.DagsterInstance.ephemeral(),
@@ -117,6 +111,21 @@ def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path:
         cursor=json.dumps({"evaluated_at": yesterday}),
     )
     (request,) = defs.resolve_sensor_def(SENSOR_NAME).evaluate_tick(context).run_requests or []
+    return request
+
+
+def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path: Path) -> None:
+    """The reference flow with partitions on: daily-partitioned models and unpartitioned marts,
+    all `@daily`. A tick is one request for the implicit asset job over every model, its checks
+    included, for the latest complete daily partition (SQLMesh fills any older gap in the same
+    execution)."""
+    project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
+    defs = build_definitions(SQLMeshProject(path=project), partitions=True)
+    job = defs.resolve_implicit_global_asset_job_def()
+    quotes = dg.AssetKey(["staging", "stg_daily_quotes"])
+    daily = job.asset_layer.get(quotes).partitions_def
+    assert isinstance(daily, dg.TimeWindowPartitionsDefinition)
+    request = tick_request(defs)
     selected = set(request.asset_selection or [])
     assert request.job_name == job.name
     assert {quotes, dg.AssetKey(["marts", "daily_returns"])} <= selected
@@ -129,5 +138,19 @@ def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path:
     spec = SQLMeshProject(path=project).load_spec()
     models = [m for m in spec.models if not m.is_external]
     tick = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
-    (past,) = run_requests(models, model_asset_keys(spec), tick)
+    partitions_defs = {m.name: partitions_def_for(m) for m in models}
+    (past,) = run_requests(models, model_asset_keys(spec), tick, partitions_defs)
     assert past.tags[RANGE_START_TAG] == past.tags[RANGE_END_TAG] == "2024-03-04"
+
+
+def test_a_tick_over_the_reference_flow_unpartitioned_targets_no_partition(
+    tmp_path: Path,
+) -> None:
+    """Partitions off (the default): the same tick is one request over every model, with no
+    partition range, so SQLMesh fills whatever is due as of the tick."""
+    project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
+    defs = build_definitions(SQLMeshProject(path=project), partitions=False)
+    request = tick_request(defs)
+    assert dg.AssetKey(["staging", "stg_daily_quotes"]) in set(request.asset_selection or [])
+    assert RANGE_START_TAG not in request.tags and RANGE_END_TAG not in request.tags
+    assert request.partition_key is None

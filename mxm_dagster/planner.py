@@ -154,6 +154,7 @@ class Planner:
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
         restate = set(request.selected) if request.restate else set()
+        restating: list[str] = []
         options = self._plan_options(request, bool(restate), clock)
         while planned:
             attempts += 1
@@ -166,7 +167,8 @@ class Planner:
                     # every model: no selection, which SQLMesh also plans fastest
                     select_models=None if planned >= self.all_models else sorted(planned),
                     restate_models=restating,
-                    run=request.runs_due,
+                    # a restating plan that also runs loses intervals (see `_fill_due`)
+                    run=request.runs_due and not restating,
                     **options,  # type: ignore[arg-type]
                 )
                 break
@@ -192,6 +194,9 @@ class Planner:
         ):
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
         execution_time = sqlmesh_api.execution_timestamp(options["execution_time"])
+        if restating and request.runs_due:
+            for child, failed in self._fill_due(request, planned, execution_time).items():
+                excluded.setdefault(child, failed)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
     @staticmethod
@@ -215,16 +220,34 @@ class Planner:
             select_models=None if selected >= self.all_models else sorted(selected),
             execution_time=execution_time,
         )
-        excluded = {
-            child: failed
-            for failed in self.recorder.failed_models()
-            for child in self.project.downstream(failed) & selected
-        }
+        excluded = self._downstream_of_failures(selected)
         self.serving_plan_id = plan_id
         as_of = sqlmesh_api.execution_timestamp(execution_time)
         results = self._results(request, selected | set(excluded), excluded, 1, as_of)
         results.command = "run"
         return results
+
+    def _fill_due(
+        self, request: ExecutionRequest, models: set[str], execution_time: int
+    ) -> dict[str, str]:
+        """Run what is still due after a restating plan, which plans without `run`: SQLMesh 0.236
+        restating a model without `start` in a plan with `run=True` clears the model's interval
+        and refills nothing (measured, docs/adr/0007). Returns the models to skip below failures.
+        """
+        due = sqlmesh_api.due_intervals(self.context, request.environment, models, execution_time)
+        behind = sorted(name for name, state in due.items() if state.missing)
+        if not behind:
+            return {}
+        sqlmesh_api.run_models(self.context, request.environment, behind, execution_time)
+        return self._downstream_of_failures(models)
+
+    def _downstream_of_failures(self, models: set[str]) -> dict[str, str]:
+        """Models of `models` below a model that failed: SQLMesh did not evaluate them."""
+        return {
+            child: failed
+            for failed in self.recorder.failed_models()
+            for child in self.project.downstream(failed) & models
+        }
 
     def _destructive_error(
         self, request: ExecutionRequest, exc: BaseException

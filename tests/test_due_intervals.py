@@ -184,3 +184,24 @@ def test_a_model_past_its_end_is_not_filled_once_its_intervals_are_done(
     assert outcome.status is ModelStatus.NOT_FILLED
     assert f"past its end: the model ends at {days_ago(3).isoformat()}" in (outcome.reason or "")
     assert intervals_of(clean_project, ENDED) == [(epoch_ms(days_ago(6)), epoch_ms(days_ago(3)))]
+
+
+def test_a_restatement_also_fills_what_became_due_since_the_last_run(
+    clean_project: Path,
+) -> None:
+    """Restating plans without `run` (SQLMesh 0.236 with `run` clears a restated model without
+    `start` and refills nothing); a run right after fills what the cron made due since."""
+    add_daily_model(clean_project)
+    assert materialize(clean_project, tags=as_tag(days_ago(3), 12)).success
+    numbers = intervals_of(clean_project, '"warehouse"."raw"."numbers"')
+
+    result = materialize(
+        clean_project, selection=["staging/daily_rates", "raw/numbers"], tags={"mxm/restate": "1"}
+    )
+    assert result.success, result.messages()
+    mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["staging/daily_rates"]["sqlmesh/restated"] is True
+    assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
+    assert intervals_of(clean_project, '"warehouse"."raw"."numbers"')[-1][1] >= numbers[-1][1]

@@ -88,6 +88,7 @@ def test_a_plan_after_an_edit_elsewhere_fills_the_intervals_due_since_the_last_r
     assert mats["raw/numbers"]["sqlmesh/command"] == "plan"
     # SQLMesh's state: every day due by @daily up to today 00:00 is filled, in this same run
     assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
+    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20
     assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "evaluated"
     assert mats["staging/daily_rates"]["sqlmesh/data_changed"] is True
     assert mats["staging/daily_rates"]["sqlmesh/intervals"][-1][1].startswith(TODAY.isoformat())
@@ -204,4 +205,24 @@ def test_a_restatement_also_fills_what_became_due_since_the_last_run(
     assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "evaluated"
     assert mats["staging/daily_rates"]["sqlmesh/restated"] is True
     assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
+    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20
     assert intervals_of(clean_project, '"warehouse"."raw"."numbers"')[-1][1] >= numbers[-1][1]
+
+
+def test_a_development_environment_fills_what_is_due_in_unchanged_models_too(
+    clean_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLMesh's dev plan backfills only the models changed in dev; unchanged ones share prod's
+    tables, and what their cron made due is filled like `sqlmesh run dev` would."""
+    add_daily_model(clean_project)
+    assert materialize(clean_project, tags=as_tag(days_ago(3), 12)).success
+    monkeypatch.setenv("MXM_SQLMESH_ENVIRONMENT", "dev")
+    grow_numbers(clean_project)  # a change of another model, as dev environments are made for
+
+    result = materialize(clean_project)
+    assert result.success, result.messages()
+    daily = result.materializations()["staging/daily_rates"]
+    assert daily["sqlmesh/environment"] == "dev"
+    assert daily["sqlmesh/outcome"] == "evaluated"
+    assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
+    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20

@@ -539,7 +539,8 @@ def due_intervals(
     if env is None:
         return {}
     infos = {info.snapshot_id: info for info in env.snapshots}
-    wanted = {info.snapshot_id for info in infos.values() if info.name in set(models)}
+    names = set(models)
+    wanted = {snapshot_id for snapshot_id, info in infos.items() if info.name in names}
     snapshots = context.state_reader.get_snapshots(_with_ancestors(wanted, infos))
     deployability = (
         DeployabilityIndex.all_deployable()

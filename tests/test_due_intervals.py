@@ -88,7 +88,6 @@ def test_a_plan_after_an_edit_elsewhere_fills_the_intervals_due_since_the_last_r
     assert mats["raw/numbers"]["sqlmesh/command"] == "plan"
     # SQLMesh's state: every day due by @daily up to today 00:00 is filled, in this same run
     assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
-    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20
     assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "evaluated"
     assert mats["staging/daily_rates"]["sqlmesh/data_changed"] is True
     assert mats["staging/daily_rates"]["sqlmesh/intervals"][-1][1].startswith(TODAY.isoformat())
@@ -205,7 +204,6 @@ def test_a_restatement_also_fills_what_became_due_since_the_last_run(
     assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "evaluated"
     assert mats["staging/daily_rates"]["sqlmesh/restated"] is True
     assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
-    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20
     assert intervals_of(clean_project, '"warehouse"."raw"."numbers"')[-1][1] >= numbers[-1][1]
 
 

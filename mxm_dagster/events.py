@@ -131,12 +131,19 @@ def step_events(
     model = outcome.model
     selected_names = {key.name for key in selected_checks}
     checks = [check_result(a) for a in outcome.audits if a.check_name in selected_names]
-    if outcome.status is ModelStatus.AUDITED:  # audits re-ran on the data already there
-        metadata = {**provenance(outcome, results), "sqlmesh/data_changed": False}
+    # up to date, or audits re-run on the data already there: a record that no data changed
+    if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED):
+        metadata = provenance(outcome, results)
+        metadata["sqlmesh/data_changed"] = outcome.status is ModelStatus.EVALUATED
         yield dg.MaterializeResult(metadata=metadata, check_results=checks)
         return
-    if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE):
-        yield dg.MaterializeResult(metadata=provenance(outcome, results), check_results=checks)
+    if outcome.status is ModelStatus.NOT_FILLED:
+        # No materialization: SQLMesh did not bring the model up to date. The step succeeds and
+        # Dagster skips the steps that depend on it in this run.
+        dg.get_dagster_logger().warning(
+            f"SQLMesh did not fill {model} in this run: {outcome.reason}"
+        )
+        yield from checks
         return
     yield from checks
     if outcome.status is ModelStatus.FAILED and results.plan_attempts == 0:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from mxm_dagster import sqlmesh_api
 from mxm_dagster.console import ModelRecord, OutcomeRecorder
@@ -185,28 +187,37 @@ class Planner:
         self, request: ExecutionRequest, known_plan_id: str | None = None
     ) -> ExecutionResults:
         """Plan (and re-plan without failures) or, when `known_plan_id` says the environment
-        already serves this project unchanged, run: same intervals, no fingerprinting."""
+        already serves this project unchanged, run: same intervals, no fingerprinting.
+
+        Either way SQLMesh fills what each model's cron made due as of one execution time, fixed
+        here so that the check of what is still due refers to the same moment (docs/adr/0007)."""
         self._request = request
+        clock = sqlmesh_api.execution_timestamp()
         if request.can_run and known_plan_id is not None:
             if sqlmesh_api.finalized_plan_id(self.context, request.environment) == known_plan_id:
-                return self._run(request, known_plan_id)
+                options = self._plan_options(request, False, clock)
+                return self._run(request, known_plan_id, options["execution_time"])
         self.load_models()
         planned = self.required_models(request.environment, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
         restate = set(request.selected) if request.restate else set()
+        restating: list[str] = []
+        options = self._plan_options(request, bool(restate), clock)
         while planned:
             attempts += 1
             try:
                 restating = sorted(restate & planned)
+                options = self._plan_options(request, bool(restating), clock)
                 sqlmesh_api.apply_plan(
                     self.context,
                     request.environment,
                     # every model: no selection, which SQLMesh also plans fastest
                     select_models=None if planned >= self.all_models else sorted(planned),
                     restate_models=restating,
-                    # an explicit option (the execution-time tag) wins over the window's default
-                    **{**request.plan_window(bool(restating)), **request.plan_options},  # type: ignore[arg-type]
+                    # a restating plan that also runs loses intervals (see `_fill_due`)
+                    run=request.runs_due and not restating,
+                    **options,  # type: ignore[arg-type]
                 )
                 break
             except Exception as exc:
@@ -230,9 +241,24 @@ class Planner:
             or sqlmesh_api.serves_project(self.context, request.environment)
         ):
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
-        return self._results(request, planned | set(excluded), excluded, attempts)
+        execution_time = sqlmesh_api.execution_timestamp(options["execution_time"])
+        if restating and request.runs_due:
+            for child, failed in self._fill_due(request, planned, execution_time).items():
+                excluded.setdefault(child, failed)
+        return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
-    def _run(self, request: ExecutionRequest, plan_id: str) -> ExecutionResults:
+    @staticmethod
+    def _plan_options(request: ExecutionRequest, restating: bool, clock: int) -> dict[str, Any]:
+        """An explicit option (the execution-time tag) wins over the window's default, and the
+        execution time is fixed (to `clock` unless given) so that the check of what is still due
+        refers to the moment SQLMesh filled as of."""
+        options: dict[str, Any] = {**request.plan_window(restating), **request.plan_options}
+        options.setdefault("execution_time", clock)
+        return options
+
+    def _run(
+        self, request: ExecutionRequest, plan_id: str, execution_time: Any
+    ) -> ExecutionResults:
         """`sqlmesh run` for the selection: views already point at the tables it writes."""
         self._promoting = False
         selected = {n for n in request.selected if self._is_model(n)}
@@ -240,17 +266,36 @@ class Planner:
             self.context,
             request.environment,
             select_models=None if selected >= self.all_models else sorted(selected),
-            execution_time=request.plan_options.get("execution_time"),
+            execution_time=execution_time,
         )
-        excluded = {
-            child: failed
-            for failed in self.recorder.failed_models()
-            for child in self.project.downstream(failed) & selected
-        }
+        excluded = self._downstream_of_failures(selected)
         self.serving_plan_id = plan_id
-        results = self._results(request, selected | set(excluded), excluded, attempts=1)
+        as_of = sqlmesh_api.execution_timestamp(execution_time)
+        results = self._results(request, selected | set(excluded), excluded, 1, as_of)
         results.command = "run"
         return results
+
+    def _fill_due(
+        self, request: ExecutionRequest, models: set[str], execution_time: int
+    ) -> dict[str, str]:
+        """Run what is still due after a restating plan, which plans without `run`: SQLMesh 0.236
+        restating a model without `start` in a plan with `run=True` clears the model's interval
+        and refills nothing (measured, docs/adr/0007). Returns the models to skip below failures.
+        """
+        due = sqlmesh_api.due_intervals(self.context, request.environment, models, execution_time)
+        behind = sorted(name for name, state in due.items() if state.missing)
+        if not behind:
+            return {}
+        sqlmesh_api.run_models(self.context, request.environment, behind, execution_time)
+        return self._downstream_of_failures(models)
+
+    def _downstream_of_failures(self, models: set[str]) -> dict[str, str]:
+        """Models of `models` below a model that failed: SQLMesh did not evaluate them."""
+        return {
+            child: failed
+            for failed in self.recorder.failed_models()
+            for child in self.project.downstream(failed) & models
+        }
 
     def _destructive_error(
         self, request: ExecutionRequest, exc: BaseException
@@ -275,27 +320,26 @@ class Planner:
         involved: set[str],
         excluded: dict[str, str],
         attempts: int,
+        execution_time: int,
     ) -> ExecutionResults:
         records = self.recorder.records
         evaluated_elsewhere = {
             n for n, r in records.items() if r.evaluated_batches and self._is_model(n)
         }
         tables = sqlmesh_api.promoted_tables(self.context, request.environment)
+        names = involved | evaluated_elsewhere | (request.selected & set(self.models))
+        statuses = {
+            name: _status(records.get(name), name in excluded)
+            for name in sorted(names)
+            if self._is_model(name)
+        }
+        unevaluated = [n for n, status in statuses.items() if status is ModelStatus.UP_TO_DATE]
+        reasons = self._unfilled_reasons(request, unevaluated, execution_time)
         outcomes: dict[str, ModelOutcome] = {}
-        for name in sorted(involved | evaluated_elsewhere | (request.selected & set(self.models))):
-            if not self._is_model(name):
-                continue
+        for name, status in statuses.items():
             record = records.get(name)
-            if record is not None and record.error is not None:
-                status = ModelStatus.FAILED
-            elif name in excluded:
-                status = ModelStatus.SKIPPED
-            elif record is not None and record.evaluated_batches:
-                status = ModelStatus.EVALUATED
-            elif record is not None and record.audited_batches:
-                status = ModelStatus.AUDITED
-            else:
-                status = ModelStatus.UP_TO_DATE
+            if name in reasons:
+                status = ModelStatus.NOT_FILLED
             table = tables.get(name, {}) if status in _PROMOTED else {}
             physical = table.get("physical_table")
             wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
@@ -312,6 +356,7 @@ class Planner:
                 records=records,
                 log=self.recorder.message,
             )
+            outcome.reason = reasons.get(name)
             outcomes[name] = outcome
         results = request.header()
         results.models = outcomes
@@ -319,5 +364,80 @@ class Planner:
         results.plan_attempts = attempts
         return results
 
+    def _unfilled_reasons(
+        self, request: ExecutionRequest, names: Collection[str], execution_time: int
+    ) -> dict[str, str]:
+        """Why each of `names` SQLMesh did not evaluate still misses intervals due by its cron
+        (none for a model that is up to date), from the environment SQLMesh just left."""
+        if not names:
+            return {}
+        parents = {p for n in names for p in self.models[n].depends_on if self._is_model(p)}
+        start, end = request.window or (None, None)
+        due = sqlmesh_api.due_intervals(
+            self.context, request.environment, set(names) | parents, execution_time, start, end
+        )
+        reasons = {name: unfilled_reason(name, due, request.environment) for name in names}
+        return {name: reason for name, reason in reasons.items() if reason is not None}
 
-_PROMOTED = {ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED}
+
+def _status(record: ModelRecord | None, excluded: bool) -> ModelStatus:
+    """What SQLMesh did with a model in this execution, before checking what is still due."""
+    if record is not None and record.error is not None:
+        return ModelStatus.FAILED
+    if excluded:
+        return ModelStatus.SKIPPED
+    if record is not None and record.evaluated_batches:
+        return ModelStatus.EVALUATED
+    if record is not None and record.audited_batches:
+        return ModelStatus.AUDITED
+    return ModelStatus.UP_TO_DATE
+
+
+def unfilled_reason(
+    name: str, due: dict[str, sqlmesh_api.DueIntervals], environment: str
+) -> str | None:
+    """Why SQLMesh left intervals of `name` due and missing, as precisely as its state tells;
+    None when nothing due is missing (intervals not due yet leave a model up to date)."""
+    state = due.get(name)
+    if state is None:
+        return f"SQLMesh's environment {environment!r} holds no version of this model"
+    reasons: list[str] = []
+    if state.missing:
+        waiting_on = [p for p in state.parents if p in due and due[p].missing]
+        if waiting_on:
+            reasons.append(
+                f"waiting on upstream {', '.join(waiting_on)}, which SQLMesh has not filled "
+                "for the same intervals"
+            )
+        if state.signals:
+            reasons.append(
+                f"waiting on signal {', '.join(state.signals)}: it did not report "
+                f"{_span(state.missing)} ready"
+            )
+        if not reasons:
+            reasons.append(f"SQLMesh left {_span(state.missing)} unfilled without an error")
+    if state.past_end:
+        reasons.append(
+            f"past its end: the model ends at {_iso(state.end or 0)}, and SQLMesh fills no "
+            f"interval after it (its cron made intervals due up to {_iso(state.due_until)})"
+        )
+    return "; ".join(reasons) or None
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
+
+
+def _span(intervals: Collection[tuple[int, int]]) -> str:
+    """Missing intervals in a few words: how many, from where to where."""
+    first, last = min(a for a, _ in intervals), max(b for _, b in intervals)
+    count = len(intervals)
+    return f"{count} due interval{'s' if count > 1 else ''} [{_iso(first)}, {_iso(last)})"
+
+
+_PROMOTED = {
+    ModelStatus.EVALUATED,
+    ModelStatus.UP_TO_DATE,
+    ModelStatus.AUDITED,
+    ModelStatus.NOT_FILLED,
+}

@@ -34,6 +34,12 @@ class ExecutionRequest:
         """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
         return not self.restate and self.window is None
 
+    @property
+    def runs_due(self) -> bool:
+        """Whether a plan also fills what each model's cron made due (`sqlmesh plan --run`, see
+        docs/adr/0007): every plan but a partition window's, which asks SQLMesh for that window."""
+        return self.window is None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the SQLMesh child process."""
         return {**asdict(self), "selected": sorted(self.selected)}

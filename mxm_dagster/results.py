@@ -13,8 +13,13 @@ from typing import Any
 
 class ModelStatus(StrEnum):
     EVALUATED = "evaluated"  # SQLMesh computed at least one interval in this execution
-    UP_TO_DATE = "up_to_date"  # nothing was missing; the environment already had current data
+    # SQLMesh had every interval due by the model's cron as of the execution time, and did not
+    # evaluate the model
+    UP_TO_DATE = "up_to_date"
     AUDITED = "audited"  # audit-only re-run: SQLMesh ran the audits on existing data, none changed
+    # SQLMesh left due intervals missing without an error (a signal not ready, past the model's
+    # `end`, upstream not filled): `ModelOutcome.reason` says why
+    NOT_FILLED = "not_filled"
     FAILED = "failed"  # evaluation or a blocking audit failed
     SKIPPED = "skipped"  # not evaluated because an upstream model failed
 
@@ -51,6 +56,7 @@ class ModelOutcome:
     row_count: int | None = None
     # True when reported as soon as the data was written, before SQLMesh promoted the environment
     early: bool = False
+    reason: str | None = None  # why due intervals are still missing (set for `not_filled`)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +24,10 @@ from sqlmesh.core.config import Config
 from sqlmesh.core.config.categorizer import CategorizerConfig
 from sqlmesh.core.config.loader import load_configs
 from sqlmesh.core.console import NoopConsole, set_console
+from sqlmesh.core.constants import PROD
 from sqlmesh.core.notification_target import BaseNotificationTarget, NotificationEvent
-from sqlmesh.utils.date import to_timestamp
+from sqlmesh.core.snapshot import DeployabilityIndex, missing_intervals
+from sqlmesh.utils.date import make_exclusive, now_timestamp, to_timestamp
 from sqlmesh.utils.errors import NodeAuditsErrors, PlanError, format_destructive_change_msg
 
 from mxm_dagster.console import OutcomeRecorder
@@ -601,11 +603,14 @@ def apply_plan(
     start: Any = None,
     end: Any = None,
     allow_destructive_models: Collection[str] = (),
+    run: bool = True,
 ) -> None:
     """Plan and apply without prompts; raises SQLMesh's error when application fails.
 
     Changes are categorised automatically (every kind of model, Python included), so a model edit
-    never stops at a prompt. `select_models=None` plans every model.
+    never stops at a prompt. `select_models=None` plans every model. `run` makes the plan also
+    fill every interval due by cron as of `execution_time`, as `sqlmesh plan --run` does: without
+    it SQLMesh caps the plan at the environment's latest interval end (docs/adr/0007).
     """
     names = len(select_models or ()) + len(restate_models)
     with _recursion_headroom(names):
@@ -618,6 +623,7 @@ def apply_plan(
             start,
             end,
             allow_destructive_models,
+            run,
         )
 
 
@@ -630,14 +636,21 @@ def _plan(
     start: Any,
     end: Any,
     allow_destructive_models: Collection[str],
+    run: bool,
 ) -> None:
+    # A development plan without a selection backfills only the models changed in it; a run
+    # fills what is due everywhere, so every model is named for backfill (SQLMesh then also
+    # creates the environment's view of each, as it does for a selection).
+    every_model = run and select_models is None and environment != PROD
     context.plan(
         environment,
         select_models=list(select_models) if select_models is not None else None,
+        backfill_models=["*"] if every_model else None,
         restate_models=list(restate_models) or None,
         execution_time=execution_time,
         start=start,
         end=end,
+        run=run,
         allow_destructive_models=list(allow_destructive_models) or None,
         categorizer_config=CategorizerConfig.all_full(),
         skip_tests=True,  # unit tests belong to CI, not to every materialization
@@ -651,22 +664,118 @@ def run_models(
     context: Context,
     environment: str,
     select_models: Collection[str] | None,
-    execution_time: Any = None,
+    execution_time: Any,
 ) -> None:
-    """Evaluate missing intervals of an environment that already serves the project as it is.
+    """Evaluate the intervals due by cron of an environment that already serves the project.
 
-    No plan: nothing is fingerprinted or promoted, which is what makes `sqlmesh run` cheap. Every
-    missing complete interval counts, due by cron or not, as a plan would fill it; the janitor is
-    left to `sqlmesh janitor`. Failures reach the console like a plan's; nothing is raised.
+    No plan: nothing is fingerprinted or promoted, which is what makes `sqlmesh run` cheap. What is
+    due is what `plan(run=True)` fills (docs/adr/0007): each model's cron as of `execution_time`,
+    which also ends the run (SQLMesh's run otherwise ends at the wall clock, its plan at the
+    execution time). The janitor is left to `sqlmesh janitor`. Failures reach the console like a
+    plan's; nothing is raised.
     """
     with _recursion_headroom(len(select_models or ())):
         context.run(
             environment,
             select_models=list(select_models) if select_models is not None else None,
             execution_time=execution_time,
-            ignore_cron=True,
+            end=execution_time,
             skip_janitor=True,
         )
+
+
+def execution_timestamp(value: Any = None) -> int:
+    """SQLMesh's "now" for an execution, in epoch ms: `value` as SQLMesh reads it, or the clock.
+
+    Fixed once per execution, so that what SQLMesh fills and what is then checked for being due
+    refer to the same moment."""
+    return to_timestamp(value) if value else now_timestamp()
+
+
+@dataclass(frozen=True)
+class DueIntervals:
+    """What SQLMesh's state says is due for one model as of an execution time."""
+
+    missing: tuple[tuple[int, int], ...]  # due by cron and not recorded, [start, end) epoch ms
+    due_until: int  # end of the latest interval the model's cron makes due (epoch ms)
+    end: int | None  # the model's `end` (exclusive, epoch ms), if it has one
+    signals: tuple[str, ...]  # the model's signals, by name
+    parents: tuple[str, ...]  # the SQLMesh models it reads
+
+    @property
+    def past_end(self) -> bool:
+        """Intervals are due after the model's `end`: SQLMesh never fills those."""
+        return self.end is not None and self.end < self.due_until
+
+
+def due_intervals(
+    context: Context,
+    environment: str,
+    models: Collection[str],
+    execution_time: int,
+    start: Any = None,
+    end: Any = None,
+) -> dict[str, DueIntervals]:
+    """Per model of `models` in the environment: the intervals due by its cron as of
+    `execution_time` that SQLMesh has not recorded, computed the way SQLMesh's scheduler does
+    (its `missing_intervals`, from the snapshots in state, deployability as in a run).
+
+    `start`/`end` bound the check as they bound a windowed plan; by default it ends at the
+    execution time, as plans and our runs do.
+    """
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return {}
+    infos = {info.snapshot_id: info for info in env.snapshots}
+    names = set(models)
+    wanted = {snapshot_id for snapshot_id, info in infos.items() if info.name in names}
+    snapshots = context.state_reader.get_snapshots(_with_ancestors(wanted, infos))
+    deployability = (
+        DeployabilityIndex.all_deployable()
+        if environment == PROD
+        else DeployabilityIndex.create(snapshots, start=start)
+    )
+    missing = missing_intervals(
+        snapshots,
+        start=start,
+        end=end or execution_time,
+        execution_time=execution_time,
+        deployability_index=deployability,
+    )
+    missing_by_name = {s.name: intervals for s, intervals in missing.items()}
+    return {
+        snapshot.name: DueIntervals(
+            missing=tuple((int(a), int(b)) for a, b in missing_by_name.get(snapshot.name, [])),
+            due_until=_due_until(snapshot, execution_time),
+            end=to_timestamp(make_exclusive(snapshot.node.end)) if snapshot.node.end else None,
+            signals=tuple(name for name, _ in snapshot.model.signals),
+            parents=tuple(p.name for p in snapshot.parents if p in infos),
+        )
+        for snapshot_id, snapshot in snapshots.items()
+        if snapshot_id in wanted and snapshot.is_model
+    }
+
+
+def _with_ancestors(ids: set[Any], infos: dict[Any, Any]) -> set[Any]:
+    """SQLMesh infers a model's start from its parents when the model has none."""
+    found: set[Any] = set()
+    pending = list(ids)
+    while pending:
+        snapshot_id = pending.pop()
+        if snapshot_id in found or snapshot_id not in infos:
+            continue
+        found.add(snapshot_id)
+        pending.extend(infos[snapshot_id].parents)
+    return found
+
+
+def _due_until(snapshot: Any, execution_time: int) -> int:
+    """The upper bound SQLMesh's `Snapshot.missing_intervals` puts on what cron makes due."""
+    node = snapshot.node
+    bound = to_timestamp(node.cron_floor(execution_time))
+    if not snapshot.model.allow_partials:
+        bound = to_timestamp(node.interval_unit.cron_floor(bound))
+    return bound
 
 
 def finalized_plan_id(context: Context, environment: str) -> str | None:

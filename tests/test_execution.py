@@ -207,18 +207,31 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
 
 
 def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
-    """Two days later every daily model has a new interval due: the next run evaluates it."""
+    """Two days later every daily model has a new interval due: the next run evaluates it, up to
+    the day its cron made due as of the execution time (SQLMesh's recorded intervals say so)."""
+    from mxm_dagster import sqlmesh_api
+    from mxm_dagster.project import SQLMeshProject
+
     first = materialize(clean_project)
     assert first.success
     (day_one,) = first.materializations()["raw/numbers"]["sqlmesh/intervals"]
-    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")
-    result = materialize(clean_project, tags={"mxm/execution_time": later})
+    later = datetime.now(UTC) + timedelta(days=2)
+    tags = {"mxm/execution_time": later.strftime("%Y-%m-%d %H:%M:%S")}
+    result = materialize(clean_project, tags=tags)
     assert result.success
     mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/command"] == "run"  # the project is unchanged
     assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
     (day_three,) = mats["raw/numbers"]["sqlmesh/intervals"]
     assert day_three[0] > day_one[0]
     assert mats["staging/readings"]["sqlmesh/outcome"] == "evaluated"
+    context = SQLMeshProject(path=clean_project).open_context(load=False)
+    try:
+        recorded = sqlmesh_api.recorded_intervals(context, "prod")['"warehouse"."raw"."numbers"']
+    finally:
+        sqlmesh_api.close_context(context)
+    midnight = later.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert recorded[-1][1] == int(midnight.timestamp() * 1000)
 
 
 def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Path) -> None:

@@ -56,6 +56,7 @@ def test_unchanged_project_is_run_and_edits_are_planned(clean_project: Path) -> 
     assert set(mats) == {"raw/numbers"}
     assert mats["raw/numbers"]["sqlmesh/command"] == "run"
     assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["raw/numbers"]["sqlmesh/data_changed"] is True
     assert mats["raw/numbers"]["sqlmesh/reported_before_promotion"] is False  # nothing to promote
     assert mats["raw/numbers"]["dagster/row_count"] == 10
     assert intervals_of(clean_project, '"warehouse"."raw"."numbers"') == filled
@@ -76,6 +77,7 @@ def test_unchanged_project_is_run_and_edits_are_planned(clean_project: Path) -> 
     assert fourth.success
     assert {m["sqlmesh/command"] for m in fourth.materializations().values()} == {"run"}
     assert {m["sqlmesh/outcome"] for m in fourth.materializations().values()} == {"up_to_date"}
+    assert {m["sqlmesh/data_changed"] for m in fourth.materializations().values()} == {False}
 
 
 @pytest.mark.parametrize("command", ["run", "plan"])

@@ -31,8 +31,6 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
-from mxm_dagster.partitions import full_range
-from mxm_dagster.project import SQLMeshProject
 from tests.conftest import REFERENCE_PROJECT, REPO, copy_project, views, warehouse_objects
 from tests.faults import (
     ASSETS,
@@ -183,16 +181,10 @@ def production(
         connection.close()
 
 
-def run_cli_to_end(env: dict[str, str], log: Path, partitioned: Path | None = None) -> None:
-    """`--select '*'`, with the partition range of `partitioned`'s time-partitioned models."""
-    command = list(MATERIALIZE_ALL)
-    if partitioned is not None:
-        command += [
-            "--partition-range",
-            full_range(SQLMeshProject(path=partitioned).load_spec().models),
-        ]
+def run_cli_to_end(env: dict[str, str], log: Path) -> None:
+    """`--select '*'` (time partitions are off by default, ADR 5), to its end."""
     with workers() as started:
-        proc = start_worker(command, env, log)
+        proc = start_worker(list(MATERIALIZE_ALL), env, log)
         started.append(proc)
         assert proc.wait(timeout=240) == 0, tail(log)
 
@@ -306,9 +298,7 @@ def test_reference_flow_on_production_profile(
 ) -> None:
     """The justETF flow, landing asset included, with Dagster and SQLMesh state in Postgres."""
     project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
-    run_cli_to_end(
-        run_environment(project, production.home, GATEWAY), tmp_path / "run.log", project
-    )
+    run_cli_to_end(run_environment(project, production.home, GATEWAY), tmp_path / "run.log")
 
     (run_id,) = successful_runs(production)
     materialized = materialized_in_event_log(production, run_id)

@@ -37,7 +37,12 @@ STOP_TIMEOUT = 30.0
 TERMINAL_RUN_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 MODEL_METADATA_KEY = "sqlmesh/model"
 # Settings a developer may have exported that would make the tests exercise something else.
-_CLEARED_ENV = ("MXM_SQLMESH_GATEWAY", "MXM_SQLMESH_ENVIRONMENT", "MXM_DAGSTER_EXECUTOR")
+_CLEARED_ENV = (
+    "MXM_SQLMESH_GATEWAY",
+    "MXM_SQLMESH_ENVIRONMENT",
+    "MXM_SQLMESH_PARTITIONS",
+    "MXM_DAGSTER_EXECUTOR",
+)
 
 # A throwaway instance: no telemetry (no network), no first-run dialog in the UI; runs are queued,
 # picked up by the daemon within a second, each executed in its own subprocess (default launcher).

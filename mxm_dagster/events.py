@@ -138,11 +138,8 @@ def step_events(
         yield dg.MaterializeResult(metadata=metadata, check_results=checks)
         return
     if outcome.status is ModelStatus.NOT_FILLED:
-        # No materialization: SQLMesh did not bring the model up to date. The step succeeds and
-        # Dagster skips the steps that depend on it in this run.
-        dg.get_dagster_logger().warning(
-            f"SQLMesh did not fill {model} in this run: {outcome.reason}"
-        )
+        # No materialization: SQLMesh did not bring the model up to date. The step succeeds (the
+        # resource logs why) and Dagster skips the steps that depend on it in this run.
         yield from checks
         return
     yield from checks

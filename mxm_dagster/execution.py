@@ -27,7 +27,7 @@ from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.locks import FileLock
 from mxm_dagster.partitions import to_ms
 from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import PROD, ExecutionRequest
+from mxm_dagster.request import ExecutionRequest
 from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.sqlmesh_job import ExecutionFailed, SQLMeshJob, run_in_child
 
@@ -257,13 +257,17 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             )
         except dg.Failure as exc:
             failure = exc
+        withheld = (
+            f"SQLMesh did not fill {outcome.model} in this run: {outcome.reason}"
+            if outcome.status is ModelStatus.NOT_FILLED
+            else None
+        )
         partitions_def = selection.partitions_def_of(context, context.asset_key)
         if partitions_def is None or failure is not None:
-            return _StepOutput(produced, failure)
+            return _StepOutput(produced, failure, withheld=withheld)
         step_keys = selection.step_partition_keys(context)
         filled = set(events.filled_partitions(partitions_def, outcome))
         unfilled = [k for k in step_keys if k not in filled]
-        withheld = None
         if unfilled and any(isinstance(e, dg.MaterializeResult) for e in produced):
             produced = [
                 check
@@ -290,7 +294,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         unfilled: list[str],
     ) -> str:
         """Which partitions of the step's range SQLMesh did not fill, and why."""
-        execution_time = self._execution_time(context, results)
+        execution_time = self._execution_time(results)
         cron = _metadata_value(context, context.asset_key, "sqlmesh/cron")
         # Partitions recorded in Dagster were filled by SQLMesh in an earlier run (ADR 5)
         materialized = context.instance.get_materialized_partitions(context.asset_key)
@@ -311,16 +315,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             "downstream of this one in this run."
         )
 
-    def _execution_time(
-        self, context: dg.AssetExecutionContext, results: ExecutionResults
-    ) -> datetime | None:
-        """SQLMesh's "now" for the execution: as the run set it, else the end of a prod range
-        (ADR 5), else the clock when the execution started."""
-        explicit = getattr(self, "execution_time", None) or context.run.tags.get(EXECUTION_TIME_TAG)
-        if explicit:
-            return _parse_time(explicit)
-        if results.window is not None and results.environment == PROD and not results.restated:
-            return datetime.fromtimestamp(results.window[1] / 1000, tz=UTC)
+    @staticmethod
+    def _execution_time(results: ExecutionResults) -> datetime:
+        """SQLMesh's "now" for the execution, as the SQLMesh child fixed it (else its start)."""
+        if results.execution_time is not None:
+            return datetime.fromtimestamp(results.execution_time / 1000, tz=UTC)
         return datetime.fromtimestamp(results.started_at, tz=UTC)
 
     def _record_skipped_downstream(
@@ -436,7 +435,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
-    def _execution_time(self, context: dg.AssetExecutionContext) -> str | None:
+    def _requested_execution_time(self, context: dg.AssetExecutionContext) -> str | None:
         """Run config first: the CLI (`--config-json`), the launchpad and Python reach it; the
         tag is what schedules and sensors set on the runs they request."""
         return self.execution_time or context.run.tags.get(EXECUTION_TIME_TAG) or None
@@ -462,7 +461,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             row_counts=self.row_counts,
             window=(to_ms(window[0]), to_ms(window[1])) if window else None,
         )
-        if execution_time := self._execution_time(context):
+        if execution_time := self._requested_execution_time(context):
             request.plan_options["execution_time"] = execution_time
         if self.allow_destructive:
             request.plan_options["allow_destructive_models"] = list(self.allow_destructive)
@@ -546,18 +545,6 @@ class _StepOutput:
         return any(isinstance(e, dg.MaterializeResult) for e in self.events)
 
 
-def _parse_time(value: object) -> datetime | None:
-    """An execution time as the run gave it (datetime or ISO text); None when not ISO."""
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) -> Any:
     graph = selection.asset_graph(context)
     value = graph.get(key).metadata.get(name) if graph.has(key) else None
@@ -586,9 +573,8 @@ def _unfilled_reason(
         and not partitions.is_due(cron, None, interval_end, execution_time)
     ):
         return f"not due by the model's cron {cron!r} {as_of}"
-    reason = getattr(outcome, "reason", None)  # SQLMesh's reason, when it left intervals unfilled
-    if reason:
-        return str(reason)
+    if outcome.reason:  # SQLMesh's reason, when it left intervals unfilled
+        return outcome.reason
     if results.restated:
         return "due, but SQLMesh did not restate it in this run"
     if materialized_before:

@@ -126,20 +126,39 @@ def keys_for_intervals(
 
 
 def full_range(models: Iterable[ModelSpec]) -> str | None:
-    """`first...last` partition keys valid for every time-partitionable model, for the CLI's
-    `--partition-range` when partitions are on (Dagster's CLI refuses partitioned assets
-    without one)."""
-    defs = [d for d in (partitions_def_for(m) for m in models) if d is not None]
-    if not defs:
+    """`first...last`: every partition of the project's time-partitionable models, for the CLI's
+    `--partition-range` when partitions are on (Dagster's CLI refuses partitioned assets without
+    one). Dagster runs one partitions definition per run, so models whose intervals differ (an
+    hourly and a daily model, or daily ones with different starts) have no common range: that is
+    a ValueError naming the groups."""
+    groups: dict[dg.TimeWindowPartitionsDefinition, list[str]] = {}
+    for model in models:
+        partitions_def = partitions_def_for(model)
+        if partitions_def is not None:
+            groups.setdefault(partitions_def, []).append(model.name)
+    if not groups:
         return None
-    firsts = [d.get_first_partition_key() for d in defs]
-    lasts = [d.get_last_partition_key() for d in defs]
-    if any(k is None for k in firsts + lasts):
-        return None
-    return f"{max(k for k in firsts if k)}...{min(k for k in lasts if k)}"
+    if len(groups) > 1:
+        described = "; ".join(
+            f"{d.cron_schedule} from {d.start.isoformat()}: {', '.join(sorted(names))}"
+            for d, names in groups.items()
+        )
+        raise ValueError(
+            "The time-partitioned models have different partitions, and one Dagster run covers "
+            f"one partitions definition: {described}. Materialize each group with its own "
+            "--partition-range, or leave partitions off (MXM_SQLMESH_PARTITIONS=off)."
+        )
+    (partitions_def,) = groups
+    first, last = partitions_def.get_first_partition_key(), partitions_def.get_last_partition_key()
+    return f"{first}...{last}" if first and last else None
 
 
 if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: the range for the CLI
+    import sys
+
     from mxm_dagster.project import SQLMeshProject
 
-    print(full_range(SQLMeshProject.from_env().load_spec().models) or "")
+    try:
+        print(full_range(SQLMeshProject.from_env().load_spec().models) or "")
+    except ValueError as exc:
+        sys.exit(f"mxm_dagster.partitions: {exc}")

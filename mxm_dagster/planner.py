@@ -362,6 +362,7 @@ class Planner:
         results.models = outcomes
         results.finished_at = time.time()
         results.plan_attempts = attempts
+        results.execution_time = execution_time
         return results
 
     def _unfilled_reasons(

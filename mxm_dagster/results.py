@@ -80,6 +80,8 @@ class ExecutionResults:
     command: str = "plan"  # "run" when the environment already served the project (no plan)
     restated: bool = False
     window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
+    #: SQLMesh's "now" for the execution (epoch ms): what the crons were due as of
+    execution_time: int | None = None
 
     @property
     def partitioned(self) -> bool:

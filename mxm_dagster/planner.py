@@ -144,13 +144,14 @@ class Planner:
         self.serving_plan_id: str | None = None  # set when the environment serves the project
         self._request: ExecutionRequest | None = None
         self._promoting = True
+        self._report_early = True  # off when a second SQLMesh call may evaluate a model again
         recorder.on_complete = self._model_completed
         recorder.owners = project.standalone_audits()
 
     def _model_completed(self, name: str, record: ModelRecord) -> None:
         """Runs on SQLMesh's worker thread right after the model's last batch succeeded."""
         request = self._request
-        if request is None or not self._is_model(name):
+        if request is None or not self._report_early or not self._is_model(name):
             return
         if any(audit.standalone for audit in self.models[name].audits):
             return  # its standalone audits run after it: report with them, at the end
@@ -204,6 +205,13 @@ class Planner:
         restate = set(request.selected) if request.restate else set()
         restating: list[str] = []
         options = self._plan_options(request, bool(restate), clock)
+        # Plans that would lose work with `run=True` plan without it and run what is due after
+        # (`_fill_due`); a model may then be evaluated twice, so none is reported early.
+        fill_after = request.runs_due and (
+            bool(restate)
+            or sqlmesh_api.has_metadata_only_changes(self.context, request.environment)
+        )
+        self._report_early = not fill_after
         while planned:
             attempts += 1
             try:
@@ -215,8 +223,7 @@ class Planner:
                     # every model: no selection, which SQLMesh also plans fastest
                     select_models=None if planned >= self.all_models else sorted(planned),
                     restate_models=restating,
-                    # a restating plan that also runs loses intervals (see `_fill_due`)
-                    run=request.runs_due and not restating,
+                    run=request.runs_due and not fill_after,
                     **options,  # type: ignore[arg-type]
                 )
                 break
@@ -242,7 +249,7 @@ class Planner:
         ):
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
         execution_time = sqlmesh_api.execution_timestamp(options["execution_time"])
-        if restating and request.runs_due:
+        if fill_after:
             for child, failed in self._fill_due(request, planned, execution_time).items():
                 excluded.setdefault(child, failed)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
@@ -278,10 +285,10 @@ class Planner:
     def _fill_due(
         self, request: ExecutionRequest, models: set[str], execution_time: int
     ) -> dict[str, str]:
-        """Run what is still due after a restating plan, which plans without `run`: SQLMesh 0.236
-        restating a model without `start` in a plan with `run=True` clears the model's interval
-        and refills nothing (measured, docs/adr/0007). Returns the models to skip below failures.
-        """
+        """Run what is still due after a plan without `run`. SQLMesh 0.236 loses work in two
+        plans with `run=True`: restating a model without `start` clears the model's interval and
+        refills nothing, and an audit-only change is not audited (measured, docs/adr/0007).
+        Returns the models to skip below failures."""
         due = sqlmesh_api.due_intervals(self.context, request.environment, models, execution_time)
         behind = sorted(name for name, state in due.items() if state.missing)
         if not behind:

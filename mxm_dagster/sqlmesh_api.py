@@ -794,6 +794,26 @@ def serves_project(context: Context, environment: str) -> bool:
     return local == {s.snapshot_id for s in env.snapshots}
 
 
+def has_metadata_only_changes(context: Context, environment: str) -> bool:
+    """True when a loaded model differs from its deployed version in metadata only (audits,
+    description, ...). SQLMesh 0.236 audits such a model on its existing data in a plan without
+    `run`, but a plan with `run=True` skips that audit stage (measured: an added audit ran only
+    without `run`)."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return False
+    deployed = {info.name: info.fingerprint for info in env.snapshots}
+    for snapshot in context.snapshots.values():
+        before = deployed.get(snapshot.name)
+        if (
+            before is not None
+            and before.data_hash == snapshot.fingerprint.data_hash
+            and before.metadata_hash != snapshot.fingerprint.metadata_hash
+        ):
+            return True
+    return False
+
+
 def upstream(context: Context, names: Iterable[str]) -> set[str]:
     result: set[str] = set()
     for name in names:

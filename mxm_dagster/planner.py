@@ -202,7 +202,7 @@ class Planner:
         planned = self.required_models(request.environment, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
-        restate = set(request.selected) if request.restate else set()
+        restate = self._restatable(request)
         restating: list[str] = []
         options = self._plan_options(request, bool(restate), clock)
         # Plans that would lose work with `run=True` plan without it and run what is due after
@@ -253,6 +253,21 @@ class Planner:
             for child, failed in self._fill_due(request, planned, execution_time).items():
                 excluded.setdefault(child, failed)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
+
+    def _restatable(self, request: ExecutionRequest) -> set[str]:
+        """The selected models a restatement can recompute: those the environment has. SQLMesh
+        refuses to restate in an environment that does not exist yet ("must exist for this
+        operation"); a model not deployed has nothing to recompute and is simply built."""
+        if not request.restate:
+            return set()
+        deployed = sqlmesh_api.environment_model_names(self.context, request.environment)
+        new = sorted(n for n in request.selected if self._is_model(n) and n not in deployed)
+        if new:
+            self.recorder.message(
+                f"Not restating {', '.join(new)}: environment {request.environment!r} has no "
+                "version of them yet, so they are built instead"
+            )
+        return {n for n in request.selected if n in deployed}
 
     @staticmethod
     def _plan_options(request: ExecutionRequest, restating: bool, clock: int) -> dict[str, Any]:

@@ -131,6 +131,16 @@ def test_restatement_by_run_tag(clean_project: Path) -> None:
     assert mats["raw/numbers"]["sqlmesh/restated"] is True
 
 
+def test_restating_on_a_fresh_warehouse_builds_it(clean_project: Path) -> None:
+    """SQLMesh refuses to restate in an environment that does not exist; there is nothing to
+    recompute yet, so the run builds the models and says why it restated none."""
+    result = materialize(clean_project, tags={"mxm/restate": "true"})
+    assert result.success, result.messages()
+    assert {m["sqlmesh/outcome"] for m in result.materializations().values()} == {"evaluated"}
+    assert ("marts", "healthy") in views(clean_project / "warehouse.duckdb")
+    assert any(m.startswith("Not restating") for m in result.messages())
+
+
 def test_model_edit_is_planned_backfilled_and_promoted(clean_project: Path) -> None:
     assert materialize(clean_project).success
     grow_numbers(clean_project)

@@ -121,7 +121,12 @@ def keys_for_intervals(
             datetime.fromtimestamp(start_ms / 1000, tz=UTC),
             datetime.fromtimestamp(end_ms / 1000, tz=UTC),
         )
-        keys.extend(partitions_def.get_partition_keys_in_time_window(window))
+        # Dagster's lookup returns every window that starts inside: keep the ones that end too
+        keys.extend(
+            key
+            for key in partitions_def.get_partition_keys_in_time_window(window)
+            if partitions_def.time_window_for_partition_key(key).end <= window.end
+        )
     return sorted(set(keys))
 
 

@@ -80,12 +80,12 @@ def _audit_outcomes(
                 AuditOutcome(audit.name, True, audit.blocking, check_name=audit.check_name)
             )
         elif source.audit_counts and not source.unheard_failures:  # that one is logged already
-            unproven.append(audit.check_name)
+            counts = sorted(set(source.audit_counts))
+            unproven.append(f"{audit.check_name} (SQLMesh counted {counts} audits per batch)")
     if unproven and log is not None:
         log(
-            f"Not reporting {', '.join(unproven)} of {model.name} as passed: SQLMesh counted "
-            f"{sorted(set(record.audit_counts if record else []))} audits per batch where the "
-            "model declares a different number, so which of them ran is unknown"
+            f"Not reporting {', '.join(unproven)} of {model.name} as passed: its node declares "
+            "a different number of audits, so which of them ran is unknown"
         )
     return outcomes
 

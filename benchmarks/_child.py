@@ -112,7 +112,7 @@ def _plain_name(fqn: str) -> str:
 def intervals(model: str, drop_latest: bool) -> None:
     from sqlmesh import Context
 
-    from mxm_dagster.sqlmesh_api import remove_latest_interval
+    from mxm_dagster.child.sqlmesh_api import remove_latest_interval
 
     # load=False: only state is needed, so skip parsing every model of a large project.
     context = Context(paths=".", load=False)

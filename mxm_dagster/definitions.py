@@ -6,13 +6,13 @@ import os
 
 import dagster as dg
 
-from mxm_dagster.automation import cron_sensor
-from mxm_dagster.execution import SQLMeshResultsResource
-from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets, model_asset_keys
-from mxm_dagster.partitions import partitions_from_env
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.reference import landing_assets
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets.automation import cron_sensor
+from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets, model_asset_keys
+from mxm_dagster.assets.partitions import partitions_from_env
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.justetf.landing import landing_assets
+from mxm_dagster.run.resource import SQLMeshResultsResource
 
 EXECUTOR_ENV = "MXM_DAGSTER_EXECUTOR"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
 
 AUDITS_PROJECT = REPO / "tests" / "fixtures" / "audits_project"

@@ -2,7 +2,7 @@
 
 Every case is materialized through the CLI path (`dagster asset materialize -m
 mxm_dagster.definitions --select '*'` in a subprocess) on a fresh warehouse, with time partitions
-off, and once more with `MXM_SQLMESH_PARTITIONS=on` over `python -m mxm_dagster.partitions`'s
+off, and once more with `MXM_SQLMESH_PARTITIONS=on` over `python -m mxm_dagster.assets.partitions`'s
 range; its twin copy is built by `sqlmesh plan --auto-apply` in the same hour (both use the real
 clock, so both see the same complete intervals). The truth is the twin: its environment views and
 their row counts, the intervals SQLMesh recorded, the audits its models carry.
@@ -41,11 +41,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster import partitions
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.loader import model_asset_keys
-from mxm_dagster.names import safe_name
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import model_asset_keys
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.names import safe_name
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, run_cli
 from tests.twins import (
     Case,
@@ -334,7 +334,7 @@ def test_mixed_partitions_have_no_common_range(tmp_path: Path) -> None:
     the groups instead of printing a range the CLI would refuse."""
     (folder,) = _kinds_project(tmp_path)
     done = run_cli(
-        ["python", "-m", "mxm_dagster.partitions"],
+        ["python", "-m", "mxm_dagster.assets.partitions"],
         {"MXM_SQLMESH_PROJECT": str(folder), "MXM_SQLMESH_PARTITIONS": "on"},
     )
     assert done.returncode != 0

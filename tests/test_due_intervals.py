@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResults
 from tests.conftest import RunOutcome, grow_numbers, materialize
 
 TODAY = datetime.now(UTC).date()

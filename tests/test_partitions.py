@@ -10,13 +10,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster import partitions, sqlmesh_api
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.definitions import build_definitions
-from mxm_dagster.execution import SQLMeshResultsResource
-from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.specs import ModelSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.records.specs import ModelSpec
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,

@@ -21,8 +21,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,

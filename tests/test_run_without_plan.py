@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import grow_numbers, materialize, query
 
 GUARDED = '"warehouse"."staging"."guarded"'

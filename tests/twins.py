@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import RunOutcome, dagster_home, environment, run_cli, runs
 
 MATERIALIZE_ALL = ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions"]
@@ -128,7 +128,8 @@ def raw_twin(case: Case, root: Path) -> Observed:
 
 def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     """The case materialized through `dagster asset materialize --select '*'` in a subprocess,
-    with time partitions off, or on over the range `python -m mxm_dagster.partitions` prints."""
+    with time partitions off, or on over the range that
+    `python -m mxm_dagster.assets.partitions` prints."""
     folders = case.make(root / "project")
     case.prepare(root / "project")
     home = dagster_home(root)
@@ -137,7 +138,7 @@ def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     command = [*MATERIALIZE_ALL, "--select", "*"]
     partition_range = None
     if partitioned:
-        printed = run_cli(["python", "-m", "mxm_dagster.partitions"], env)
+        printed = run_cli(["python", "-m", "mxm_dagster.assets.partitions"], env)
         assert printed.returncode == 0, printed.stderr[-3000:]
         partition_range = printed.stdout.strip()
         command += ["--partition-range", partition_range]

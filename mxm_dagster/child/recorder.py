@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from mxm_dagster.results import AuditOutcome
+from mxm_dagster.records.results import AuditOutcome
 
 LogFn = Callable[[str], None]
 

@@ -19,23 +19,23 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.interpreter import child_command, child_env
-from mxm_dagster.specs import ProjectSpec
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.records.specs import ProjectSpec
 
 if TYPE_CHECKING:
     from sqlmesh import Context
     from sqlmesh.core.config import Config
 
-    from mxm_dagster.console import OutcomeRecorder
+    from mxm_dagster.child.recorder import OutcomeRecorder
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "4"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
-SPEC_CHILD_MODULE = "mxm_dagster.spec_process"
+SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
@@ -105,7 +105,7 @@ class SQLMeshProject:
     def configs(self) -> dict[Path, Config]:
         """Each folder's config, its DuckDB paths anchored at that folder."""
         self._check_location()
-        from mxm_dagster import sqlmesh_api
+        from mxm_dagster.child import sqlmesh_api
 
         configs = {path: sqlmesh_api.load_project_config(path) for path in self.paths}
         known = sqlmesh_api.gateway_names(configs[self.path])
@@ -127,7 +127,7 @@ class SQLMeshProject:
         return _connection_of(self.load_spec())
 
     def _configured_connection(self) -> tuple[str, Path | None]:
-        from mxm_dagster import sqlmesh_api
+        from mxm_dagster.child import sqlmesh_api
 
         gateway = self.gateway or sqlmesh_api.default_gateway(self.config)
         return gateway, sqlmesh_api.warehouse_path(self.config, self.gateway)
@@ -150,7 +150,7 @@ class SQLMeshProject:
         return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
 
     def open_context(self, recorder: OutcomeRecorder | None = None, load: bool = True) -> Context:
-        from mxm_dagster import sqlmesh_api
+        from mxm_dagster.child import sqlmesh_api
 
         return sqlmesh_api.open_context(self.configs, self.gateway, recorder, load)
 
@@ -223,7 +223,7 @@ class SQLMeshProject:
         return spec
 
     def _load_in_child(self) -> ProjectSpec:
-        """Have `mxm_dagster.spec_process` load the project and write the spec (ADR 9)."""
+        """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9)."""
         self._check_location()  # no interpreter to start for a folder that cannot be a project
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, self.location, self.gateway or ""),
@@ -253,7 +253,7 @@ class SQLMeshProject:
     def load_into(self, cache_file: Path) -> ProjectSpec:
         """Load the project with SQLMesh in this process and write its spec to `cache_file`:
         the work behind a spec cache miss."""
-        from mxm_dagster import sqlmesh_api
+        from mxm_dagster.child import sqlmesh_api
 
         context = self.open_context()
         try:

@@ -21,13 +21,13 @@ import traceback
 from dataclasses import asdict
 from typing import IO, Any
 
-from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.locks import file_lock
-from mxm_dagster.planner import Planner
-from mxm_dagster.results import ExecutionResults, ModelOutcome
-from mxm_dagster.sqlmesh_api import close_context, load_models
-from mxm_dagster.sqlmesh_job import SQLMeshJob
-from mxm_dagster.warehouse import wait_until_writable
+from mxm_dagster.child.planner import Planner
+from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.child.sqlmesh_api import close_context, load_models
+from mxm_dagster.child.warehouse import wait_until_writable
+from mxm_dagster.common.locks import file_lock
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome
+from mxm_dagster.run.child import SQLMeshJob
 
 
 class _Channel:

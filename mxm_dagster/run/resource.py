@@ -22,14 +22,15 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from mxm_dagster import events, partitions, selection
-from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.locks import FileLock
-from mxm_dagster.partitions import to_ms
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import ExecutionRequest
-from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
-from mxm_dagster.sqlmesh_job import ExecutionFailed, SQLMeshJob, run_in_child
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import PROJECT_TAG, asset_key_for_model
+from mxm_dagster.assets.partitions import to_ms
+from mxm_dagster.common.locks import FileLock
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
+from mxm_dagster.run import events, selection
+from mxm_dagster.run.child import ExecutionFailed, SQLMeshJob, run_in_child
 
 RESTATE_TAG = "mxm/restate"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick

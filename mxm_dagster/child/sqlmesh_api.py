@@ -30,11 +30,11 @@ from sqlmesh.core.snapshot import DeployabilityIndex, missing_intervals
 from sqlmesh.utils.date import make_exclusive, now_timestamp, to_timestamp
 from sqlmesh.utils.errors import NodeAuditsErrors, PlanError, format_destructive_change_msg
 
-from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.names import safe_name
-from mxm_dagster.results import AuditOutcome
-from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.names import safe_name
+from mxm_dagster.records.results import AuditOutcome
+from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
 # "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
 _AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.specs import ModelSpec
+from mxm_dagster.records.specs import ModelSpec
 
 TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
 PARTITIONS_ENV = "MXM_SQLMESH_PARTITIONS"
@@ -153,12 +153,12 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     return f"{first}...{last}" if first and last else None
 
 
-if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: the range for the CLI
+if __name__ == "__main__":  # `python -m mxm_dagster.assets.partitions`: the range for the CLI
     import sys
 
-    from mxm_dagster.project import SQLMeshProject
+    from mxm_dagster.common.project import SQLMeshProject
 
     try:
         print(full_range(SQLMeshProject.from_env().load_spec().models) or "")
     except ValueError as exc:
-        sys.exit(f"mxm_dagster.partitions: {exc}")
+        sys.exit(f"mxm_dagster.assets.partitions: {exc}")

@@ -1,4 +1,4 @@
-"""A SQLMesh job for the child process (`mxm_dagster.sqlmesh_process`), and how the run worker
+"""A SQLMesh job for the child process (`mxm_dagster.child.execute`), and how the run worker
 runs one: the job goes in on stdin, JSON lines come back on a pipe (ADR 6).
 
 This is the run worker's side, so it imports nothing of SQLMesh: the Dagster processes of a run
@@ -13,12 +13,12 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mxm_dagster.interpreter import child_command, child_env
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import ExecutionRequest
-from mxm_dagster.results import ExecutionResults, ModelOutcome
+from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
-CHILD_MODULE = "mxm_dagster.sqlmesh_process"
+CHILD_MODULE = "mxm_dagster.child.execute"
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ import pytest
 
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import model_asset_keys
+from mxm_dagster.child.project import configs
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.common.project import SQLMeshProject
@@ -311,9 +312,11 @@ def test_each_folder_anchors_its_own_duckdb_paths(tmp_path: Path) -> None:
     (billing / "config.yaml").write_text(
         (billing / "config.yaml").read_text().replace("../shared.duckdb", "billing.duckdb")
     )
-    configs = SQLMeshProject.at(f"{orders}{os.pathsep}{billing}").configs
-    assert configs[orders].get_connection("local").database == str(tmp_path / "multi/shared.duckdb")
-    assert configs[billing].get_connection("local").database == str(billing / "billing.duckdb")
+    by_folder = configs(SQLMeshProject.at(f"{orders}{os.pathsep}{billing}"))
+    assert by_folder[orders].get_connection("local").database == str(
+        tmp_path / "multi/shared.duckdb"
+    )
+    assert by_folder[billing].get_connection("local").database == str(billing / "billing.duckdb")
 
 
 def test_a_missing_second_folder_is_named(tmp_path: Path) -> None:

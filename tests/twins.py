@@ -15,8 +15,10 @@ from pathlib import Path
 import duckdb
 
 from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import RunOutcome, dagster_home, environment, run_cli, runs
+from tests.sqlmesh_state import recorded_intervals
 
 MATERIALIZE_ALL = ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions"]
 #: Time a case needs from its raw twin to the end of its Dagster run, well over what it takes:
@@ -88,9 +90,9 @@ def rows_by_view(root: Path, warehouses: tuple[str, ...]) -> dict[str, int]:
 
 def observe(root: Path, folders: tuple[Path, ...], warehouses: tuple[str, ...]) -> Observed:
     """The warehouse's views and SQLMesh's state for prod, read after the run."""
-    context = SQLMeshProject.at(location(folders)).open_context()
+    context = open_context(SQLMeshProject.at(location(folders)))
     try:
-        intervals = sqlmesh_api.recorded_intervals(context, "prod")
+        intervals = recorded_intervals(context, "prod")
         audits = {
             name: [(audit.name, bool(audit.skip)) for audit, _ in model.audits_with_args]
             for name, model in context.models.items()

@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 
+from mxm_dagster.child.project import load_into
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
 
@@ -21,7 +22,7 @@ from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
 def _load(project: SQLMeshProject) -> dict[str, str]:
     try:
         cache_file = project.spec_file()
-        project.load_into(cache_file)
+        load_into(project, cache_file)
         return {"spec_file": str(cache_file)}
     except ProjectLoadError as exc:
         return {"error": str(exc)}

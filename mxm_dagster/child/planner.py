@@ -12,6 +12,8 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlmesh import Context
+
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
@@ -125,7 +127,7 @@ class Planner:
 
     def __init__(
         self,
-        context: sqlmesh_api.Context,
+        context: Context,
         project: ProjectSpec,
         recorder: OutcomeRecorder,
         on_model_ready: Callable[[ModelOutcome], None] | None = None,

@@ -27,10 +27,11 @@ from mxm_dagster.assets.loader import PROJECT_TAG, asset_key_for_model
 from mxm_dagster.assets.partitions import to_ms
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.job import SQLMeshJob
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.run import events, selection
-from mxm_dagster.run.child import ExecutionFailed, SQLMeshJob, run_in_child
+from mxm_dagster.run.child import ExecutionFailed, run_in_child
 
 RESTATE_TAG = "mxm/restate"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick

@@ -1,4 +1,4 @@
-"""Dagster time partitions <-> SQLMesh intervals: pure mapping, no SQLMesh and no run context.
+"""Dagster time partitions <-> SQLMesh intervals: pure mapping, no run context.
 
 Partitions are opt-in (ADR 5): `MXM_SQLMESH_PARTITIONS=on` or `build_definitions(partitions=True)`
 turns them on for a project, `SQLMeshTranslator.get_partitions_def` per model.

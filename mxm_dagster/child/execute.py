@@ -3,7 +3,7 @@
 SQLMesh holds the GIL for most of an execution. On a thread of the run worker it starved the asset
 steps that report finished models (ADR 6), so it runs in its own interpreter: the parent sends the
 request on stdin and reads JSON lines from a pipe (log lines, each model as soon as it is ready,
-then the results). The child imports SQLMesh and mxm_dagster's SQLMesh side only, never Dagster.
+then the results).
 
 The child ignores SIGINT and SIGTERM and finishes its plan even if the run worker goes away:
 a plan cut short is exactly what would leave SQLMesh state half-applied. SIGKILL of the run's

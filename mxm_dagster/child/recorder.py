@@ -1,8 +1,8 @@
 """Records what SQLMesh reports about each model while it evaluates.
 
 SQLMesh calls its console from worker threads (one per concurrent task), so every method takes a
-lock. The SQLMesh-facing console class lives in `sqlmesh_api`; it forwards into this recorder, which
-knows nothing about SQLMesh objects.
+lock. The SQLMesh-facing console class lives in `sqlmesh_api.console`; it forwards into this
+recorder, which knows nothing about SQLMesh objects.
 """
 
 from __future__ import annotations

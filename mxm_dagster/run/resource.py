@@ -1,11 +1,11 @@
 """`SQLMeshResultsResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
 
 The first asset step of a run to need results starts SQLMesh for the run's whole selection in a
-child process (`sqlmesh_process`); a background thread reads its outcomes and holds a per-run file
-lock until the results are written to the instance's storage directory. Steps in the same process
-wait only for their own model: a model whose last interval batch succeeded is reported while
-SQLMesh evaluates the rest, so Dagster's per-step bookkeeping overlaps SQLMesh's work. Steps in
-other processes (multiprocess executor) read the finished results file. A per-project file lock
+child process (`mxm_dagster.child.execute`); a background thread reads its outcomes and holds a
+per-run file lock until the results are written to the instance's storage directory. Steps in the
+same process wait only for their own model: a model whose last interval batch succeeded is reported
+while SQLMesh evaluates the rest, so Dagster's per-step bookkeeping overlaps SQLMesh's work. Steps
+in other processes (multiprocess executor) read the finished results file. A per-project file lock
 makes runs that write the same warehouse take turns.
 """
 

@@ -21,7 +21,7 @@ setup: $(STAMP)
 # whatever is missing and due.
 run: setup
 	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*'
-	@$(BIN)/python -m mxm_dagster.where
+	@$(BIN)/python -m mxm_dagster.justetf.where
 
 test: setup
 	bash scripts/install_browser.sh

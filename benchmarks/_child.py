@@ -112,15 +112,14 @@ def _plain_name(fqn: str) -> str:
 def intervals(model: str, drop_latest: bool) -> None:
     from sqlmesh import Context
 
-    from mxm_dagster.sqlmesh_api import remove_latest_interval
-
     # load=False: only state is needed, so skip parsing every model of a large project.
     context = Context(paths=".", load=False)
     try:
         snapshot = _prod_snapshot(context, model)
         before = [list(i) for i in snapshot.intervals]
         if drop_latest and snapshot.intervals:
-            remove_latest_interval(context, "prod", snapshot.name)
+            latest = (snapshot, snapshot.intervals[-1])  # forget it, as if it were never filled
+            context.state_sync.remove_intervals([latest], remove_shared_versions=True)
         _emit({"model": model, "intervals": before})
     finally:
         context.close()

@@ -1,1 +1,54 @@
-"""mxm_dagster: one Dagster asset per SQLMesh model, SQLMesh run once per Dagster run."""
+"""mxm_dagster: one Dagster asset per SQLMesh model, SQLMesh run once per Dagster run.
+
+The names in `__all__` are the public API; every other module is internal. They are imported on
+first access (PEP 562), so importing a submodule, e.g. `mxm_dagster.child` in the SQLMesh child,
+never imports Dagster.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mxm_dagster.assets.loader import build_sqlmesh_assets
+    from mxm_dagster.assets.translator import SQLMeshTranslator
+    from mxm_dagster.code_location import build_definitions
+    from mxm_dagster.common.errors import ProjectLoadError
+    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+    from mxm_dagster.run.resource import SQLMeshResultsResource
+
+_MODULE_OF = {
+    "build_definitions": "mxm_dagster.code_location",
+    "build_sqlmesh_assets": "mxm_dagster.assets.loader",
+    "ModelSpec": "mxm_dagster.records.specs",
+    "ProjectLoadError": "mxm_dagster.common.errors",
+    "ProjectSpec": "mxm_dagster.records.specs",
+    "SQLMeshProject": "mxm_dagster.common.project",
+    "SQLMeshResultsResource": "mxm_dagster.run.resource",
+    "SQLMeshTranslator": "mxm_dagster.assets.translator",
+}
+
+__all__ = [
+    "ModelSpec",
+    "ProjectLoadError",
+    "ProjectSpec",
+    "SQLMeshProject",
+    "SQLMeshResultsResource",
+    "SQLMeshTranslator",
+    "build_definitions",
+    "build_sqlmesh_assets",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'mxm_dagster' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -16,8 +16,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mxm_dagster.definitions import build_definitions
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.code_location import build_definitions
+from mxm_dagster.common.project import SQLMeshProject
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "faulty_project"

@@ -24,8 +24,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mxm_dagster.definitions import build_definitions
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.code_location import build_definitions
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
     FAULTY_MODELS,
     FIXTURE_PROJECT,

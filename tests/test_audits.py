@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
+from tests.sqlmesh_state import recorded_intervals
 
 AUDITS_PROJECT = REPO / "tests" / "fixtures" / "audits_project"
 MODELS = {("shop", "orders"), ("shop", "customers"), ("shop", "daily_amounts")}
@@ -35,7 +37,7 @@ def _edit(project: Path, model: str, old: str, new: str) -> None:
 
 def _environment_nodes(project: Path) -> set[str]:
     """What SQLMesh's prod environment holds: models and standalone audits."""
-    context = SQLMeshProject(path=project).open_context(load=False)
+    context = open_context(SQLMeshProject(path=project), load=False)
     try:
         return sqlmesh_api.environment_model_names(context, "prod")
     finally:
@@ -43,9 +45,9 @@ def _environment_nodes(project: Path) -> set[str]:
 
 
 def _intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = SQLMeshProject(path=project).open_context(load=False)
+    context = open_context(SQLMeshProject(path=project), load=False)
     try:
-        return sqlmesh_api.recorded_intervals(context, "prod")
+        return recorded_intervals(context, "prod")
     finally:
         sqlmesh_api.close_context(context)
 
@@ -248,7 +250,7 @@ class _FaultyRecorder(OutcomeRecorder):
 
 def test_hooks_that_raise_are_recorded_and_sqlmesh_carries_on(audits_project: Path) -> None:
     recorder = _FaultyRecorder()
-    context = SQLMeshProject(path=audits_project).open_context(recorder)
+    context = open_context(SQLMeshProject(path=audits_project), recorder)
     try:
         sqlmesh_api.apply_plan(context, "prod", None)
     finally:

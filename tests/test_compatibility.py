@@ -2,7 +2,7 @@
 
 Every case is materialized through the CLI path (`dagster asset materialize -m
 mxm_dagster.definitions --select '*'` in a subprocess) on a fresh warehouse, with time partitions
-off, and once more with `MXM_SQLMESH_PARTITIONS=on` over `python -m mxm_dagster.partitions`'s
+off, and once more with `MXM_SQLMESH_PARTITIONS=on` over `python -m mxm_dagster.assets.partitions`'s
 range; its twin copy is built by `sqlmesh plan --auto-apply` in the same hour (both use the real
 clock, so both see the same complete intervals). The truth is the twin: its environment views and
 their row counts, the intervals SQLMesh recorded, the audits its models carry.
@@ -41,11 +41,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster import partitions
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.loader import model_asset_keys
-from mxm_dagster.names import safe_name
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import model_asset_keys
+from mxm_dagster.child.project import configs
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.names import safe_name
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, run_cli
 from tests.twins import (
     Case,
@@ -311,9 +312,11 @@ def test_each_folder_anchors_its_own_duckdb_paths(tmp_path: Path) -> None:
     (billing / "config.yaml").write_text(
         (billing / "config.yaml").read_text().replace("../shared.duckdb", "billing.duckdb")
     )
-    configs = SQLMeshProject.at(f"{orders}{os.pathsep}{billing}").configs
-    assert configs[orders].get_connection("local").database == str(tmp_path / "multi/shared.duckdb")
-    assert configs[billing].get_connection("local").database == str(billing / "billing.duckdb")
+    by_folder = configs(SQLMeshProject.at(f"{orders}{os.pathsep}{billing}"))
+    assert by_folder[orders].get_connection("local").database == str(
+        tmp_path / "multi/shared.duckdb"
+    )
+    assert by_folder[billing].get_connection("local").database == str(billing / "billing.duckdb")
 
 
 def test_a_missing_second_folder_is_named(tmp_path: Path) -> None:
@@ -334,7 +337,7 @@ def test_mixed_partitions_have_no_common_range(tmp_path: Path) -> None:
     the groups instead of printing a range the CLI would refuse."""
     (folder,) = _kinds_project(tmp_path)
     done = run_cli(
-        ["python", "-m", "mxm_dagster.partitions"],
+        ["python", "-m", "mxm_dagster.assets.partitions"],
         {"MXM_SQLMESH_PROJECT": str(folder), "MXM_SQLMESH_PARTITIONS": "on"},
     )
     assert done.returncode != 0

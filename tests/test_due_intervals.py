@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.results import ExecutionResults, ModelStatus, RunResults
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResults
 from tests.conftest import RunOutcome, grow_numbers, materialize
+from tests.sqlmesh_state import recorded_intervals
 
 TODAY = datetime.now(UTC).date()
 DAILY = '"warehouse"."staging"."daily_rates"'
@@ -46,9 +48,9 @@ def add_daily_model(project: Path, cron: str = "@daily", extra: str = "") -> Non
 
 
 def intervals_of(project: Path, model: str) -> list[tuple[int, int]]:
-    context = SQLMeshProject(path=project).open_context(load=False)
+    context = open_context(SQLMeshProject(path=project), load=False)
     try:
-        return sqlmesh_api.recorded_intervals(context, "prod").get(model, [])
+        return recorded_intervals(context, "prod").get(model, [])
     finally:
         sqlmesh_api.close_context(context)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, materialize, run_cli, views, warehouse_objects
 
 LOAD_CODE_LOCATION = ["python", "-c", "import mxm_dagster.definitions"]

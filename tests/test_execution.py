@@ -17,6 +17,7 @@ from tests.conftest import (
     views,
     warehouse_objects,
 )
+from tests.sqlmesh_state import recorded_intervals
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -181,10 +182,10 @@ def test_progress_and_provenance(clean_project: Path) -> None:
 def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> None:
     """A SQLMesh step that runs before the Python asset loading an external table must not
     evaluate the models reading that table; they get their own execution once it has landed."""
-    from mxm_dagster.execution import SQLMeshResultsResource
-    from mxm_dagster.loader import build_sqlmesh_assets
-    from mxm_dagster.project import SQLMeshProject
-    from mxm_dagster.translator import SQLMeshTranslator
+    from mxm_dagster.assets.loader import build_sqlmesh_assets
+    from mxm_dagster.assets.translator import SQLMeshTranslator
+    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.run.resource import SQLMeshResultsResource
 
     database = clean_project / "warehouse.duckdb"
 
@@ -219,8 +220,9 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
 def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     """Two days later every daily model has a new interval due: the next run evaluates it, up to
     the day its cron made due as of the execution time (SQLMesh's recorded intervals say so)."""
-    from mxm_dagster import sqlmesh_api
-    from mxm_dagster.project import SQLMeshProject
+    from mxm_dagster.child import sqlmesh_api
+    from mxm_dagster.child.project import open_context
+    from mxm_dagster.common.project import SQLMeshProject
 
     first = materialize(clean_project)
     assert first.success
@@ -235,9 +237,9 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     (day_three,) = mats["raw/numbers"]["sqlmesh/intervals"]
     assert day_three[0] > day_one[0]
     assert mats["staging/readings"]["sqlmesh/outcome"] == "evaluated"
-    context = SQLMeshProject(path=clean_project).open_context(load=False)
+    context = open_context(SQLMeshProject(path=clean_project), load=False)
     try:
-        recorded = sqlmesh_api.recorded_intervals(context, "prod")['"warehouse"."raw"."numbers"']
+        recorded = recorded_intervals(context, "prod")['"warehouse"."raw"."numbers"']
     finally:
         sqlmesh_api.close_context(context)
     midnight = later.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -246,10 +248,11 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
 
 def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Path) -> None:
     """SQLMesh walks `a | b | ...` recursively: 1500 names exceed Python's default limit."""
-    from mxm_dagster import sqlmesh_api
-    from mxm_dagster.project import SQLMeshProject
+    from mxm_dagster.child import sqlmesh_api
+    from mxm_dagster.child.project import open_context
+    from mxm_dagster.common.project import SQLMeshProject
 
-    context = SQLMeshProject(path=clean_project).open_context()
+    context = open_context(SQLMeshProject(path=clean_project))
     try:
         sqlmesh_api.apply_plan(context, "prod", ['"warehouse"."raw"."numbers"'] * 1500)
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.common.project import SQLMeshProject
 from tests.faults import (
     ASSETS,
     MATERIALIZE_ALL,
@@ -121,7 +121,7 @@ def test_sqlmesh_finishes_its_plan_when_only_the_run_worker_dies(tmp_path: Path)
 
 
 def sqlmesh_child_of(parent_pid: int) -> int:
-    """The pid of the SQLMesh child process (mxm_dagster.sqlmesh_process) of `parent_pid`."""
+    """The pid of the SQLMesh child process (mxm_dagster.child.execute) of `parent_pid`."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -130,7 +130,7 @@ def sqlmesh_child_of(parent_pid: int) -> int:
             ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == parent_pid and b"mxm_dagster.sqlmesh_process" in cmdline:
+        if ppid == parent_pid and b"mxm_dagster.child.execute" in cmdline:
             return int(entry.name)
     raise AssertionError(f"no SQLMesh child process under {parent_pid}")
 

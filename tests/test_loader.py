@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster.loader import build_sqlmesh_assets
-from mxm_dagster.names import safe_name
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.specs import ModelSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets.loader import build_sqlmesh_assets
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.names import safe_name
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.specs import ModelSpec
 from tests.conftest import definitions_for
 
 

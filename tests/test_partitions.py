@@ -10,13 +10,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster import partitions, sqlmesh_api
-from mxm_dagster.definitions import build_definitions
-from mxm_dagster.execution import SQLMeshResultsResource
-from mxm_dagster.loader import RESOURCE_KEY, build_sqlmesh_assets
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.specs import ModelSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.code_location import build_definitions
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.specs import ModelSpec
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,
@@ -30,6 +32,7 @@ from tests.conftest import (
     run_cli,
     runs,
 )
+from tests.sqlmesh_state import recorded_intervals
 
 QUOTES = dg.AssetKey(["staging", "stg_daily_quotes"])
 RETURNS = dg.AssetKey(["marts", "daily_returns"])
@@ -44,9 +47,9 @@ def _day(ms: int) -> str:
 
 def recorded_days(project: Path, model: str) -> set[str]:
     """The days SQLMesh recorded as filled for `model` in prod."""
-    context = SQLMeshProject(path=project).open_context()
+    context = open_context(SQLMeshProject(path=project))
     try:
-        intervals = sqlmesh_api.recorded_intervals(context, "prod").get(model, [])
+        intervals = recorded_intervals(context, "prod").get(model, [])
     finally:
         sqlmesh_api.close_context(context)
     days: set[str] = set()

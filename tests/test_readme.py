@@ -21,8 +21,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,
@@ -37,6 +38,7 @@ from tests.conftest import (
     runs,
     views,
 )
+from tests.sqlmesh_state import recorded_intervals
 
 README = REPO / "README.md"
 MARKER = "not run by tests/test_readme.py"
@@ -237,9 +239,9 @@ def _materialize_cli(env: dict[str, str], selection: str, *extra: str) -> None:
 
 
 def _recorded_intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = SQLMeshProject(path=project).open_context()
+    context = open_context(SQLMeshProject(path=project))
     try:
-        return sqlmesh_api.recorded_intervals(context, "prod")
+        return recorded_intervals(context, "prod")
     finally:
         sqlmesh_api.close_context(context)
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import grow_numbers, materialize, query
+from tests.sqlmesh_state import recorded_intervals, remove_latest_interval
 
 GUARDED = '"warehouse"."staging"."guarded"'
 AFTER_GUARDED = '"warehouse"."marts"."after_guarded"'
@@ -28,17 +30,17 @@ def add_guarded_models(project: Path) -> None:
 
 
 def forget_latest_interval(project: Path, model: str) -> None:
-    context = SQLMeshProject(path=project).open_context()
+    context = open_context(SQLMeshProject(path=project))
     try:
-        sqlmesh_api.remove_latest_interval(context, "prod", model)
+        remove_latest_interval(context, "prod", model)
     finally:
         sqlmesh_api.close_context(context)
 
 
 def intervals_of(project: Path, model: str) -> list[tuple[int, int]]:
-    context = SQLMeshProject(path=project).open_context()
+    context = open_context(SQLMeshProject(path=project))
     try:
-        return sqlmesh_api.recorded_intervals(context, "prod")[model]
+        return recorded_intervals(context, "prod")[model]
     finally:
         sqlmesh_api.close_context(context)
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import duckdb
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.project import SQLMeshProject
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import RunOutcome, dagster_home, environment, run_cli, runs
+from tests.sqlmesh_state import recorded_intervals
 
 MATERIALIZE_ALL = ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions"]
 #: Time a case needs from its raw twin to the end of its Dagster run, well over what it takes:
@@ -88,9 +90,9 @@ def rows_by_view(root: Path, warehouses: tuple[str, ...]) -> dict[str, int]:
 
 def observe(root: Path, folders: tuple[Path, ...], warehouses: tuple[str, ...]) -> Observed:
     """The warehouse's views and SQLMesh's state for prod, read after the run."""
-    context = SQLMeshProject.at(location(folders)).open_context()
+    context = open_context(SQLMeshProject.at(location(folders)))
     try:
-        intervals = sqlmesh_api.recorded_intervals(context, "prod")
+        intervals = recorded_intervals(context, "prod")
         audits = {
             name: [(audit.name, bool(audit.skip)) for audit, _ in model.audits_with_args]
             for name, model in context.models.items()
@@ -128,7 +130,8 @@ def raw_twin(case: Case, root: Path) -> Observed:
 
 def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     """The case materialized through `dagster asset materialize --select '*'` in a subprocess,
-    with time partitions off, or on over the range `python -m mxm_dagster.partitions` prints."""
+    with time partitions off, or on over the range that
+    `python -m mxm_dagster.assets.partitions` prints."""
     folders = case.make(root / "project")
     case.prepare(root / "project")
     home = dagster_home(root)
@@ -137,7 +140,7 @@ def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     command = [*MATERIALIZE_ALL, "--select", "*"]
     partition_range = None
     if partitioned:
-        printed = run_cli(["python", "-m", "mxm_dagster.partitions"], env)
+        printed = run_cli(["python", "-m", "mxm_dagster.assets.partitions"], env)
         assert printed.returncode == 0, printed.stderr[-3000:]
         partition_range = printed.stdout.strip()
         command += ["--partition-range", partition_range]

@@ -12,12 +12,14 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mxm_dagster import sqlmesh_api
-from mxm_dagster.console import ModelRecord, OutcomeRecorder
-from mxm_dagster.errors import DestructiveChangeError
-from mxm_dagster.request import ExecutionRequest
-from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.specs import AuditSpec, ModelSpec, ProjectSpec
+from sqlmesh import Context
+
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
+from mxm_dagster.common.errors import DestructiveChangeError
+from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
 
 def _audits_ran(model: ModelSpec, record: ModelRecord, audit: AuditSpec) -> bool:
@@ -125,7 +127,7 @@ class Planner:
 
     def __init__(
         self,
-        context: sqlmesh_api.Context,
+        context: Context,
         project: ProjectSpec,
         recorder: OutcomeRecorder,
         on_model_ready: Callable[[ModelOutcome], None] | None = None,

@@ -1,4 +1,4 @@
-"""Dagster time partitions <-> SQLMesh intervals: pure mapping, no SQLMesh and no run context.
+"""Dagster time partitions <-> SQLMesh intervals: pure mapping, no run context.
 
 Partitions are opt-in (ADR 5): `MXM_SQLMESH_PARTITIONS=on` or `build_definitions(partitions=True)`
 turns them on for a project, `SQLMeshTranslator.get_partitions_def` per model.
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.specs import ModelSpec
+from mxm_dagster.records.specs import ModelSpec
 
 TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
 PARTITIONS_ENV = "MXM_SQLMESH_PARTITIONS"
@@ -158,12 +158,12 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     return f"{first}...{last}" if first and last else None
 
 
-if __name__ == "__main__":  # `python -m mxm_dagster.partitions`: the range for the CLI
+if __name__ == "__main__":  # `python -m mxm_dagster.assets.partitions`: the range for the CLI
     import sys
 
-    from mxm_dagster.project import SQLMeshProject
+    from mxm_dagster.common.project import SQLMeshProject
 
     try:
         print(full_range(SQLMeshProject.from_env().load_spec().models) or "")
     except ValueError as exc:
-        sys.exit(f"mxm_dagster.partitions: {exc}")
+        sys.exit(f"mxm_dagster.assets.partitions: {exc}")

@@ -1,7 +1,7 @@
 """A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
 
 A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
-version runs `python -m mxm_dagster.spec_process LOCATION GATEWAY` (LOCATION: the project
+version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY` (LOCATION: the project
 folders, separated by `os.pathsep`) and waits. The child loads the
 project with SQLMesh, writes the spec cache and prints one line: `MXM_SPEC {"spec_file": ...}`,
 or `MXM_SPEC {"error": ...}` with the message a data engineer should see (ADR 9).
@@ -14,14 +14,15 @@ import os
 import sys
 import traceback
 
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.project import SPEC_REPLY_PREFIX, SQLMeshProject
+from mxm_dagster.child.project import load_into
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
 
 
 def _load(project: SQLMeshProject) -> dict[str, str]:
     try:
         cache_file = project.spec_file()
-        project.load_into(cache_file)
+        load_into(project, cache_file)
         return {"spec_file": str(cache_file)}
     except ProjectLoadError as exc:
         return {"error": str(exc)}

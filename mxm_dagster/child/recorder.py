@@ -1,8 +1,8 @@
 """Records what SQLMesh reports about each model while it evaluates.
 
 SQLMesh calls its console from worker threads (one per concurrent task), so every method takes a
-lock. The SQLMesh-facing console class lives in `sqlmesh_api`; it forwards into this recorder, which
-knows nothing about SQLMesh objects.
+lock. The SQLMesh-facing console class lives in `sqlmesh_api.console`; it forwards into this
+recorder, which knows nothing about SQLMesh objects.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from mxm_dagster.results import AuditOutcome
+from mxm_dagster.records.results import AuditOutcome
 
 LogFn = Callable[[str], None]
 

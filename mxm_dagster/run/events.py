@@ -13,8 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster import partitions
-from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.assets import partitions
+from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 
 
 def _iso(epoch_ms: int) -> str:

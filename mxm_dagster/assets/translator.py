@@ -8,9 +8,9 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster import partitions
-from mxm_dagster.names import safe_name
-from mxm_dagster.specs import AuditSpec, ModelSpec, ProjectSpec
+from mxm_dagster.assets import partitions
+from mxm_dagster.common.names import safe_name
+from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

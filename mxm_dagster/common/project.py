@@ -1,8 +1,8 @@
-"""Where the SQLMesh project is (path, gateway, environment); loading it once per version.
+"""Where the SQLMesh project is (path, gateway, environment), its fingerprint, spec cache and
+serving marker.
 
-Dagster processes never import SQLMesh: they read the spec cache, and on a miss a child
-interpreter loads the project and writes it (ADR 8, ADR 9). Only processes that already hold
-SQLMesh (the SQLMesh child of a run) load in-process, and open Contexts.
+Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
+it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
 """
 
 from __future__ import annotations
@@ -14,28 +14,21 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from mxm_dagster.errors import ProjectLoadError
-from mxm_dagster.interpreter import child_command, child_env
-from mxm_dagster.specs import ProjectSpec
+from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.records.specs import ProjectSpec
 
-if TYPE_CHECKING:
-    from sqlmesh import Context
-    from sqlmesh.core.config import Config
-
-    from mxm_dagster.console import OutcomeRecorder
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "4"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
-SPEC_CHILD_MODULE = "mxm_dagster.spec_process"
+SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
@@ -89,7 +82,8 @@ class SQLMeshProject:
         """Every folder, as MXM_SQLMESH_PROJECT names them: what crosses to child processes."""
         return os.pathsep.join(str(p) for p in self.paths)
 
-    def _check_location(self) -> None:
+    def check_location(self) -> None:
+        """Raise `ProjectLoadError` unless every folder exists and holds a SQLMesh config."""
         for path in self.paths:
             if not path.is_dir():
                 raise ProjectLoadError(
@@ -102,35 +96,9 @@ class SQLMeshProject:
                 )
 
     @cached_property
-    def configs(self) -> dict[Path, Config]:
-        """Each folder's config, its DuckDB paths anchored at that folder."""
-        self._check_location()
-        from mxm_dagster import sqlmesh_api
-
-        configs = {path: sqlmesh_api.load_project_config(path) for path in self.paths}
-        known = sqlmesh_api.gateway_names(configs[self.path])
-        if self.gateway and self.gateway not in known:
-            raise ProjectLoadError(
-                f"Unknown SQLMesh gateway {self.gateway!r} for project {self.path}; "
-                f"the project defines: {', '.join(known) or 'no gateways'} (MXM_SQLMESH_GATEWAY)"
-            )
-        return configs
-
-    @property
-    def config(self) -> Config:
-        """The first folder's config: SQLMesh takes the connections from it."""
-        return self.configs[self.path]
-
-    @cached_property
     def _connection(self) -> tuple[str, Path | None]:
         """The gateway's name and DuckDB file, as the spec records them (`load_spec` sets it)."""
         return _connection_of(self.load_spec())
-
-    def _configured_connection(self) -> tuple[str, Path | None]:
-        from mxm_dagster import sqlmesh_api
-
-        gateway = self.gateway or sqlmesh_api.default_gateway(self.config)
-        return gateway, sqlmesh_api.warehouse_path(self.config, self.gateway)
 
     @property
     def gateway_name(self) -> str:
@@ -148,11 +116,6 @@ class SQLMeshProject:
         target = str(self.warehouse_path) if self.warehouse_path else self.gateway_name
         digest = hashlib.sha1(target.encode()).hexdigest()[:12]
         return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
-
-    def open_context(self, recorder: OutcomeRecorder | None = None, load: bool = True) -> Context:
-        from mxm_dagster import sqlmesh_api
-
-        return sqlmesh_api.open_context(self.configs, self.gateway, recorder, load)
 
     def fingerprint(self) -> str:
         """A digest of every project file, the SQLMesh version, the gateway asked for and the
@@ -217,14 +180,21 @@ class SQLMeshProject:
         if spec is None:
             # A process that already holds SQLMesh loads it here; any other one (every Dagster
             # process) would pay SQLMesh's import and memory for good, and load it slower.
-            spec = self.load_into(cache_file) if "sqlmesh" in sys.modules else self._load_in_child()
+            in_process = "sqlmesh" in sys.modules
+            spec = self._load_in_process(cache_file) if in_process else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
 
+    def _load_in_process(self, cache_file: Path) -> ProjectSpec:
+        # Only reached where SQLMesh is already imported, so this costs Dagster processes nothing.
+        from mxm_dagster.child.project import load_into
+
+        return load_into(self, cache_file)
+
     def _load_in_child(self) -> ProjectSpec:
-        """Have `mxm_dagster.spec_process` load the project and write the spec (ADR 9)."""
-        self._check_location()  # no interpreter to start for a folder that cannot be a project
+        """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9)."""
+        self.check_location()  # no interpreter to start for a folder that cannot be a project
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, self.location, self.gateway or ""),
             env=child_env(),
@@ -248,21 +218,6 @@ class SQLMeshProject:
         spec = _read_spec(Path(replies[-1]["spec_file"]))
         if spec is None:
             raise ProjectLoadError(f"The spec of {self.path} vanished right after it was written")
-        return spec
-
-    def load_into(self, cache_file: Path) -> ProjectSpec:
-        """Load the project with SQLMesh in this process and write its spec to `cache_file`:
-        the work behind a spec cache miss."""
-        from mxm_dagster import sqlmesh_api
-
-        context = self.open_context()
-        try:
-            spec = sqlmesh_api.project_spec(context)
-        finally:
-            sqlmesh_api.close_context(context)
-        gateway, warehouse = self._configured_connection()
-        spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
-        spec.write(cache_file)
         return spec
 
 

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.partitions import dagster_cron
-from mxm_dagster.selection import RANGE_END_TAG, RANGE_START_TAG
-from mxm_dagster.specs import ModelSpec
+from mxm_dagster.assets.partitions import dagster_cron
+from mxm_dagster.records.specs import ModelSpec
+from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 
 SENSOR_NAME = "sqlmesh_cron"
 TICK_TAG = "mxm/cron_tick"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from mxm_dagster.specs import ModelSpec, ProjectSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 
 RESOURCE_KEY = "sqlmesh"
 MODEL_TAG = "sqlmesh/model"

@@ -9,11 +9,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from mxm_dagster.errors import WarehouseBusyError
-from mxm_dagster.locks import file_lock
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.specs import ProjectSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.errors import WarehouseBusyError
+from mxm_dagster.common.locks import file_lock
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.specs import ProjectSpec
 
 LANDING_SCHEMA = "landing"
 LANDING_TABLE = "etf_daily_quotes"

@@ -1,9 +1,4 @@
-"""A SQLMesh job for the child process (`mxm_dagster.sqlmesh_process`), and how the run worker
-runs one: the job goes in on stdin, JSON lines come back on a pipe (ADR 6).
-
-This is the run worker's side, so it imports nothing of SQLMesh: the Dagster processes of a run
-never pay SQLMesh's import or hold its memory.
-"""
+"""Starting the SQLMesh child for a `SQLMeshJob` and reading its pipe, in the run worker (ADR 6)."""
 
 from __future__ import annotations
 
@@ -11,49 +6,12 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from mxm_dagster.interpreter import child_command, child_env
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import ExecutionRequest
-from mxm_dagster.results import ExecutionResults, ModelOutcome
+from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.records.job import MessageKind, SQLMeshJob
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
-CHILD_MODULE = "mxm_dagster.sqlmesh_process"
-
-
-@dataclass(frozen=True)
-class SQLMeshJob:
-    """What the child needs: which project, what to do, how long to wait for locks."""
-
-    project: SQLMeshProject
-    request: ExecutionRequest
-    lock_timeout_seconds: float
-    warehouse_wait_seconds: float
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "project": {
-                    "location": self.project.location,
-                    "gateway": self.project.gateway,
-                    "environment": self.project.environment,
-                },
-                "request": self.request.to_dict(),
-                "lock_timeout_seconds": self.lock_timeout_seconds,
-                "warehouse_wait_seconds": self.warehouse_wait_seconds,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> SQLMeshJob:
-        raw = json.loads(text)
-        project = raw["project"]
-        return cls(
-            SQLMeshProject.at(project["location"], project["gateway"], project["environment"]),
-            ExecutionRequest.from_dict(raw["request"]),
-            raw["lock_timeout_seconds"],
-            raw["warehouse_wait_seconds"],
-        )
+CHILD_MODULE = "mxm_dagster.child.execute"
 
 
 class ExecutionFailed(Exception):
@@ -95,13 +53,13 @@ def run_in_child(
                 except ValueError:
                     continue  # a line cut short by the child's death
                 kind = message["kind"]
-                if kind == "log":
+                if kind == MessageKind.LOG:
                     on_log(message["message"])
-                elif kind == "ready":
+                elif kind == MessageKind.READY:
                     on_model_ready(ModelOutcome.from_dict(message["outcome"]))
-                elif kind == "done":
+                elif kind == MessageKind.DONE:
                     results = ExecutionResults.from_dict(message["results"])
-                elif kind == "error":
+                elif kind == MessageKind.ERROR:
                     error = message["error"]
     finally:
         code = child.wait()

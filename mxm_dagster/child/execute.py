@@ -3,7 +3,7 @@
 SQLMesh holds the GIL for most of an execution. On a thread of the run worker it starved the asset
 steps that report finished models (ADR 6), so it runs in its own interpreter: the parent sends the
 request on stdin and reads JSON lines from a pipe (log lines, each model as soon as it is ready,
-then the results). The child imports SQLMesh and mxm_dagster's SQLMesh side only, never Dagster.
+then the results).
 
 The child ignores SIGINT and SIGTERM and finishes its plan even if the run worker goes away:
 a plan cut short is exactly what would leave SQLMesh state half-applied. SIGKILL of the run's
@@ -21,13 +21,14 @@ import traceback
 from dataclasses import asdict
 from typing import IO, Any
 
-from mxm_dagster.console import OutcomeRecorder
-from mxm_dagster.locks import file_lock
-from mxm_dagster.planner import Planner
-from mxm_dagster.results import ExecutionResults, ModelOutcome
-from mxm_dagster.sqlmesh_api import close_context, load_models
-from mxm_dagster.sqlmesh_job import SQLMeshJob
-from mxm_dagster.warehouse import wait_until_writable
+from mxm_dagster.child.planner import Planner
+from mxm_dagster.child.project import open_context
+from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.child.sqlmesh_api import close_context, load_models
+from mxm_dagster.child.warehouse import wait_until_writable
+from mxm_dagster.common.locks import file_lock
+from mxm_dagster.records.job import MessageKind, SQLMeshJob
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
 
 class _Channel:
@@ -38,7 +39,7 @@ class _Channel:
         self._lock = threading.Lock()
         self._open = True
 
-    def send(self, kind: str, **payload: Any) -> None:
+    def send(self, kind: MessageKind, **payload: Any) -> None:
         line = json.dumps({"kind": kind, **payload}).encode() + b"\n"
         with self._lock:
             if not self._open:
@@ -52,10 +53,10 @@ class _Channel:
 
 def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
     def log(message: str) -> None:
-        channel.send("log", message=message)
+        channel.send(MessageKind.LOG, message=message)
 
     def model_ready(outcome: ModelOutcome) -> None:
-        channel.send("ready", outcome=asdict(outcome))
+        channel.send(MessageKind.READY, outcome=asdict(outcome))
 
     project = job.project
     spec = project.load_spec()  # from the cache the code server wrote
@@ -69,7 +70,7 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
         if project.warehouse_path is not None:
             wait_until_writable(project.warehouse_path, job.warehouse_wait_seconds, log)
         fingerprint = project.fingerprint()  # the files the Context is about to load
-        sqlmesh_context = project.open_context(recorder, load=False)
+        sqlmesh_context = open_context(project, recorder, load=False)
         try:
             planner = Planner(
                 sqlmesh_context,
@@ -96,9 +97,9 @@ def main() -> None:
         results = _execute(job, channel)
     except Exception as exc:
         traceback.print_exc()
-        channel.send("error", error=f"{type(exc).__name__}: {exc}")
+        channel.send(MessageKind.ERROR, error=f"{type(exc).__name__}: {exc}")
         return
-    channel.send("done", results=asdict(results))
+    channel.send(MessageKind.DONE, results=asdict(results))
 
 
 if __name__ == "__main__":

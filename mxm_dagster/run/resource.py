@@ -1,11 +1,11 @@
 """`SQLMeshResultsResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
 
 The first asset step of a run to need results starts SQLMesh for the run's whole selection in a
-child process (`sqlmesh_process`); a background thread reads its outcomes and holds a per-run file
-lock until the results are written to the instance's storage directory. Steps in the same process
-wait only for their own model: a model whose last interval batch succeeded is reported while
-SQLMesh evaluates the rest, so Dagster's per-step bookkeeping overlaps SQLMesh's work. Steps in
-other processes (multiprocess executor) read the finished results file. A per-project file lock
+child process (`mxm_dagster.child.execute`); a background thread reads its outcomes and holds a
+per-run file lock until the results are written to the instance's storage directory. Steps in the
+same process wait only for their own model: a model whose last interval batch succeeded is reported
+while SQLMesh evaluates the rest, so Dagster's per-step bookkeeping overlaps SQLMesh's work. Steps
+in other processes (multiprocess executor) read the finished results file. A per-project file lock
 makes runs that write the same warehouse take turns.
 """
 
@@ -22,14 +22,16 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from mxm_dagster import events, partitions, selection
-from mxm_dagster.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.locks import FileLock
-from mxm_dagster.partitions import to_ms
-from mxm_dagster.project import SQLMeshProject
-from mxm_dagster.request import ExecutionRequest
-from mxm_dagster.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
-from mxm_dagster.sqlmesh_job import ExecutionFailed, SQLMeshJob, run_in_child
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import PROJECT_TAG, asset_key_for_model
+from mxm_dagster.assets.partitions import to_ms
+from mxm_dagster.common.locks import FileLock
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.job import SQLMeshJob
+from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
+from mxm_dagster.run import events, selection
+from mxm_dagster.run.child import ExecutionFailed, run_in_child
 
 RESTATE_TAG = "mxm/restate"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mxm_dagster.results import ExecutionResults
+from mxm_dagster.records.results import ExecutionResults
 
 PROD = "prod"  # SQLMesh's production environment
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from mxm_dagster.errors import WarehouseBusyError
+from mxm_dagster.common.errors import WarehouseBusyError
 
 _LOCK_MESSAGE = "Could not set lock on file"
 

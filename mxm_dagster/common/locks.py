@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mxm_dagster.errors import WarehouseBusyError
+from mxm_dagster.common.errors import WarehouseBusyError
 
 
 class FileLock:

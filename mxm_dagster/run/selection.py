@@ -11,8 +11,8 @@ from datetime import datetime
 
 import dagster as dg
 
-from mxm_dagster import partitions
-from mxm_dagster.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 
 
 def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:

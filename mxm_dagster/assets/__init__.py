@@ -1,0 +1,1 @@
+"""Build time, in the code server: one asset per model, its partitions, checks and sensor."""

@@ -1,0 +1,1 @@
+"""The SQLMesh child processes: the only package that imports SQLMesh."""

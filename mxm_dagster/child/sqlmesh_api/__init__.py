@@ -1,0 +1,57 @@
+"""The one package that touches SQLMesh's Python API, split by concern.
+
+Everything else in mxm_dagster works on the plain records in `mxm_dagster.records`, so a SQLMesh
+upgrade that moves an internal API changes this package only. Callers use the names below.
+"""
+
+from mxm_dagster.child.sqlmesh_api.config import (
+    default_gateway,
+    gateway_names,
+    load_project_config,
+    warehouse_path,
+)
+from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
+from mxm_dagster.child.sqlmesh_api.introspection import project_spec
+from mxm_dagster.child.sqlmesh_api.state import (
+    DueIntervals,
+    apply_plan,
+    count_rows,
+    destructive_models,
+    due_intervals,
+    environment_model_names,
+    execution_timestamp,
+    finalized_plan_id,
+    has_metadata_only_changes,
+    is_destructive_refusal,
+    is_plan_failure,
+    promoted_tables,
+    run_models,
+    serves_project,
+    upstream,
+)
+
+__all__ = [
+    "DueIntervals",
+    "apply_plan",
+    "close_context",
+    "count_rows",
+    "default_gateway",
+    "destructive_models",
+    "due_intervals",
+    "environment_model_names",
+    "execution_timestamp",
+    "finalized_plan_id",
+    "gateway_names",
+    "has_metadata_only_changes",
+    "is_destructive_refusal",
+    "is_plan_failure",
+    "load_models",
+    "load_project_config",
+    "open_context",
+    "project_spec",
+    "promoted_tables",
+    "run_models",
+    "serves_project",
+    "upstream",
+    "warehouse_path",
+]

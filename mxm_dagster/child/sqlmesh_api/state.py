@@ -1,0 +1,305 @@
+"""SQLMesh state: plans and runs, due intervals, promoted tables, and plan errors."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmesh import Context
+from sqlmesh.core.config.categorizer import CategorizerConfig
+from sqlmesh.core.constants import PROD
+from sqlmesh.core.snapshot import DeployabilityIndex, missing_intervals
+from sqlmesh.utils.date import make_exclusive, now_timestamp, to_timestamp
+from sqlmesh.utils.errors import PlanError
+
+
+def environment_model_names(context: Context, environment: str) -> set[str]:
+    """Models promoted in the environment (empty when it does not exist yet)."""
+    env = context.state_reader.get_environment(environment)
+    return {s.name for s in env.snapshots} if env else set()
+
+
+@contextmanager
+def _recursion_headroom(names: int) -> Iterator[None]:
+    """SQLMesh joins selected model names into one `a | b | ...` expression and walks it
+    recursively: a thousand names need more than Python's default recursion limit."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, 2000 + 10 * names))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def apply_plan(
+    context: Context,
+    environment: str,
+    select_models: Collection[str] | None,
+    restate_models: Collection[str] = (),
+    execution_time: Any = None,
+    start: Any = None,
+    end: Any = None,
+    allow_destructive_models: Collection[str] = (),
+    run: bool = True,
+) -> None:
+    """Plan and apply without prompts; raises SQLMesh's error when application fails.
+
+    Changes are categorised automatically (every kind of model, Python included), so a model edit
+    never stops at a prompt. `select_models=None` plans every model. `run` makes the plan also
+    fill every interval due by cron as of `execution_time`, as `sqlmesh plan --run` does: without
+    it SQLMesh caps the plan at the environment's latest interval end (docs/adr/0007).
+    """
+    names = len(select_models or ()) + len(restate_models)
+    with _recursion_headroom(names):
+        _plan(
+            context,
+            environment,
+            select_models,
+            restate_models,
+            execution_time,
+            start,
+            end,
+            allow_destructive_models,
+            run,
+        )
+
+
+def _plan(
+    context: Context,
+    environment: str,
+    select_models: Collection[str] | None,
+    restate_models: Collection[str],
+    execution_time: Any,
+    start: Any,
+    end: Any,
+    allow_destructive_models: Collection[str],
+    run: bool,
+) -> None:
+    # A development plan without a selection backfills only the models changed in it; a run
+    # fills what is due everywhere, so every model is named for backfill (SQLMesh then also
+    # creates the environment's view of each, as it does for a selection).
+    every_model = run and select_models is None and environment != PROD
+    context.plan(
+        environment,
+        select_models=list(select_models) if select_models is not None else None,
+        backfill_models=["*"] if every_model else None,
+        restate_models=list(restate_models) or None,
+        execution_time=execution_time,
+        start=start,
+        end=end,
+        run=run,
+        allow_destructive_models=list(allow_destructive_models) or None,
+        categorizer_config=CategorizerConfig.all_full(),
+        skip_tests=True,  # unit tests belong to CI, not to every materialization
+        auto_apply=True,
+        no_prompts=True,
+        no_diff=True,
+    )
+
+
+def run_models(
+    context: Context,
+    environment: str,
+    select_models: Collection[str] | None,
+    execution_time: Any,
+) -> None:
+    """Evaluate the intervals due by cron of an environment that already serves the project.
+
+    No plan: nothing is fingerprinted or promoted, which is what makes `sqlmesh run` cheap. What is
+    due is what `plan(run=True)` fills (docs/adr/0007): each model's cron as of `execution_time`,
+    which also ends the run (SQLMesh's run otherwise ends at the wall clock, its plan at the
+    execution time). The janitor is left to `sqlmesh janitor`. Failures reach the console like a
+    plan's; nothing is raised.
+    """
+    with _recursion_headroom(len(select_models or ())):
+        context.run(
+            environment,
+            select_models=list(select_models) if select_models is not None else None,
+            execution_time=execution_time,
+            end=execution_time,
+            skip_janitor=True,
+        )
+
+
+def execution_timestamp(value: Any = None) -> int:
+    """SQLMesh's "now" for an execution, in epoch ms: `value` as SQLMesh reads it, or the clock.
+
+    Fixed once per execution, so that what SQLMesh fills and what is then checked for being due
+    refer to the same moment."""
+    return to_timestamp(value) if value else now_timestamp()
+
+
+@dataclass(frozen=True)
+class DueIntervals:
+    """What SQLMesh's state says is due for one model as of an execution time."""
+
+    missing: tuple[tuple[int, int], ...]  # due by cron and not recorded, [start, end) epoch ms
+    due_until: int  # end of the latest interval the model's cron makes due (epoch ms)
+    end: int | None  # the model's `end` (exclusive, epoch ms), if it has one
+    signals: tuple[str, ...]  # the model's signals, by name
+    parents: tuple[str, ...]  # the SQLMesh models it reads
+
+    @property
+    def past_end(self) -> bool:
+        """Intervals are due after the model's `end`: SQLMesh never fills those."""
+        return self.end is not None and self.end < self.due_until
+
+
+def due_intervals(
+    context: Context,
+    environment: str,
+    models: Collection[str],
+    execution_time: int,
+    start: Any = None,
+    end: Any = None,
+) -> dict[str, DueIntervals]:
+    """Per model of `models` in the environment: the intervals due by its cron as of
+    `execution_time` that SQLMesh has not recorded, computed the way SQLMesh's scheduler does
+    (its `missing_intervals`, from the snapshots in state, deployability as in a run).
+
+    `start`/`end` bound the check as they bound a windowed plan; by default it ends at the
+    execution time, as plans and our runs do.
+    """
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return {}
+    infos = {info.snapshot_id: info for info in env.snapshots}
+    names = set(models)
+    wanted = {snapshot_id for snapshot_id, info in infos.items() if info.name in names}
+    snapshots = context.state_reader.get_snapshots(_with_ancestors(wanted, infos))
+    deployability = (
+        DeployabilityIndex.all_deployable()
+        if environment == PROD
+        else DeployabilityIndex.create(snapshots, start=start)
+    )
+    missing = missing_intervals(
+        snapshots,
+        start=start,
+        end=end or execution_time,
+        execution_time=execution_time,
+        deployability_index=deployability,
+    )
+    missing_by_name = {s.name: intervals for s, intervals in missing.items()}
+    return {
+        snapshot.name: DueIntervals(
+            missing=tuple((int(a), int(b)) for a, b in missing_by_name.get(snapshot.name, [])),
+            due_until=_due_until(snapshot, execution_time),
+            end=to_timestamp(make_exclusive(snapshot.node.end)) if snapshot.node.end else None,
+            signals=tuple(name for name, _ in snapshot.model.signals),
+            parents=tuple(p.name for p in snapshot.parents if p in infos),
+        )
+        for snapshot_id, snapshot in snapshots.items()
+        if snapshot_id in wanted and snapshot.is_model
+    }
+
+
+def _with_ancestors(ids: set[Any], infos: dict[Any, Any]) -> set[Any]:
+    """SQLMesh infers a model's start from its parents when the model has none."""
+    found: set[Any] = set()
+    pending = list(ids)
+    while pending:
+        snapshot_id = pending.pop()
+        if snapshot_id in found or snapshot_id not in infos:
+            continue
+        found.add(snapshot_id)
+        pending.extend(infos[snapshot_id].parents)
+    return found
+
+
+def _due_until(snapshot: Any, execution_time: int) -> int:
+    """The upper bound SQLMesh's `Snapshot.missing_intervals` puts on what cron makes due."""
+    node = snapshot.node
+    bound = to_timestamp(node.cron_floor(execution_time))
+    if not snapshot.model.allow_partials:
+        bound = to_timestamp(node.interval_unit.cron_floor(bound))
+    return bound
+
+
+def finalized_plan_id(context: Context, environment: str) -> str | None:
+    """The id of the plan that last finished updating `environment`, if any."""
+    env = context.state_reader.get_environment(environment)
+    return env.plan_id if env is not None and env.finalized_ts else None
+
+
+def serves_project(context: Context, environment: str) -> bool:
+    """True when `environment` holds exactly the snapshots of the loaded project (no edits left
+    to plan). Fingerprints every model: call it after a plan, which computed them anyway."""
+    env = context.state_reader.get_environment(environment)
+    if env is None or not env.finalized_ts:
+        return False
+    local = {s.snapshot_id for s in context.snapshots.values()}
+    return local == {s.snapshot_id for s in env.snapshots}
+
+
+def has_metadata_only_changes(context: Context, environment: str) -> bool:
+    """True when a loaded model differs from its deployed version in metadata only (audits,
+    description, ...). SQLMesh 0.236 audits such a model on its existing data in a plan without
+    `run`, but a plan with `run=True` skips that audit stage (measured: an added audit ran only
+    without `run`)."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return False
+    deployed = {info.name: info.fingerprint for info in env.snapshots}
+    for snapshot in context.snapshots.values():
+        before = deployed.get(snapshot.name)
+        if (
+            before is not None
+            and before.data_hash == snapshot.fingerprint.data_hash
+            and before.metadata_hash != snapshot.fingerprint.metadata_hash
+        ):
+            return True
+    return False
+
+
+def upstream(context: Context, names: Iterable[str]) -> set[str]:
+    result: set[str] = set()
+    for name in names:
+        result.update(context.dag.upstream(name))
+    return result
+
+
+def promoted_tables(context: Context, environment: str) -> dict[str, dict[str, str]]:
+    """Per promoted model: snapshot version, fingerprint, physical table and environment view."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return {}
+    dialect = context.default_dialect
+    tables: dict[str, dict[str, str]] = {}
+    for info in env.snapshots:
+        tables[info.name] = {
+            "snapshot_version": info.version,
+            "fingerprint": info.fingerprint.to_identifier(),
+            "physical_table": info.table_name(),
+            "view": info.qualified_view_name.for_environment(env.naming_info, dialect=dialect),
+        }
+    return tables
+
+
+def count_rows(context: Context, table: str) -> int | None:
+    try:
+        row = context.engine_adapter.fetchone(f"SELECT COUNT(*) FROM {table}")
+    except Exception:  # a row count is a convenience; never fail a run for it
+        return None
+    return int(row[0]) if row else None
+
+
+def is_destructive_refusal(exc: BaseException) -> bool:
+    """True when SQLMesh refused a plan because a forward-only model would lose data."""
+    return isinstance(exc, PlanError) and "destructive change" in str(exc).lower()
+
+
+_DESTRUCTIVE_MODEL = re.compile(r"forward-only model '(?P<model>.+?)'s schema")
+
+
+def destructive_models(exc: BaseException) -> list[str]:
+    """The models SQLMesh's destructive-change error names."""
+    return sorted({m["model"] for m in _DESTRUCTIVE_MODEL.finditer(str(exc))})
+
+
+def is_plan_failure(exc: BaseException) -> bool:
+    """True for SQLMesh's "Plan application failed" after some models failed to evaluate."""
+    return isinstance(exc, PlanError) and "application failed" in str(exc).lower()

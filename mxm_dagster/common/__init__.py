@@ -1,0 +1,1 @@
+"""Used by every process: where the project is, locks, names, errors, starting the children."""

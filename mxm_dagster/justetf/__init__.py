@@ -1,0 +1,1 @@
+"""The justETF reference flow's own code, apart from the library."""

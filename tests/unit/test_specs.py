@@ -1,0 +1,82 @@
+"""Model descriptions: their JSON form and the graph questions asked of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+
+
+def spec(name: str, depends_on: tuple[str, ...] = (), audits: tuple[AuditSpec, ...] = ()):
+    return ModelSpec(
+        name=name,
+        catalog="db",
+        schema="s",
+        table=name,
+        kind="FULL",
+        depends_on=depends_on,
+        audits=audits,
+        columns=(ColumnSpec("id", "INT", "the key"), ColumnSpec("v", "TEXT")),
+        tags=("t1", "t2"),
+        grain=("id",),
+        cron="@daily",
+    )
+
+
+PROJECT = ProjectSpec(
+    default_catalog="db",
+    dialect="duckdb",
+    engine="duckdb",
+    models=(
+        spec("raw"),
+        spec("clean", ("raw",), (AuditSpec("not_null", "not_null_id", True, {"columns": "id"}),)),
+        spec(
+            "mart",
+            ("clean",),
+            (
+                AuditSpec(
+                    "assert_mart_fresh",
+                    "assert_mart_fresh",
+                    False,
+                    standalone=True,
+                    reads=("clean", "raw"),
+                ),
+                AuditSpec("unique_values", "unique_values", True, skip=True),
+            ),
+        ),
+        spec("side", ("raw",)),
+        spec("report", ("mart", "side")),
+    ),
+    gateway="local",
+    warehouse="/tmp/w.duckdb",
+)
+
+
+def test_a_project_spec_survives_its_json_form() -> None:
+    restored = ProjectSpec.from_json(PROJECT.to_json())
+    assert restored == PROJECT
+    assert restored.models[2].audits[0].reads == ("clean", "raw")
+    assert isinstance(restored.models[0].columns[0], ColumnSpec)
+
+
+def test_a_written_project_spec_is_read_back_equal(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "spec.json"
+    PROJECT.write(path)
+    assert ProjectSpec.from_json(path.read_text()) == PROJECT
+    assert [p.name for p in path.parent.iterdir()] == ["spec.json"]
+
+
+def test_downstream_holds_every_model_reading_a_model_directly_or_not() -> None:
+    assert PROJECT.downstream("raw") == {"clean", "mart", "side", "report"}
+    assert PROJECT.downstream("clean") == {"mart", "report"}
+    assert PROJECT.downstream("report") == set()
+    assert PROJECT.downstream("unknown") == set()
+
+
+def test_standalone_audits_map_to_the_model_whose_check_reports_them() -> None:
+    assert PROJECT.standalone_audits() == {"assert_mart_fresh": "mart"}
+
+
+def test_by_name_finds_each_model() -> None:
+    assert PROJECT.by_name()["side"].depends_on == ("raw",)
+    assert set(PROJECT.by_name()) == {"raw", "clean", "mart", "side", "report"}

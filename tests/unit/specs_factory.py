@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mxm_dagster.specs import AuditSpec, ModelSpec
+from mxm_dagster.records.specs import AuditSpec, ModelSpec
 
 
 def ms(*parts: int) -> int:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from mxm_dagster.console import ModelRecord
-from mxm_dagster.planner import _audit_outcomes, model_outcome
-from mxm_dagster.results import AuditOutcome, ModelStatus
-from mxm_dagster.specs import AuditSpec
+from mxm_dagster.child.planner import _audit_outcomes, model_outcome
+from mxm_dagster.child.recorder import ModelRecord
+from mxm_dagster.records.results import AuditOutcome, ModelStatus
+from mxm_dagster.records.specs import AuditSpec
 from tests.unit.specs_factory import model, ms
 
 NOT_NULL_ID = AuditSpec("not_null", "not_null_id", True, {"columns": "id"})
@@ -42,9 +42,9 @@ def test_a_count_unlike_the_models_audits_claims_no_pass_and_says_why() -> None:
     logged: list[str] = []
     assert _audit_outcomes(SPEC, ModelRecord(audit_counts=[1]), {}, logged.append) == []
     assert logged == [
-        f"Not reporting not_null_id, accepted_range of {SPEC.name} as passed: SQLMesh counted "
-        "[1] audits per batch where the model declares a different number, so which of them "
-        "ran is unknown"
+        "Not reporting not_null_id (SQLMesh counted [1] audits per batch), accepted_range "
+        f"(SQLMesh counted [1] audits per batch) of {SPEC.name} as passed: its node declares a "
+        "different number of audits, so which of them ran is unknown"
     ]
 
 
@@ -164,3 +164,15 @@ def test_a_model_not_evaluated_has_no_duration_and_carries_its_error() -> None:
     assert outcome.selected is False
     skipped = model_outcome(SPEC, None, ModelStatus.SKIPPED, True, {}, failed_upstream="up")
     assert (skipped.error, skipped.failed_upstream, skipped.intervals) == (None, "up", [])
+
+
+def test_an_unproven_standalone_audit_is_logged_with_its_own_nodes_counts() -> None:
+    logged: list[str] = []
+    spec = model(audits=(NOT_NULL_ID, FRESH))
+    records = {"assert_fresh": ModelRecord(audit_counts=[2])}
+    ran = _audit_outcomes(spec, ModelRecord(audit_counts=[1]), records, logged.append)
+    assert [o.check_name for o in ran] == ["not_null_id"]
+    assert logged == [
+        f"Not reporting assert_fresh (SQLMesh counted [2] audits per batch) of {spec.name} as "
+        "passed: its node declares a different number of audits, so which of them ran is unknown"
+    ]

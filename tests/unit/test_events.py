@@ -5,9 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mxm_dagster.events import check_result, partition_materializations, provenance, step_events
-from mxm_dagster.partitions import partitions_def_for
-from mxm_dagster.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.assets.partitions import partitions_def_for
+from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.run.events import check_result, partition_materializations, provenance, step_events
 from tests.unit.specs_factory import model, ms
 
 MODEL = '"db"."s"."orders"'

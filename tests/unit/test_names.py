@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mxm_dagster.names import safe_name
+from mxm_dagster.common.names import safe_name
 
 
 @pytest.mark.parametrize(

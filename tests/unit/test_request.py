@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mxm_dagster.request import PROD, ExecutionRequest
+from mxm_dagster.records.request import PROD, ExecutionRequest
 from tests.unit.specs_factory import ms
 
 WINDOW = (ms(2024, 1, 1), ms(2024, 1, 3))

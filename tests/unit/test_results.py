@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from mxm_dagster.results import (
+from mxm_dagster.records.results import (
     AuditOutcome,
     ExecutionResults,
     ModelOutcome,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mxm_dagster.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
 
 def spec(name: str, depends_on: tuple[str, ...] = (), audits: tuple[AuditSpec, ...] = ()):

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import dagster as dg
 
-from mxm_dagster.specs import AuditSpec, ModelSpec, ProjectSpec
-from mxm_dagster.translator import SQLMeshTranslator
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 from tests.unit.specs_factory import model
 
 

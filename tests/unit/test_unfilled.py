@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from mxm_dagster.console import ModelRecord
-from mxm_dagster.planner import _status, unfilled_reason
-from mxm_dagster.results import ModelStatus
-from mxm_dagster.sqlmesh_api import DueIntervals
+from mxm_dagster.child.planner import _status, unfilled_reason
+from mxm_dagster.child.recorder import ModelRecord
+from mxm_dagster.child.sqlmesh_api import DueIntervals
+from mxm_dagster.records.results import ModelStatus
 from tests.unit.specs_factory import ms
 
 DAY_1 = (ms(2024, 1, 1), ms(2024, 1, 2))

@@ -33,7 +33,7 @@ def with_monthly_kpi(project: Path, month: int) -> Path:
 
 def test_due_models_follow_each_cron(clean_project: Path) -> None:
     spec = SQLMeshProject(path=with_monthly_kpi(clean_project, 3)).load_spec()
-    models = [m for m in spec.models if not m.is_external]
+    models = [m for m in spec.models if m.is_model]
     before_midnight = datetime(2024, 3, 4, 23, 59, tzinfo=UTC)
     after_midnight = before_midnight + timedelta(minutes=2)
     daily = {m.name for m in due_models(models, before_midnight, after_midnight)}
@@ -136,7 +136,7 @@ def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path:
     assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == latest
     # The tick's own time decides the partition, not the clock of whoever evaluates it.
     spec = SQLMeshProject(path=project).load_spec()
-    models = [m for m in spec.models if not m.is_external]
+    models = [m for m in spec.models if m.is_model]
     tick = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
     partitions_defs = {m.name: partitions_def_for(m) for m in models}
     (past,) = run_requests(models, model_asset_keys(spec), tick, partitions_defs)

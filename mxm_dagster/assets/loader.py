@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 
 RESOURCE_KEY = "sqlmesh"
-MODEL_TAG = "sqlmesh/model"
+MODEL_TAG = MODEL_NAME_METADATA_KEY  # the op tag names the model under the same key
 PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
 
 # Model name -> asset key of every model asset built in this process. A step of a subset run sees
@@ -42,7 +42,7 @@ def model_asset_keys(
 ) -> dict[str, dg.AssetKey]:
     """Model name -> asset key of every SQLMesh model (not external sources) of the project."""
     keys = _unique_keys(project.models, translator or SQLMeshTranslator(project))
-    return {m.name: keys[m.name] for m in project.models if not m.is_external}
+    return {m.name: keys[m.name] for m in project.models if m.is_model}
 
 
 def _model_asset(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmesh import Context
@@ -17,8 +16,15 @@ from sqlmesh import Context
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
+from mxm_dagster.common.times import iso_from_ms
 from mxm_dagster.records.request import ExecutionRequest
-from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.records.results import (
+    AuditOutcome,
+    ExecutionResults,
+    ModelOutcome,
+    ModelStatus,
+    TableInfo,
+)
 from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
 
@@ -97,7 +103,7 @@ def model_outcome(
     record: ModelRecord | None,
     status: ModelStatus,
     selected: bool,
-    table: dict[str, str],
+    table: TableInfo,
     failed_upstream: str | None = None,
     row_count: int | None = None,
     records: Mapping[str, ModelRecord] | None = None,
@@ -364,7 +370,7 @@ class Planner:
             record = records.get(name)
             if name in reasons:
                 status = ModelStatus.NOT_FILLED
-            table = tables.get(name, {}) if status in _PROMOTED else {}
+            table = tables.get(name, TableInfo()) if status in _PROMOTED else TableInfo()
             physical = table.get("physical_table")
             wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
             if wants_count and name not in self.row_counts:
@@ -443,21 +449,18 @@ def unfilled_reason(
             reasons.append(f"SQLMesh left {_span(state.missing)} unfilled without an error")
     if state.past_end:
         reasons.append(
-            f"past its end: the model ends at {_iso(state.end or 0)}, and SQLMesh fills no "
-            f"interval after it (its cron made intervals due up to {_iso(state.due_until)})"
+            f"past its end: the model ends at {iso_from_ms(state.end or 0)}, and SQLMesh fills no "
+            f"interval after it (its cron made intervals due up to {iso_from_ms(state.due_until)})"
         )
     return "; ".join(reasons) or None
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
 
 
 def _span(intervals: Collection[tuple[int, int]]) -> str:
     """Missing intervals in a few words: how many, from where to where."""
     first, last = min(a for a, _ in intervals), max(b for _, b in intervals)
     count = len(intervals)
-    return f"{count} due interval{'s' if count > 1 else ''} [{_iso(first)}, {_iso(last)})"
+    span = f"[{iso_from_ms(first)}, {iso_from_ms(last)})"
+    return f"{count} due interval{'s' if count > 1 else ''} {span}"
 
 
 _PROMOTED = {

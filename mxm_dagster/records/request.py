@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from mxm_dagster.common.times import from_ms
 from mxm_dagster.records.results import ExecutionResults
 
 PROD = "prod"  # SQLMesh's production environment
@@ -73,7 +73,7 @@ class ExecutionRequest:
         """
         if self.window is None:
             return {}
-        start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in self.window)
+        start, end = (from_ms(ms) for ms in self.window)
         if restating or self.environment != PROD:
             return {"start": start, "end": end}
         return {"execution_time": end}

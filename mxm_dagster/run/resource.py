@@ -24,9 +24,9 @@ from pydantic import Field
 
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.assets.partitions import to_ms
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.times import from_ms, to_ms
 from mxm_dagster.records.job import SQLMeshJob
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
@@ -321,7 +321,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _execution_time(results: ExecutionResults) -> datetime:
         """SQLMesh's "now" for the execution, as the SQLMesh child fixed it (else its start)."""
         if results.execution_time is not None:
-            return datetime.fromtimestamp(results.execution_time / 1000, tz=UTC)
+            return from_ms(results.execution_time)
         return datetime.fromtimestamp(results.started_at, tz=UTC)
 
     def _record_skipped_downstream(

@@ -15,11 +15,11 @@ PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the
 
 # Model name -> asset key of every model asset built in this process. A step of a subset run sees
 # only part of the asset graph, yet must record models SQLMesh evaluated outside the selection.
-_keys_by_model: dict[str, dg.AssetKey] = {}
+_built_asset_keys_by_model: dict[str, dg.AssetKey] = {}
 
 
-def asset_key_for_model(model: str) -> dg.AssetKey | None:
-    return _keys_by_model.get(model)
+def built_asset_key_for_model(model: str) -> dg.AssetKey | None:
+    return _built_asset_keys_by_model.get(model)
 
 
 def _unique_keys(
@@ -37,7 +37,7 @@ def _unique_keys(
     return keys
 
 
-def model_asset_keys(
+def asset_keys_by_model(
     project: ProjectSpec, translator: SQLMeshTranslator | None = None
 ) -> dict[str, dg.AssetKey]:
     """Model name -> asset key of every SQLMesh model (not external sources) of the project."""
@@ -95,7 +95,7 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
-        _keys_by_model[model.name] = key
+        _built_asset_keys_by_model[model.name] = key
         checks = translator.get_check_specs(model, key, keys)
         definitions.append(_model_asset(model, spec, checks, str(project_dir)))
     return definitions

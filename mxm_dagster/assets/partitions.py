@@ -83,7 +83,7 @@ def is_time_partitioned(model: ModelSpec) -> bool:
     )
 
 
-def partitions_def_for(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | None:
+def partitions_def_from_model(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | None:
     """One partition per SQLMesh interval of the model; None for models without time intervals.
 
     The last partition is the last complete interval, as SQLMesh only fills complete intervals.
@@ -135,7 +135,7 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     a ValueError naming the groups."""
     groups: dict[dg.TimeWindowPartitionsDefinition, list[str]] = {}
     for model in models:
-        partitions_def = partitions_def_for(model)
+        partitions_def = partitions_def_from_model(model)
         if partitions_def is not None:
             groups.setdefault(partitions_def, []).append(model.name)
     if not groups:

@@ -175,12 +175,12 @@ class Planner:
                 record.table,
                 row_count=self.row_counts.get(name),
             )
-            outcome.early = self._promoting
+            outcome.reported_before_promotion = self._promoting
             self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
         spec = self.models.get(name)
-        return spec is not None and not spec.is_external
+        return spec is not None and spec.is_model
 
     def required_models(self, environment: str, selected: Collection[str]) -> set[str]:
         """The selection plus upstream models missing from the environment (SQLMesh needs them)."""
@@ -202,7 +202,7 @@ class Planner:
         here so that the check of what is still due refers to the same moment (docs/adr/0007)."""
         self._request = request
         clock = sqlmesh_api.execution_timestamp()
-        if request.can_run and known_plan_id is not None:
+        if request.may_run_without_plan and known_plan_id is not None:
             if sqlmesh_api.finalized_plan_id(self.context, request.environment) == known_plan_id:
                 options = self._plan_options(request, False, clock)
                 return self._run(request, known_plan_id, options["execution_time"])
@@ -388,7 +388,7 @@ class Planner:
             )
             outcome.reason = reasons.get(name)
             outcomes[name] = outcome
-        results = request.header()
+        results = request.results_without_models()
         results.models = outcomes
         results.finished_at = time.time()
         results.plan_attempts = attempts

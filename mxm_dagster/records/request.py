@@ -30,7 +30,7 @@ class ExecutionRequest:
     started_at: float = field(default_factory=time.time)
 
     @property
-    def can_run(self) -> bool:
+    def may_run_without_plan(self) -> bool:
         """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
         return not self.restate and self.window is None
 
@@ -52,8 +52,9 @@ class ExecutionRequest:
             raw["window"] = tuple(raw["window"])
         return cls(**raw)
 
-    def header(self) -> ExecutionResults:
-        """The execution's identity before any model has finished: what early reports cite."""
+    def results_without_models(self) -> ExecutionResults:
+        """The results record before any model has finished: only the execution's identity (id,
+        environment, start, window), which outcomes reported before the end cite."""
         return ExecutionResults(
             execution_id=self.execution_id,
             environment=self.environment,

@@ -68,7 +68,7 @@ class ModelOutcome:
     view: str | None = None
     row_count: int | None = None
     # True when reported as soon as the data was written, before SQLMesh promoted the environment
-    early: bool = False
+    reported_before_promotion: bool = False
     reason: str | None = None  # why due intervals are still missing (set for `not_filled`)
 
     @classmethod

@@ -27,7 +27,7 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
         "sqlmesh/environment": results.environment,
         "sqlmesh/command": results.command,
         "sqlmesh/selected": outcome.selected,
-        "sqlmesh/reported_before_promotion": outcome.early,
+        "sqlmesh/reported_before_promotion": outcome.reported_before_promotion,
         "sqlmesh/restated": results.restated,
         "sqlmesh/snapshot_version": outcome.snapshot_version or "",
         "sqlmesh/fingerprint": outcome.fingerprint or "",

@@ -8,7 +8,7 @@ import os
 import dagster as dg
 
 from mxm_dagster.assets.automation import cron_sensor
-from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets, model_asset_keys
+from mxm_dagster.assets.loader import RESOURCE_KEY, asset_keys_by_model, build_sqlmesh_assets
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
@@ -51,7 +51,7 @@ def build_definitions(
         sensors=[
             cron_sensor(
                 list(spec.models),
-                model_asset_keys(spec, translator),
+                asset_keys_by_model(spec, translator),
                 {m.name: translator.get_partitions_def(m) for m in spec.models},
             )
         ],

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 
 from mxm_dagster.assets.automation import SENSOR_NAME, due_models, run_requests
-from mxm_dagster.assets.loader import model_asset_keys
-from mxm_dagster.assets.partitions import partitions_def_for
+from mxm_dagster.assets.loader import asset_keys_by_model
+from mxm_dagster.assets.partitions import partitions_def_from_model
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
@@ -33,7 +33,7 @@ def with_monthly_kpi(project: Path, month: int) -> Path:
 
 def test_due_models_follow_each_cron(clean_project: Path) -> None:
     spec = SQLMeshProject(path=with_monthly_kpi(clean_project, 3)).load_spec()
-    models = [m for m in spec.models if not m.is_external]
+    models = [m for m in spec.models if m.is_model]
     before_midnight = datetime(2024, 3, 4, 23, 59, tzinfo=UTC)
     after_midnight = before_midnight + timedelta(minutes=2)
     daily = {m.name for m in due_models(models, before_midnight, after_midnight)}
@@ -47,7 +47,7 @@ def test_due_models_follow_each_cron(clean_project: Path) -> None:
     }
     assert first_of_march == {m.name for m in models}
 
-    keys = model_asset_keys(spec)
+    keys = asset_keys_by_model(spec)
     (request,) = run_requests(
         due_models(models, before_midnight, after_midnight), keys, after_midnight
     )
@@ -136,10 +136,10 @@ def test_a_tick_over_partitioned_models_targets_their_latest_partition(tmp_path:
     assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == latest
     # The tick's own time decides the partition, not the clock of whoever evaluates it.
     spec = SQLMeshProject(path=project).load_spec()
-    models = [m for m in spec.models if not m.is_external]
+    models = [m for m in spec.models if m.is_model]
     tick = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)
-    partitions_defs = {m.name: partitions_def_for(m) for m in models}
-    (past,) = run_requests(models, model_asset_keys(spec), tick, partitions_defs)
+    partitions_defs = {m.name: partitions_def_from_model(m) for m in models}
+    (past,) = run_requests(models, asset_keys_by_model(spec), tick, partitions_defs)
     assert past.tags[RANGE_START_TAG] == past.tags[RANGE_END_TAG] == "2024-03-04"
 
 

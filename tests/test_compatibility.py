@@ -42,7 +42,7 @@ import duckdb
 import pytest
 
 from mxm_dagster.assets import partitions
-from mxm_dagster.assets.loader import model_asset_keys
+from mxm_dagster.assets.loader import asset_keys_by_model
 from mxm_dagster.child.project import configs
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.names import safe_name
@@ -180,7 +180,7 @@ def test_the_cli_run_succeeds_with_every_step(compared, case: Case, partitioned:
     not_filled = {m for m, o in _outcomes(side).items() if o == "not_filled"}
     spec = SQLMeshProject.at(side.location).load_spec()
     below = {child for model in not_filled for child in spec.downstream(model)}
-    keys = model_asset_keys(spec)
+    keys = asset_keys_by_model(spec)
     steps_below = {"__".join(keys[m].path) for m in below if m in keys}
     assert {step for step, status in statuses.items() if status != "STEP_SUCCESS"} == {
         step for step in steps_below if step in statuses
@@ -269,10 +269,10 @@ def test_a_partition_is_materialized_only_if_sqlmesh_recorded_its_interval(
     _ran(side)
     assert side.run is not None
     spec = SQLMeshProject.at(side.location).load_spec()
-    keys = model_asset_keys(spec)
+    keys = asset_keys_by_model(spec)
     checked = 0
     for model in spec.models:
-        partitions_def = partitions.partitions_def_for(model)
+        partitions_def = partitions.partitions_def_from_model(model)
         if partitions_def is None or model.is_external:
             continue
         expected = partitions.keys_for_intervals(partitions_def, twin.intervals.get(model.name, []))

@@ -62,7 +62,7 @@ def test_code_location_runs_without_importing_sqlmesh(clean_project: Path, spec_
     spec = project.load_spec()
     assert spec.warehouse == str(clean_project / "warehouse.duckdb")
 
-    models = [m for m in spec.models if not m.is_external]
+    models = [m for m in spec.models if m.is_model]
     assert report["success"], proc.stderr
     assert report["materialized"] == len(models)
     assert report["loaded_sqlmesh_for_definitions"] is False

@@ -17,6 +17,7 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.project import open_context
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (
@@ -89,18 +90,19 @@ def test_mapping_follows_the_model() -> None:
         kind="INCREMENTAL_BY_TIME_RANGE",
         cron="@hourly",
         interval_unit="hour",
-        start_ms=partitions.to_ms(dt.datetime(2024, 3, 1, tzinfo=dt.UTC)),
+        start_ms=to_ms(dt.datetime(2024, 3, 1, tzinfo=dt.UTC)),
     )
-    hourly_def = partitions.partitions_def_for(hourly)
+    hourly_def = partitions.partitions_def_from_model(hourly)
     assert hourly_def is not None
     assert hourly_def.get_first_partition_key() == "2024-03-01-00:00"
     start, end = partitions.window_for_keys(hourly_def, "2024-03-01-05:00", "2024-03-01-06:00")
     assert (start.hour, end.hour) == (5, 7)
-    assert partitions.keys_for_intervals(
-        hourly_def, [(partitions.to_ms(start), partitions.to_ms(end))]
-    ) == ["2024-03-01-05:00", "2024-03-01-06:00"]
+    assert partitions.keys_for_intervals(hourly_def, [(to_ms(start), to_ms(end))]) == [
+        "2024-03-01-05:00",
+        "2024-03-01-06:00",
+    ]
     full = ModelSpec(name="f", catalog=None, schema="s", table="f", kind="FULL", cron="@daily")
-    assert partitions.partitions_def_for(full) is None
+    assert partitions.partitions_def_from_model(full) is None
     assert partitions.dagster_cron("@daily") == "0 0 * * *"
     # a daily interval of a `0 6 * * *` model is due at 06:00 after its end, not at midnight
     end = dt.datetime(2026, 11, 29, tzinfo=dt.UTC)
@@ -271,7 +273,9 @@ class ReturnsOnlyTranslator(SQLMeshTranslator):
     """Partitions for one model, whatever the project setting."""
 
     def get_partitions_def(self, model: ModelSpec) -> dg.PartitionsDefinition | None:
-        return partitions.partitions_def_for(model) if model.table == "daily_returns" else None
+        return (
+            partitions.partitions_def_from_model(model) if model.table == "daily_returns" else None
+        )
 
 
 def test_a_translator_decides_per_model(reference_project: Path) -> None:

@@ -156,9 +156,7 @@ def _assert_runs_did_what_they_say(workspace: Workspace, before: int, code: str)
 def _assert_make_run_showed_the_warehouse(workspace: Workspace, stdout: str) -> None:
     """`make run` builds every model's view in the copy and lists them with row counts."""
     spec = SQLMeshProject(path=workspace.project).load_spec()
-    model_views = {
-        (m.schema, m.table) for m in spec.models if not m.is_external and m.kind != "EMBEDDED"
-    }
+    model_views = {(m.schema, m.table) for m in spec.models if m.is_model and m.kind != "EMBEDDED"}
     assert model_views and model_views <= views(workspace.warehouse)
     assert f"Warehouse (DuckDB): {workspace.warehouse}" in stdout
     for schema, table in model_views:

@@ -35,9 +35,7 @@ def cron_ticked(cron: str, timezone: str | None, since: datetime, until: datetim
 def due_models(models: Iterable[ModelSpec], since: datetime, until: datetime) -> list[ModelSpec]:
     """The models whose SQLMesh cron ticked in (since, until]: what a tick materializes."""
     return [
-        m
-        for m in models
-        if not m.is_external and m.cron and cron_ticked(m.cron, m.cron_tz, since, until)
+        m for m in models if m.is_model and m.cron and cron_ticked(m.cron, m.cron_tz, since, until)
     ]
 
 
@@ -97,7 +95,7 @@ def cron_sensor(
     runs go to the implicit asset job the UI uses too, where `target` would define a second job
     over the same assets that every code server load builds and snapshots (~1 s at 1000 models).
     """
-    scheduled = [m for m in models if not m.is_external and m.cron and m.name in keys]
+    scheduled = [m for m in models if m.is_model and m.cron and m.name in keys]
 
     @dg.sensor(
         name=SENSOR_NAME,

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 
 RESOURCE_KEY = "sqlmesh"
-MODEL_TAG = "sqlmesh/model"
+MODEL_TAG = MODEL_NAME_METADATA_KEY  # the op tag names the model under the same key
 PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
 
 # Model name -> asset key of every model asset built in this process. A step of a subset run sees
 # only part of the asset graph, yet must record models SQLMesh evaluated outside the selection.
-_keys_by_model: dict[str, dg.AssetKey] = {}
+_built_asset_keys_by_model: dict[str, dg.AssetKey] = {}
 
 
-def asset_key_for_model(model: str) -> dg.AssetKey | None:
-    return _keys_by_model.get(model)
+def built_asset_key_for_model(model: str) -> dg.AssetKey | None:
+    return _built_asset_keys_by_model.get(model)
 
 
 def _unique_keys(
@@ -37,12 +37,12 @@ def _unique_keys(
     return keys
 
 
-def model_asset_keys(
+def asset_keys_by_model(
     project: ProjectSpec, translator: SQLMeshTranslator | None = None
 ) -> dict[str, dg.AssetKey]:
     """Model name -> asset key of every SQLMesh model (not external sources) of the project."""
     keys = _unique_keys(project.models, translator or SQLMeshTranslator(project))
-    return {m.name: keys[m.name] for m in project.models if not m.is_external}
+    return {m.name: keys[m.name] for m in project.models if m.is_model}
 
 
 def _model_asset(
@@ -95,7 +95,7 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
-        _keys_by_model[model.name] = key
+        _built_asset_keys_by_model[model.name] = key
         checks = translator.get_check_specs(model, key, keys)
         definitions.append(_model_asset(model, spec, checks, str(project_dir)))
     return definitions

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 from croniter import croniter
 
+from mxm_dagster.common.times import from_ms
 from mxm_dagster.records.specs import ModelSpec
 
 TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
@@ -82,7 +83,7 @@ def is_time_partitioned(model: ModelSpec) -> bool:
     )
 
 
-def partitions_def_for(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | None:
+def partitions_def_from_model(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | None:
     """One partition per SQLMesh interval of the model; None for models without time intervals.
 
     The last partition is the last complete interval, as SQLMesh only fills complete intervals.
@@ -90,14 +91,10 @@ def partitions_def_for(model: ModelSpec) -> dg.TimeWindowPartitionsDefinition | 
     if not is_time_partitioned(model):
         return None
     cron, fmt = _WINDOWS[str(model.interval_unit)]
-    start = datetime.fromtimestamp(int(model.start_ms or 0) / 1000, tz=UTC)
+    start = from_ms(int(model.start_ms or 0))
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule=cron, start=start.strftime(fmt), fmt=fmt, timezone="UTC"
     )
-
-
-def to_ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
 
 
 def window_for_keys(
@@ -118,8 +115,8 @@ def keys_for_intervals(
     keys: list[str] = []
     for start_ms, end_ms in intervals:
         window = dg.TimeWindow(
-            datetime.fromtimestamp(start_ms / 1000, tz=UTC),
-            datetime.fromtimestamp(end_ms / 1000, tz=UTC),
+            from_ms(start_ms),
+            from_ms(end_ms),
         )
         # Dagster's lookup returns every window that starts inside: keep the ones that end too
         keys.extend(
@@ -138,7 +135,7 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     a ValueError naming the groups."""
     groups: dict[dg.TimeWindowPartitionsDefinition, list[str]] = {}
     for model in models:
-        partitions_def = partitions_def_for(model)
+        partitions_def = partitions_def_from_model(model)
         if partitions_def is not None:
             groups.setdefault(partitions_def, []).append(model.name)
     if not groups:

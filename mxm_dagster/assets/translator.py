@@ -109,10 +109,10 @@ class SQLMeshTranslator:
         """Time partitions (one per SQLMesh interval) for INCREMENTAL_BY_TIME_RANGE models, when
         the project turned them on; None (unpartitioned) otherwise.
 
-        A subclass may return `partitions.partitions_def_for(model)` or None per model,
+        A subclass may return `partitions.partitions_def_from_model(model)` or None per model,
         whatever the project setting. Only time-window partitions map onto SQLMesh intervals.
         """
-        return partitions.partitions_def_for(model) if self.time_partitions else None
+        return partitions.partitions_def_from_model(model) if self.time_partitions else None
 
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
         return None

@@ -27,7 +27,7 @@ from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.sqlmesh_api import close_context, load_models
 from mxm_dagster.child.warehouse import wait_until_writable
 from mxm_dagster.common.locks import file_lock
-from mxm_dagster.records.job import MessageKind, SQLMeshJob
+from mxm_dagster.records.protocol import ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
 
@@ -51,24 +51,24 @@ class _Channel:
                 self._open = False  # the run worker is gone; SQLMesh still finishes its plan
 
 
-def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
+def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
     def log(message: str) -> None:
         channel.send(MessageKind.LOG, message=message)
 
     def model_ready(outcome: ModelOutcome) -> None:
         channel.send(MessageKind.READY, outcome=asdict(outcome))
 
-    project = job.project
+    project = order.project
     spec = project.load_spec()  # from the cache the code server wrote
     recorder = OutcomeRecorder(log=log)
     with file_lock(
         project.lock_path,
-        timeout_seconds=job.lock_timeout_seconds,
+        timeout_seconds=order.lock_timeout_seconds,
         on_wait=log,
         what="SQLMesh project lock",
     ):
         if project.warehouse_path is not None:
-            wait_until_writable(project.warehouse_path, job.warehouse_wait_seconds, log)
+            wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
         fingerprint = project.fingerprint()  # the files the Context is about to load
         sqlmesh_context = open_context(project, recorder, load=False)
         try:
@@ -79,7 +79,7 @@ def _execute(job: SQLMeshJob, channel: _Channel) -> ExecutionResults:
                 model_ready,
                 load_models=lambda: load_models(sqlmesh_context, project.path),
             )
-            results = planner.execute(job.request, project.known_plan_id(fingerprint))
+            results = planner.execute(order.request, project.known_plan_id(fingerprint))
         finally:
             close_context(sqlmesh_context)
         # files edited while SQLMesh loaded them may not be what it planned: remember nothing
@@ -92,9 +92,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel = _Channel(os.fdopen(int(sys.argv[1]), "wb"))
-    job = SQLMeshJob.from_json(sys.stdin.buffer.readline().decode())
+    order = ChildOrder.from_json(sys.stdin.buffer.readline().decode())
     try:
-        results = _execute(job, channel)
+        results = _execute(order, channel)
     except Exception as exc:
         traceback.print_exc()
         channel.send(MessageKind.ERROR, error=f"{type(exc).__name__}: {exc}")

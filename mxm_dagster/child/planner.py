@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmesh import Context
@@ -17,8 +16,15 @@ from sqlmesh import Context
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
+from mxm_dagster.common.times import iso_from_ms
 from mxm_dagster.records.request import ExecutionRequest
-from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.records.results import (
+    AuditOutcome,
+    ExecutionResults,
+    ModelOutcome,
+    ModelStatus,
+    TableInfo,
+)
 from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
 
@@ -97,7 +103,7 @@ def model_outcome(
     record: ModelRecord | None,
     status: ModelStatus,
     selected: bool,
-    table: dict[str, str],
+    table: TableInfo,
     failed_upstream: str | None = None,
     row_count: int | None = None,
     records: Mapping[str, ModelRecord] | None = None,
@@ -169,12 +175,12 @@ class Planner:
                 record.table,
                 row_count=self.row_counts.get(name),
             )
-            outcome.early = self._promoting
+            outcome.reported_before_promotion = self._promoting
             self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
         spec = self.models.get(name)
-        return spec is not None and not spec.is_external
+        return spec is not None and spec.is_model
 
     def required_models(self, environment: str, selected: Collection[str]) -> set[str]:
         """The selection plus upstream models missing from the environment (SQLMesh needs them)."""
@@ -196,7 +202,7 @@ class Planner:
         here so that the check of what is still due refers to the same moment (docs/adr/0007)."""
         self._request = request
         clock = sqlmesh_api.execution_timestamp()
-        if request.can_run and known_plan_id is not None:
+        if request.may_run_without_plan and known_plan_id is not None:
             if sqlmesh_api.finalized_plan_id(self.context, request.environment) == known_plan_id:
                 options = self._plan_options(request, False, clock)
                 return self._run(request, known_plan_id, options["execution_time"])
@@ -364,7 +370,7 @@ class Planner:
             record = records.get(name)
             if name in reasons:
                 status = ModelStatus.NOT_FILLED
-            table = tables.get(name, {}) if status in _PROMOTED else {}
+            table = tables.get(name, TableInfo()) if status in _PROMOTED else TableInfo()
             physical = table.get("physical_table")
             wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
             if wants_count and name not in self.row_counts:
@@ -382,7 +388,7 @@ class Planner:
             )
             outcome.reason = reasons.get(name)
             outcomes[name] = outcome
-        results = request.header()
+        results = request.results_without_models()
         results.models = outcomes
         results.finished_at = time.time()
         results.plan_attempts = attempts
@@ -443,21 +449,18 @@ def unfilled_reason(
             reasons.append(f"SQLMesh left {_span(state.missing)} unfilled without an error")
     if state.past_end:
         reasons.append(
-            f"past its end: the model ends at {_iso(state.end or 0)}, and SQLMesh fills no "
-            f"interval after it (its cron made intervals due up to {_iso(state.due_until)})"
+            f"past its end: the model ends at {iso_from_ms(state.end or 0)}, and SQLMesh fills no "
+            f"interval after it (its cron made intervals due up to {iso_from_ms(state.due_until)})"
         )
     return "; ".join(reasons) or None
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
 
 
 def _span(intervals: Collection[tuple[int, int]]) -> str:
     """Missing intervals in a few words: how many, from where to where."""
     first, last = min(a for a, _ in intervals), max(b for _, b in intervals)
     count = len(intervals)
-    return f"{count} due interval{'s' if count > 1 else ''} [{_iso(first)}, {_iso(last)})"
+    span = f"[{iso_from_ms(first)}, {iso_from_ms(last)})"
+    return f"{count} due interval{'s' if count > 1 else ''} {span}"
 
 
 _PROMOTED = {

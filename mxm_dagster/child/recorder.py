@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from mxm_dagster.records.results import AuditOutcome
+from mxm_dagster.records.results import AuditOutcome, TableInfo
 
 LogFn = Callable[[str], None]
 
@@ -33,7 +33,7 @@ class ModelRecord:
     audit_failures: list[AuditOutcome] = field(default_factory=list)  # one per audit and batch
     error: str | None = None
     skipped: bool = False
-    table: dict[str, str] = field(default_factory=dict)  # version, fingerprint, table, view
+    table: TableInfo = field(default_factory=lambda: TableInfo())
 
     @property
     def complete(self) -> bool:
@@ -84,7 +84,7 @@ class OutcomeRecorder:
         duration_ms: int | None,
         audits_passed: int,
         audits_failed: int,
-        table: Callable[[], dict[str, str]],
+        table: Callable[[], TableInfo],
         audit_only: bool = False,
     ) -> None:
         with self._lock:

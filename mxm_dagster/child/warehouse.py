@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from mxm_dagster.common.errors import WarehouseBusyError
+from mxm_dagster.common.locks import wait_until
 
 _LOCK_MESSAGE = "Could not set lock on file"
 
@@ -20,22 +20,26 @@ def wait_until_writable(
 
     Opening and closing a connection leaves nothing behind, so a refusal costs nothing.
     """
-    deadline = time.monotonic() + timeout_seconds
-    announced = False
-    while True:
+    refusals: list[duckdb.IOException] = []
+
+    def writable() -> bool:
         try:
             duckdb.connect(str(warehouse)).close()
-            return
+            return True
         except duckdb.IOException as exc:
             if _LOCK_MESSAGE not in str(exc):
                 raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusyError(
-                    f"The DuckDB warehouse {warehouse} is held open by another process and "
-                    f"stayed locked for {timeout_seconds:.0f} s; nothing was written. "
-                    f"Close that process (DuckDB says: {exc}) and run again."
-                ) from exc
-            if not announced and log:
-                log(f"Waiting up to {timeout_seconds:.0f} s for the warehouse {warehouse}: {exc}")
-                announced = True
-            time.sleep(0.5)
+            refusals.append(exc)
+            return False
+
+    def say_waiting() -> None:
+        if log:
+            waited = f"Waiting up to {timeout_seconds:.0f} s for the warehouse {warehouse}"
+            log(f"{waited}: {refusals[-1]}")
+
+    if not wait_until(writable, timeout_seconds, 0.5, say_waiting):
+        raise WarehouseBusyError(
+            f"The DuckDB warehouse {warehouse} is held open by another process and "
+            f"stayed locked for {timeout_seconds:.0f} s; nothing was written. "
+            f"Close that process (DuckDB says: {refusals[-1]}) and run again."
+        ) from refusals[-1]

@@ -19,7 +19,9 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 
 from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.records.request import PROD
 from mxm_dagster.records.specs import ProjectSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +52,12 @@ class SQLMeshProject:
 
     path: Path
     gateway: str | None = None
-    environment: str = "prod"
+    environment: str = PROD
     more_paths: tuple[Path, ...] = ()
 
     @classmethod
     def at(
-        cls, location: str, gateway: str | None = None, environment: str = "prod"
+        cls, location: str, gateway: str | None = None, environment: str = PROD
     ) -> SQLMeshProject:
         """The project at `location`: one folder, or several separated by `os.pathsep`."""
         paths = [Path(p).expanduser().resolve() for p in location.split(os.pathsep) if p.strip()]
@@ -70,7 +72,7 @@ class SQLMeshProject:
         return cls.at(
             os.environ.get("MXM_SQLMESH_PROJECT") or str(DEFAULT_PROJECT_DIR),
             gateway=os.environ.get("MXM_SQLMESH_GATEWAY") or None,
-            environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or "prod",
+            environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or PROD,
         )
 
     @property
@@ -160,11 +162,8 @@ class SQLMeshProject:
         return marker.get("plan_id") if marker.get("fingerprint") == fingerprint else None
 
     def remember_plan_id(self, fingerprint: str, plan_id: str) -> None:
-        file = self._serving_file()
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(file.name + ".tmp")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint, "plan_id": plan_id}))
-        tmp.replace(file)
+        marker = json.dumps({"fingerprint": fingerprint, "plan_id": plan_id})
+        write_atomically(self._serving_file(), marker)
 
     def spec_file(self) -> Path:
         """Where the spec of the project's current version is (or would be) cached."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from mxm_dagster.common.times import from_ms
 from mxm_dagster.records.results import ExecutionResults
 
 PROD = "prod"  # SQLMesh's production environment
@@ -30,7 +30,7 @@ class ExecutionRequest:
     started_at: float = field(default_factory=time.time)
 
     @property
-    def can_run(self) -> bool:
+    def may_run_without_plan(self) -> bool:
         """Whether `sqlmesh run` does what a plan would: fill missing intervals, nothing else."""
         return not self.restate and self.window is None
 
@@ -52,8 +52,9 @@ class ExecutionRequest:
             raw["window"] = tuple(raw["window"])
         return cls(**raw)
 
-    def header(self) -> ExecutionResults:
-        """The execution's identity before any model has finished: what early reports cite."""
+    def results_without_models(self) -> ExecutionResults:
+        """The results record before any model has finished: only the execution's identity (id,
+        environment, start, window), which outcomes reported before the end cite."""
         return ExecutionResults(
             execution_id=self.execution_id,
             environment=self.environment,
@@ -73,7 +74,7 @@ class ExecutionRequest:
         """
         if self.window is None:
             return {}
-        start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in self.window)
+        start, end = (from_ms(ms) for ms in self.window)
         if restating or self.environment != PROD:
             return {"start": start, "end": end}
         return {"execution_time": end}

@@ -8,7 +8,9 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
+
+from mxm_dagster.common.files import write_atomically
 
 
 class ModelStatus(StrEnum):
@@ -37,6 +39,17 @@ class AuditOutcome:
     failed_batches: int = 0  # interval batches it failed in; `failed_rows` sums over them
 
 
+class TableInfo(TypedDict, total=False):
+    """Where a model's data is, as SQLMesh names it; empty when unknown (a standalone audit has no
+    table), without `view` when the environment's view names are not known yet. The keys are
+    `ModelOutcome`'s fields of the same names."""
+
+    snapshot_version: str
+    fingerprint: str
+    physical_table: str
+    view: str
+
+
 @dataclass
 class ModelOutcome:
     model: str
@@ -55,7 +68,7 @@ class ModelOutcome:
     view: str | None = None
     row_count: int | None = None
     # True when reported as soon as the data was written, before SQLMesh promoted the environment
-    early: bool = False
+    reported_before_promotion: bool = False
     reason: str | None = None  # why due intervals are still missing (set for `not_filled`)
 
     @classmethod
@@ -120,10 +133,7 @@ class RunResults:
 
     def write(self, path: Path) -> None:
         """Write atomically: a reader in another process never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps([asdict(e) for e in self.executions], sort_keys=True))
-        tmp.replace(path)
+        write_atomically(path, json.dumps([asdict(e) for e in self.executions], sort_keys=True))
 
     @classmethod
     def read(cls, path: Path) -> RunResults:

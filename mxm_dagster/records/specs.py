@@ -7,11 +7,11 @@ rebuild the asset graph from a cached JSON file without parsing the SQLMesh proj
 from __future__ import annotations
 
 import json
-import os
-import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mxm_dagster.common.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,11 @@ class ModelSpec:
     data_hash: str | None = None
     file_path: str | None = None
     dialect: str | None = None
+
+    @property
+    def is_model(self) -> bool:
+        """A model SQLMesh evaluates (one asset step each), not an external table it only reads."""
+        return not self.is_external
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelSpec:
@@ -127,7 +132,4 @@ class ProjectSpec:
         return cls(models=models, **raw)
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)  # atomic: two cold processes may both write; either file is whole
+        write_atomically(path, self.to_json())  # two cold processes may both write

@@ -1,4 +1,4 @@
-"""Starting the SQLMesh child for a `SQLMeshJob` and reading its pipe, in the run worker (ADR 6)."""
+"""Starting the SQLMesh child for a `ChildOrder` and reading its pipe, in the run worker (ADR 6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 
 from mxm_dagster.common.interpreter import child_command, child_env
-from mxm_dagster.records.job import MessageKind, SQLMeshJob
+from mxm_dagster.records.protocol import ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
 CHILD_MODULE = "mxm_dagster.child.execute"
@@ -19,11 +19,11 @@ class ExecutionFailed(Exception):
 
 
 def run_in_child(
-    job: SQLMeshJob,
+    order: ChildOrder,
     on_log: Callable[[str], None],
     on_model_ready: Callable[[ModelOutcome], None],
 ) -> ExecutionResults:
-    """Run `job` in a child interpreter; call back as its messages arrive."""
+    """Run `order` in a child interpreter; call back as its messages arrive."""
     read_fd, write_fd = os.pipe()
     try:
         child = subprocess.Popen(
@@ -39,10 +39,10 @@ def run_in_child(
         os.close(write_fd)
     assert child.stdin is not None
     try:
-        child.stdin.write(job.to_json().encode() + b"\n")
+        child.stdin.write(order.to_json().encode() + b"\n")
         child.stdin.close()
     except BrokenPipeError:
-        pass  # the child died before reading its job; its exit code says so below
+        pass  # the child died before reading its order; its exit code says so below
     results: ExecutionResults | None = None
     error: str | None = None
     try:

@@ -8,36 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
 from mxm_dagster.assets import partitions
+from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.common.times import iso_from_ms
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat()
 
 
 def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, Any]:
     """The fields every materialization of a SQLMesh model carries."""
     metadata: dict[str, Any] = {
-        "sqlmesh/model": outcome.model,
+        MODEL_NAME_METADATA_KEY: outcome.model,
         "sqlmesh/outcome": outcome.status.value,
         "sqlmesh/execution_id": results.execution_id,
         "sqlmesh/environment": results.environment,
         "sqlmesh/command": results.command,
         "sqlmesh/selected": outcome.selected,
-        "sqlmesh/reported_before_promotion": outcome.early,
+        "sqlmesh/reported_before_promotion": outcome.reported_before_promotion,
         "sqlmesh/restated": results.restated,
         "sqlmesh/snapshot_version": outcome.snapshot_version or "",
         "sqlmesh/fingerprint": outcome.fingerprint or "",
         "sqlmesh/physical_table": outcome.physical_table or "",
         "sqlmesh/view": outcome.view or "",
         "sqlmesh/intervals": dg.MetadataValue.json(
-            [[_iso(start), _iso(end)] for start, end in outcome.intervals]
+            [[iso_from_ms(start), iso_from_ms(end)] for start, end in outcome.intervals]
         ),
         "sqlmesh/duration_ms": outcome.duration_ms if outcome.duration_ms is not None else 0,
     }
@@ -147,13 +144,13 @@ def step_events(
         raise dg.Failure(
             description=f"SQLMesh could not start for this run, so {model} was not evaluated: "
             f"{outcome.error}",
-            metadata={"sqlmesh/model": model, "sqlmesh/execution_id": results.execution_id},
+            metadata={MODEL_NAME_METADATA_KEY: model, "sqlmesh/execution_id": results.execution_id},
         )
     if outcome.status is ModelStatus.FAILED:
         raise dg.Failure(
             description=f"SQLMesh model {model} failed: {outcome.error}",
             metadata={
-                "sqlmesh/model": model,
+                MODEL_NAME_METADATA_KEY: model,
                 "sqlmesh/execution_id": results.execution_id,
                 "sqlmesh/error": dg.MetadataValue.md(f"```\n{outcome.error}\n```"),
             },
@@ -161,5 +158,8 @@ def step_events(
     raise dg.Failure(
         description=f"SQLMesh did not evaluate {model}: upstream model {outcome.failed_upstream} "
         "failed in this run",
-        metadata={"sqlmesh/model": model, "sqlmesh/failed_upstream": outcome.failed_upstream},
+        metadata={
+            MODEL_NAME_METADATA_KEY: model,
+            "sqlmesh/failed_upstream": outcome.failed_upstream,
+        },
     )

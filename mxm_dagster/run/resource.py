@@ -23,11 +23,11 @@ import dagster as dg
 from pydantic import Field
 
 from mxm_dagster.assets import partitions
-from mxm_dagster.assets.loader import PROJECT_TAG, asset_key_for_model
-from mxm_dagster.assets.partitions import to_ms
+from mxm_dagster.assets.loader import PROJECT_TAG, built_asset_key_for_model
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.records.job import SQLMeshJob
+from mxm_dagster.common.times import from_ms, to_ms
+from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.run import events, selection
@@ -43,8 +43,8 @@ _FINAL = {ModelStatus.FAILED, ModelStatus.SKIPPED}
 class _Execution:
     """One SQLMesh execution as this process sees it: running on a thread, or read from disk."""
 
-    def __init__(self, header: ExecutionResults, models: set[str]) -> None:
-        self.header = header
+    def __init__(self, results_without_models: ExecutionResults, models: set[str]) -> None:
+        self.results_without_models = results_without_models
         self.models = models
         self.results: ExecutionResults | None = None
         self.thread: threading.Thread | None = None
@@ -88,7 +88,7 @@ class _Execution:
         with self._cond:
             self._cond.wait_for(lambda: model in self._early or self.results is not None)
             if model in self._early and self.results is None:
-                return self._early[model], self.header
+                return self._early[model], self.results_without_models
             assert self.results is not None
             return self.results.outcome(model), self.results
 
@@ -264,7 +264,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             if outcome.status is ModelStatus.NOT_FILLED
             else None
         )
-        partitions_def = selection.partitions_def_of(context, context.asset_key)
+        partitions_def = selection.partitions_def_in_graph(context, context.asset_key)
         if partitions_def is None or failure is not None:
             return _StepOutput(produced, failure, withheld=withheld)
         step_keys = selection.step_partition_keys(context)
@@ -321,7 +321,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _execution_time(results: ExecutionResults) -> datetime:
         """SQLMesh's "now" for the execution, as the SQLMesh child fixed it (else its start)."""
         if results.execution_time is not None:
-            return datetime.fromtimestamp(results.execution_time / 1000, tz=UTC)
+            return from_ms(results.execution_time)
         return datetime.fromtimestamp(results.started_at, tz=UTC)
 
     def _record_skipped_downstream(
@@ -332,7 +332,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         skipped = selection.downstream_in_run(context, context.asset_key)
         if not skipped:
             return
-        models_by_key = {key: name for name, key in selection.model_keys(context).items()}
+        models_by_key = {
+            key: name for name, key in selection.asset_keys_by_model_in_graph(context).items()
+        }
         upstream = context.asset_key.to_user_string()
         lines: list[str] = []
         for key in skipped:
@@ -361,7 +363,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             return f"{name}: not evaluated (not part of this SQLMesh execution)"
         notes = [outcome.status.value]
         if outcome.intervals and outcome.status not in _FINAL:
-            partitions_def = selection.partitions_def_of(context, key)
+            partitions_def = selection.partitions_def_in_graph(context, key)
             records = (
                 events.partition_materializations(key, partitions_def, outcome, results)
                 if partitions_def is not None
@@ -397,8 +399,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             if execution.thread is not None and execution.claim_finalization() and context.log:
                 context.log.warning(
                     "No step of this run recorded the end of SQLMesh execution "
-                    f"{execution.header.execution_id}; models without a step report: "
-                    + ", ".join(sorted(execution.unreported()))
+                    f"{execution.results_without_models.execution_id}; "
+                    "models without a step report: " + ", ".join(sorted(execution.unreported()))
                 )
 
     # ------------------------------------------------------------------ per run
@@ -415,7 +417,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             lock.acquire(self.lock_timeout_seconds, context.log.info)
             try:
                 stored = RunResults.read(results_file) if results_file.is_file() else RunResults()
-                seen = {e.header.execution_id for e in known}
+                seen = {e.results_without_models.execution_id for e in known}
                 known.extend(
                     _Execution.finished(r) for r in stored.executions if r.execution_id not in seen
                 )
@@ -452,9 +454,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         """Start SQLMesh in a child process, watched by a thread that owns `run_lock` until the
         results are on disk."""
         project = self.project(context)
-        keys_by_model = selection.model_keys(context)
+        asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
         wanted = selection.models_for_run(context) - stored.considered()
-        deferred = selection.deferred_models(context, wanted, keys_by_model)
+        deferred = selection.deferred_models(context, wanted, asset_keys_by_model)
         window = selection.run_time_window(context)
         request = ExecutionRequest(
             environment=project.environment,
@@ -473,14 +475,14 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             + (f" for {window[0].isoformat()} to {window[1].isoformat()}" if window else "")
             + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
         )
-        execution = _Execution(request.header(), set(request.selected))
+        execution = _Execution(request.results_without_models(), set(request.selected))
 
-        job = SQLMeshJob(project, request, self.lock_timeout_seconds, self.warehouse_wait_seconds)
+        order = ChildOrder(project, request, self.lock_timeout_seconds, self.warehouse_wait_seconds)
 
         def work() -> None:
             error: str | None = None
             try:
-                results = run_in_child(job, execution.log, execution.model_ready)
+                results = run_in_child(order, execution.log, execution.model_ready)
             except ExecutionFailed as exc:
                 error = str(exc)
             except Exception as exc:
@@ -509,11 +511,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         error if an outcome reported early did not hold."""
         if not execution.claim_finalization():
             return
-        keys_by_model = selection.model_keys(context)
+        asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
         for outcome in results.models.values():
-            key = keys_by_model.get(outcome.model) or asset_key_for_model(outcome.model)
+            key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(outcome.model)
             if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
-                partitions_def = selection.partitions_def_of(context, key)
+                partitions_def = selection.partitions_def_in_graph(context, key)
                 if partitions_def is None:
                     context.log_event(events.materialization_for(key, outcome, results))
                     continue

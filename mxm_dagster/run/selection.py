@@ -40,7 +40,7 @@ def asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-d
         return context.job_def.asset_layer.asset_graph
 
 
-def model_keys(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
+def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
     """SQLMesh model name -> asset key for every SQLMesh model in the run's asset graph."""
     graph = asset_graph(context)
     mapping: dict[str, dg.AssetKey] = {}
@@ -54,7 +54,7 @@ def model_keys(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
 
 def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
     keys = asset_keys_for_run(context)
-    return {model for model, key in model_keys(context).items() if key in keys}
+    return {model for model, key in asset_keys_by_model_in_graph(context).items() if key in keys}
 
 
 def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
@@ -65,14 +65,14 @@ def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
 
 
 def deferred_models(
-    context: dg.AssetExecutionContext, models: set[str], keys_by_model: dict[str, dg.AssetKey]
+    context: dg.AssetExecutionContext, models: set[str], asset_keys_by_model: dict[str, dg.AssetKey]
 ) -> set[str]:
     """Models that must wait for a non-SQLMesh asset of this run that has not materialized yet.
 
     A Python asset that loads an external table may run after the first SQLMesh step of the run;
     models downstream of it are left for a later execution in the step that needs them.
     """
-    sqlmesh_keys = set(keys_by_model.values())
+    sqlmesh_keys = set(asset_keys_by_model.values())
     foreign = {k for k in asset_keys_for_run(context) if k not in sqlmesh_keys}
     if not foreign:
         return set()
@@ -82,7 +82,7 @@ def deferred_models(
     graph = asset_graph(context)
     deferred: set[str] = set()
     for model in models:
-        frontier, seen = [keys_by_model[model]], set()
+        frontier, seen = [asset_keys_by_model[model]], set()
         while frontier:
             key = frontier.pop()
             if key in pending:
@@ -142,9 +142,11 @@ def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     return []
 
 
-def partitions_def_of(
+def partitions_def_in_graph(
     context: dg.AssetExecutionContext, key: dg.AssetKey
 ) -> dg.TimeWindowPartitionsDefinition | None:
+    """The partitions of asset `key` as the run's asset graph has them (a translator may have
+    changed what `partitions_def_from_model` would build); None if not time-partitioned."""
     graph = asset_graph(context)
     partitions_def = graph.get(key).partitions_def if graph.has(key) else None
     return partitions_def if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None

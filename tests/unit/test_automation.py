@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from mxm_dagster.assets.automation import TICK_TAG, cron_ticked, due_models, run_requests
-from mxm_dagster.assets.partitions import partitions_def_for
+from mxm_dagster.assets.partitions import partitions_def_from_model
 from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 from tests.unit.specs_factory import model, ms
 
@@ -43,14 +43,17 @@ def test_unpartitioned_due_models_make_one_run_without_a_partition() -> None:
 
 
 def test_partitioned_models_target_their_latest_partition_with_unpartitioned_ones_along() -> None:
-    partitions = {DAILY.name: partitions_def_for(DAILY), SIX.name: partitions_def_for(SIX)}
+    partitions = {
+        DAILY.name: partitions_def_from_model(DAILY),
+        SIX.name: partitions_def_from_model(SIX),
+    }
     (request,) = run_requests([DAILY, SIX, FULL], KEYS, NOW, partitions)
     assert request.asset_selection == sorted(KEYS[m.name] for m in (DAILY, SIX, FULL))
     assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == "2024-01-04"
 
 
 def test_models_with_different_partitions_get_a_run_each() -> None:
-    partitions = {m.name: partitions_def_for(m) for m in (DAILY, HOURLY)}
+    partitions = {m.name: partitions_def_from_model(m) for m in (DAILY, HOURLY)}
     requests = run_requests([DAILY, HOURLY], KEYS, NOW, partitions)
     ranges = {
         tuple(r.asset_selection or ()): (r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG])
@@ -64,7 +67,7 @@ def test_models_with_different_partitions_get_a_run_each() -> None:
 
 def test_a_partitioned_model_with_no_complete_partition_yet_gets_no_run() -> None:
     fresh = model('"db"."s"."daily"', start_ms=ms(2024, 1, 5))
-    assert run_requests([fresh], KEYS, NOW, {fresh.name: partitions_def_for(fresh)}) == []
+    assert run_requests([fresh], KEYS, NOW, {fresh.name: partitions_def_from_model(fresh)}) == []
 
 
 def test_no_due_model_requests_no_run() -> None:

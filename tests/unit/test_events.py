@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mxm_dagster.assets.partitions import partitions_def_for
+from mxm_dagster.assets.partitions import partitions_def_from_model
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.run.events import check_result, partition_materializations, provenance, step_events
 from tests.unit.specs_factory import model, ms
@@ -123,7 +123,7 @@ def test_a_model_of_an_execution_that_never_started_says_sqlmesh_could_not_start
 
 def test_provenance_carries_the_execution_and_the_models_table() -> None:
     metadata = provenance(
-        outcome(ModelStatus.EVALUATED, early=True),
+        outcome(ModelStatus.EVALUATED, reported_before_promotion=True),
         results(command="run", restated=True),
     )
     assert {k: v for k, v in metadata.items() if k != "sqlmesh/intervals"} == {
@@ -193,7 +193,7 @@ def test_a_passed_check_has_no_failed_batches_nor_query() -> None:
 
 
 def _daily():
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     return partitions_def
 

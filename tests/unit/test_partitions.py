@@ -14,7 +14,7 @@ from mxm_dagster.assets.partitions import (
     full_range,
     is_due,
     keys_for_intervals,
-    partitions_def_for,
+    partitions_def_from_model,
     partitions_from_env,
 )
 from tests.unit.specs_factory import model, ms
@@ -37,7 +37,7 @@ DAY_LATER = datetime(2024, 1, 2, tzinfo=UTC)  # enough partitions for the sub-da
 def test_each_interval_unit_gives_utc_windows_of_that_unit_from_the_model_start(
     unit: str, cron: str, first_key: str, second_key: str, now: datetime
 ) -> None:
-    partitions_def = partitions_def_for(model(interval_unit=unit, start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(interval_unit=unit, start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     assert partitions_def.cron_schedule == cron
     assert partitions_def.timezone == "UTC"
@@ -50,13 +50,13 @@ def test_each_interval_unit_gives_utc_windows_of_that_unit_from_the_model_start(
 
 
 def test_a_daily_model_starting_mid_month_has_its_first_partition_on_its_start_day() -> None:
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 3, 15)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 3, 15)))
     assert partitions_def is not None
     assert partitions_def.get_first_partition_key() == "2024-03-15"
 
 
 def test_the_last_partition_is_the_last_complete_interval() -> None:
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     with dg.partition_loading_context(effective_dt=datetime(2024, 1, 5, 12, tzinfo=UTC)):
         assert partitions_def.get_last_partition_key() == "2024-01-04"
@@ -72,15 +72,15 @@ def test_the_last_partition_is_the_last_complete_interval() -> None:
     ],
 )
 def test_models_without_time_intervals_have_no_partitions(spec) -> None:
-    assert partitions_def_for(spec) is None
+    assert partitions_def_from_model(spec) is None
 
 
 def test_a_model_without_a_start_has_no_partitions() -> None:
-    assert partitions_def_for(replace(model(), start_ms=None)) is None
+    assert partitions_def_from_model(replace(model(), start_ms=None)) is None
 
 
 def test_intervals_map_to_the_partitions_they_cover_whole() -> None:
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     keys = keys_for_intervals(
         partitions_def,
@@ -90,21 +90,21 @@ def test_intervals_map_to_the_partitions_they_cover_whole() -> None:
 
 
 def test_an_interval_ending_before_a_window_starts_it_maps_to_no_partition() -> None:
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     afternoon = (ms(2024, 1, 2, 12), ms(2024, 1, 3))
     assert keys_for_intervals(partitions_def, [afternoon]) == []
 
 
 def test_a_partial_window_maps_to_no_partition() -> None:
-    partitions_def = partitions_def_for(model(start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     morning = (ms(2024, 1, 2), ms(2024, 1, 2, 12))
     assert keys_for_intervals(partitions_def, [morning]) == []
 
 
 def test_hourly_intervals_map_to_hour_keys() -> None:
-    partitions_def = partitions_def_for(model(interval_unit="hour", start_ms=ms(2024, 1, 1)))
+    partitions_def = partitions_def_from_model(model(interval_unit="hour", start_ms=ms(2024, 1, 1)))
     assert partitions_def is not None
     keys = keys_for_intervals(partitions_def, [(ms(2024, 1, 1, 22), ms(2024, 1, 2, 1))])
     assert keys == ["2024-01-01-22:00", "2024-01-01-23:00", "2024-01-02-00:00"]

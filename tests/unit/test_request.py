@@ -54,7 +54,7 @@ def test_a_request_without_window_survives_its_json_form() -> None:
 
 
 @pytest.mark.parametrize(
-    ("restate", "window", "can_run", "runs_due"),
+    ("restate", "window", "may_run_without_plan", "runs_due"),
     [
         (False, None, True, True),
         (True, None, False, True),
@@ -63,19 +63,19 @@ def test_a_request_without_window_survives_its_json_form() -> None:
     ],
 )
 def test_only_a_plain_request_can_be_a_run_and_only_windows_skip_what_is_due(
-    restate: bool, window: tuple[int, int] | None, can_run: bool, runs_due: bool
+    restate: bool, window: tuple[int, int] | None, may_run_without_plan: bool, runs_due: bool
 ) -> None:
     request = ExecutionRequest(PROD, {"a"}, restate=restate, window=window)
-    assert request.can_run is can_run
+    assert request.may_run_without_plan is may_run_without_plan
     assert request.runs_due is runs_due
 
 
-def test_the_header_names_the_execution_before_any_model_finished() -> None:
+def test_the_results_without_models_name_the_execution_before_any_model_finished() -> None:
     request = ExecutionRequest("dev", {"a"}, restate=True, window=WINDOW)
-    header = request.header()
-    assert header.execution_id == request.execution_id
-    assert header.environment == "dev"
-    assert header.started_at == request.started_at
-    assert header.models == {}
-    assert header.restated is True
-    assert header.window == WINDOW
+    empty = request.results_without_models()
+    assert empty.execution_id == request.execution_id
+    assert empty.environment == "dev"
+    assert empty.started_at == request.started_at
+    assert empty.models == {}
+    assert empty.restated is True
+    assert empty.window == WINDOW

@@ -38,7 +38,7 @@ def execution(execution_id: str = "exec-1", window: tuple[int, int] | None = Non
                 intervals=[(ms(2024, 1, 1), ms(2024, 1, 2))],
                 duration_ms=5,
                 row_count=10,
-                early=True,
+                reported_before_promotion=True,
             ),
             "b": ModelOutcome(model="b", status=ModelStatus.NOT_FILLED, reason="signal"),
             "c": ModelOutcome(model="c", status=ModelStatus.SKIPPED, failed_upstream="a"),

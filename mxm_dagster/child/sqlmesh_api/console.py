@@ -15,8 +15,9 @@ from sqlmesh.core.notification_target import BaseNotificationTarget, Notificatio
 from sqlmesh.utils.errors import NodeAuditsErrors, format_destructive_change_msg
 
 from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.child.sqlmesh_api.state import table_info
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.records.results import AuditOutcome
+from mxm_dagster.records.results import AuditOutcome, TableInfo
 
 # "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
 _AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
@@ -122,24 +123,15 @@ class ForwardingConsole(NoopConsole):
         self._current.claimed = set()  # audit uses whose failure this batch already recorded
         self._current.heard = 0  # failures the listener heard of in this batch
 
-    def _table_info(self, snapshot: Any) -> dict[str, str]:
+    def _table_info(self, snapshot: Any) -> TableInfo:
         """Where the model's data is; a standalone audit has no table (`table_name()` raises)."""
         if not snapshot.is_model:
-            return {}
+            return TableInfo()
         try:
-            info = {
-                "snapshot_version": snapshot.version,
-                "fingerprint": snapshot.fingerprint.to_identifier(),
-                "physical_table": snapshot.table_name(),
-            }
-            if self._naming_info is not None:
-                info["view"] = snapshot.qualified_view_name.for_environment(
-                    self._naming_info, dialect=self.view_dialect
-                )
+            return table_info(snapshot, self._naming_info, self.view_dialect)
         except Exception as exc:
             self._recorder.hook_failed("table info", exc)
-            return {}
-        return info
+            return TableInfo()
 
     @_hook
     def update_snapshot_evaluation_progress(

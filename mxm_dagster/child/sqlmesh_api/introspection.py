@@ -37,7 +37,7 @@ def _with_standalone_audits(context: Context, models: dict[str, ModelSpec]) -> N
     order = {name: i for i, name in enumerate(context.dag.sorted)}
     for audit in sorted(context.standalone_audits.values(), key=lambda a: a.name):
         queried = sorted(
-            (n for n in audit.depends_on if n in models and not models[n].is_external),
+            (n for n in audit.depends_on if n in models and models[n].is_model),
             key=lambda n: (order.get(n, -1), n),
         )
         if not queried:

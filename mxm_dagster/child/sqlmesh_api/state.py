@@ -16,6 +16,8 @@ from sqlmesh.core.snapshot import DeployabilityIndex, missing_intervals
 from sqlmesh.utils.date import make_exclusive, now_timestamp, to_timestamp
 from sqlmesh.utils.errors import PlanError
 
+from mxm_dagster.records.results import TableInfo
+
 
 def environment_model_names(context: Context, environment: str) -> set[str]:
     """Models promoted in the environment (empty when it does not exist yet)."""
@@ -262,21 +264,26 @@ def upstream(context: Context, names: Iterable[str]) -> set[str]:
     return result
 
 
-def promoted_tables(context: Context, environment: str) -> dict[str, dict[str, str]]:
-    """Per promoted model: snapshot version, fingerprint, physical table and environment view."""
+def table_info(snapshot: Any, naming_info: Any | None, dialect: str | None) -> TableInfo:
+    """Where a snapshot's data is (a `Snapshot` or a `SnapshotTableInfo`: both name it alike); the
+    environment's view only when its `naming_info` is known."""
+    info = TableInfo(
+        snapshot_version=snapshot.version,
+        fingerprint=snapshot.fingerprint.to_identifier(),
+        physical_table=snapshot.table_name(),
+    )
+    if naming_info is not None:
+        info["view"] = snapshot.qualified_view_name.for_environment(naming_info, dialect=dialect)
+    return info
+
+
+def promoted_tables(context: Context, environment: str) -> dict[str, TableInfo]:
+    """Per promoted model: where its data is, with the environment's view."""
     env = context.state_reader.get_environment(environment)
     if env is None:
         return {}
     dialect = context.default_dialect
-    tables: dict[str, dict[str, str]] = {}
-    for info in env.snapshots:
-        tables[info.name] = {
-            "snapshot_version": info.version,
-            "fingerprint": info.fingerprint.to_identifier(),
-            "physical_table": info.table_name(),
-            "view": info.qualified_view_name.for_environment(env.naming_info, dialect=dialect),
-        }
-    return tables
+    return {info.name: table_info(info, env.naming_info, dialect) for info in env.snapshots}
 
 
 def count_rows(context: Context, table: str) -> int | None:

@@ -1,6 +1,6 @@
 """What the run worker sends the SQLMesh child (`mxm_dagster.child.execute`) and what comes back.
 
-The job goes in on stdin as one JSON line; JSON lines come back on a pipe, each a `MessageKind`
+The order goes in on stdin as one JSON line; JSON lines come back on a pipe, each a `MessageKind`
 with its payload (ADR 6).
 """
 
@@ -24,7 +24,7 @@ class MessageKind(StrEnum):
 
 
 @dataclass(frozen=True)
-class SQLMeshJob:
+class ChildOrder:
     """What the child needs: which project, what to do, how long to wait for locks."""
 
     project: SQLMeshProject
@@ -47,7 +47,7 @@ class SQLMeshJob:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> SQLMeshJob:
+    def from_json(cls, text: str) -> ChildOrder:
         raw = json.loads(text)
         project = raw["project"]
         return cls(

@@ -107,16 +107,39 @@ KINDS = Case(
     ("kinds/shop.duckdb", "kinds/ledger.duckdb"),
     prepare=_vendor_prices,
     failing_checks=frozenset({('"shop"."core"."daily_sales"', "accepted_range_2")}),
+    mixed_partitions=True,
 )
 MULTI = Case("multi", _multi_repo, ("multi/shared.duckdb",))
+
+#: What the code location does differently from raw SQLMesh when a run selects a subset of a
+#: fresh project (measured on kinds-on; every test of it fails on the first, the intervals and
+#: check tests also on the other two). Remove the mark once they are fixed: it is strict.
+_KINDS_ON_MISMATCHES = (
+    '1. The first run fails: \'SQLMesh model "shop"."core"."hourly_visits" failed: '
+    'Catalog Error: Table with name "core.store_city" does not exist\' (daily_sales: "upstream '
+    "model hourly_visits failed in this run\"). Planner.required_models adds the selection's "
+    "missing upstream models to SQLMesh's select_models but drops `is_external` specs, and an "
+    "EMBEDDED model is one: SQLMesh then renders hourly_visits without inlining store_city. "
+    "2. With that fixed, the standalone audit stores_have_sales (on store_dim and daily_sales, "
+    "both selected in the first run) is in prod with no interval and no check result: it never "
+    "runs when the plan has select_models (the twin records [2026-11-28, 2026-12-01)). "
+    "3. The EXTERNAL model shop.vendor.price_list is not in the prod environment after the runs "
+    "(the twin's environment has it, with no intervals), dropped by the same `is_external` filter."
+)
 
 COMBOS = [
     pytest.param(INIT, False, id="init-off"),
     pytest.param(INIT_RECENT, True, id="init-on"),
     pytest.param(KINDS, False, id="kinds-off"),
     # kinds with partitions on: its hourly, daily and monthly models have different partitions
-    # definitions, and Dagster runs one per run, so there is no `--select '*'` range to compare;
-    # test_mixed_partitions_have_no_common_range checks that the range helper says so.
+    # definitions, and Dagster runs one per run, so there is no `--select '*'` range
+    # (test_mixed_partitions_have_no_common_range); it runs once per definition instead.
+    pytest.param(
+        KINDS,
+        True,
+        id="kinds-on",
+        marks=pytest.mark.xfail(strict=True, reason=_KINDS_ON_MISMATCHES),
+    ),
     pytest.param(MULTI, False, id="multi-off"),
     pytest.param(MULTI, True, id="multi-on"),
 ]
@@ -142,6 +165,55 @@ def compared(tmp_path_factory: pytest.TempPathFactory):
         return _sides[key]
 
     return get
+
+
+def _due_by_range_end(side: DagsterSide, twin: Observed) -> dict[str, list[tuple[int, int]]]:
+    """The twin's intervals as the Dagster side must record them.
+
+    One CLI run over the whole range: the twin's. One run per partitions definition (kinds-on):
+    a prod range run plans as of its range's end (ADR 5), so a model selected in it is filled
+    only up to the last interval its cron made due by then, where the twin, planned at the
+    clock, also has the later ones. In kinds the daily range ends today at 00:00, so the
+    `0 6 * * *` model lacks yesterday (due at 06:00 today); `@daily` ones do not (due at 00:00).
+    Its models are filled only by their own group's run (no later run reads them)."""
+    if not side.ranges:
+        return twin.intervals
+    expected = dict(twin.intervals)
+    for model in SQLMeshProject.at(side.location).load_spec().models:
+        partitions_def = partitions.partitions_def_from_model(model)
+        if partitions_def is None or model.is_external or model.name not in expected:
+            continue
+        windows = [
+            partitions_def.time_window_for_partition_key(key)
+            for key in partitions_def.get_partition_keys()
+        ]
+        range_end = windows[-1].end
+        due = [
+            w.end for w in windows if partitions.is_due(model.cron, model.cron_tz, w.end, range_end)
+        ]  # type: ignore[arg-type]
+        due_end = partitions.to_ms(max(due)) if due else partitions.to_ms(windows[0].start)
+        expected[model.name] = [
+            (a, min(b, due_end)) for a, b in expected[model.name] if a < due_end
+        ]
+    return expected
+
+
+#: Views with one row per day of their model's intervals, the only ones whose rows the range ends
+#: change in kinds-on (asserted, so a change in the fixture shows up here).
+_ONE_ROW_PER_DAY = {'"shop"."core"."morning_report"': "shop.core.morning_report"}
+_DAY_MS = 86_400_000
+
+
+def _expected_rows(side: DagsterSide, twin: Observed) -> dict[str, int]:
+    expected_intervals = _due_by_range_end(side, twin)
+    clipped = {m for m, found in twin.intervals.items() if expected_intervals.get(m) != found}
+    assert clipped <= set(_ONE_ROW_PER_DAY), clipped
+    rows = dict(twin.rows_by_view)
+    for model in clipped:
+        days = sum(b - a for a, b in twin.intervals[model]) // _DAY_MS
+        left = sum(b - a for a, b in expected_intervals[model]) // _DAY_MS
+        rows[_ONE_ROW_PER_DAY[model]] -= days - left
+    return rows
 
 
 def _ran(side: DagsterSide) -> Observed:
@@ -193,7 +265,7 @@ def test_the_environment_has_raw_sqlmeshs_views_and_row_counts(
     compared, case: Case, partitioned: bool
 ) -> None:
     side, twin = compared(case, partitioned)
-    assert _ran(side).rows_by_view == twin.rows_by_view
+    assert _ran(side).rows_by_view == _expected_rows(side, twin)
 
 
 @pytest.mark.parametrize(("case", "partitioned"), COMBOS)
@@ -201,7 +273,7 @@ def test_sqlmesh_recorded_the_intervals_raw_sqlmesh_records(
     compared, case: Case, partitioned: bool
 ) -> None:
     side, twin = compared(case, partitioned)
-    assert _ran(side).intervals == twin.intervals
+    assert _ran(side).intervals == _due_by_range_end(side, twin)
 
 
 @pytest.mark.parametrize(("case", "partitioned"), COMBOS)
@@ -270,12 +342,13 @@ def test_a_partition_is_materialized_only_if_sqlmesh_recorded_its_interval(
     assert side.run is not None
     spec = SQLMeshProject.at(side.location).load_spec()
     keys = asset_keys_by_model(spec)
+    intervals = _due_by_range_end(side, twin)
     checked = 0
     for model in spec.models:
         partitions_def = partitions.partitions_def_from_model(model)
         if partitions_def is None or model.is_external:
             continue
-        expected = partitions.keys_for_intervals(partitions_def, twin.intervals.get(model.name, []))
+        expected = partitions.keys_for_intervals(partitions_def, intervals.get(model.name, []))
         materialized = side.run.instance.get_materialized_partitions(keys[model.name])
         assert sorted(materialized) == expected, model.name
         checked += 1

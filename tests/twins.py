@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import asset_keys_by_model
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.project import open_context
 from mxm_dagster.common.project import SQLMeshProject
@@ -41,6 +43,8 @@ class Case:
     prepare: Callable[[Path], None] = lambda root: None
     #: (model, check) pairs whose audit fails on the case's data, by design.
     failing_checks: frozenset[tuple[str, str]] = frozenset()
+    #: with partitions on, its models have several partitions definitions: one run per definition
+    mixed_partitions: bool = False
 
 
 @dataclass
@@ -56,14 +60,42 @@ class Observed:
 
 
 @dataclass
+class Runs:
+    """Several runs on one instance read as one: their records in order (a step runs in one of
+    them only, so step statuses do not collide; a later materialization of an asset wins)."""
+
+    outcomes: list[RunOutcome]
+
+    @property
+    def instance(self):
+        return self.outcomes[0].instance
+
+    @property
+    def success(self) -> bool:
+        return all(outcome.success for outcome in self.outcomes)
+
+    def records(self) -> list:
+        return [record for outcome in self.outcomes for record in outcome.records()]
+
+    events = RunOutcome.events
+    step_statuses = RunOutcome.step_statuses
+    materializations = RunOutcome.materializations
+    checks = RunOutcome.checks
+
+
+@dataclass
 class DagsterSide:
-    """One CLI run of the code location on a twin copy, and what it left."""
+    """The CLI run(s) of the code location on a twin copy, and what they left.
+
+    With mixed partitions definitions there is one run per definition (`ranges`, in order);
+    `run` then reads all of them as one and `cli` is the first failing command, else the last."""
 
     cli: object  # subprocess.CompletedProcess
-    run: RunOutcome | None
+    run: RunOutcome | Runs | None
     observed: Observed | None
     location: str
     partition_range: str | None
+    ranges: list[tuple[list[str], str]] = field(default_factory=list)
 
 
 def location(folders: tuple[Path, ...]) -> str:
@@ -131,7 +163,10 @@ def raw_twin(case: Case, root: Path) -> Observed:
 def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     """The case materialized through `dagster asset materialize --select '*'` in a subprocess,
     with time partitions off, or on over the range that
-    `python -m mxm_dagster.assets.partitions` prints."""
+    `python -m mxm_dagster.assets.partitions` prints (one run per partitions definition for a
+    case with mixed ones)."""
+    if partitioned and case.mixed_partitions:
+        return dagster_side_per_partitions_def(case, root)
     folders = case.make(root / "project")
     case.prepare(root / "project")
     home = dagster_home(root)
@@ -154,6 +189,64 @@ def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
         except Exception:  # a run that wrote no warehouse: the tests say what is missing
             observed = None
     return DagsterSide(done, run, observed, where, partition_range)
+
+
+def partition_groups(where: str) -> list[tuple[list[str], str]]:
+    """(asset keys, `first...last`) per partitions definition of the project, daily ones first,
+    then the others by window cron, each key as `--select` spells it; the first group also lists
+    every unpartitioned model asset. Daily first: its models read the hourly model and feed the
+    unpartitioned marts, so SQLMesh fills the hourly model as their upstream up to the daily
+    range's end, and the hourly run fills the rest (ordering hourly first would make SQLMesh fill
+    the daily model as the marts' upstream in the first run, and the daily run would find it
+    filled)."""
+    spec = SQLMeshProject.at(where).load_spec()
+    keys = asset_keys_by_model(spec)
+    groups: dict[object, list[str]] = {}
+    unpartitioned: list[str] = []
+    for model in spec.models:
+        if model.name not in keys or model.is_external:
+            continue
+        key = keys[model.name].to_user_string()
+        partitions_def = partitions.partitions_def_from_model(model)
+        if partitions_def is None:
+            unpartitioned.append(key)
+        else:
+            groups.setdefault(partitions_def, []).append(key)
+    order = sorted(groups, key=lambda d: (d.cron_schedule != "0 0 * * *", d.cron_schedule))  # type: ignore[attr-defined]
+    result = []
+    for index, partitions_def in enumerate(order):
+        first = partitions_def.get_first_partition_key()  # type: ignore[attr-defined]
+        last = partitions_def.get_last_partition_key()  # type: ignore[attr-defined]
+        selected = groups[partitions_def] + (unpartitioned if index == 0 else [])
+        result.append((sorted(selected), f"{first}...{last}"))
+    return result
+
+
+def dagster_side_per_partitions_def(case: Case, root: Path) -> DagsterSide:
+    """The case materialized with partitions on as a user must when its models have different
+    partitions definitions: one `dagster asset materialize --select <group> --partition-range
+    <first...last>` per definition (see `partition_groups`)."""
+    folders = case.make(root / "project")
+    case.prepare(root / "project")
+    home = dagster_home(root)
+    where = location(folders)
+    env = environment(where, home, MXM_SQLMESH_PARTITIONS="on")  # type: ignore[arg-type]
+    groups = partition_groups(where)
+    done = None
+    for selected, partition_range in groups:
+        command = [*MATERIALIZE_ALL, "--select", ",".join(selected)]
+        done = run_cli([*command, "--partition-range", partition_range], env)
+        if done.returncode != 0:
+            break
+    recorded = runs(home)
+    run = Runs(recorded) if recorded else None
+    observed = None
+    if run is not None:
+        try:
+            observed = observe(root / "project", folders, case.warehouses)
+        except Exception:  # a run that wrote no warehouse: the tests say what is missing
+            observed = None
+    return DagsterSide(done, run, observed, where, None, groups)
 
 
 def copy_fixture(source: Path, dest: Path) -> Path:

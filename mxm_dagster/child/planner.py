@@ -183,12 +183,12 @@ class Planner:
         return spec is not None and spec.is_model
 
     def required_models(self, environment: str, selected: Collection[str]) -> set[str]:
-        """The selection plus upstream models missing from the environment (SQLMesh needs them)."""
+        """The selection plus the upstream models missing from the environment, which SQLMesh
+        needs with it. EMBEDDED and EXTERNAL ones count: an EMBEDDED model left out of a plan's
+        selection is not inlined, and its readers fail ("Table ... does not exist", measured)."""
         deployed = sqlmesh_api.environment_model_names(self.context, environment)
         missing_upstream = {
-            name
-            for name in sqlmesh_api.upstream(self.context, selected)
-            if self._is_model(name) and name not in deployed
+            name for name in sqlmesh_api.upstream(self.context, selected) if name not in deployed
         }
         return {n for n in selected if self._is_model(n)} | missing_upstream
 
@@ -258,7 +258,8 @@ class Planner:
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
         execution_time = sqlmesh_api.execution_timestamp(options["execution_time"])
         if fill_after:
-            for child, failed in self._fill_due(request, planned, execution_time).items():
+            models = {n for n in planned if self._is_model(n)}
+            for child, failed in self._fill_due(request, models, execution_time).items():
                 excluded.setdefault(child, failed)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 

@@ -258,10 +258,13 @@ def has_metadata_only_changes(context: Context, environment: str) -> bool:
 
 
 def upstream(context: Context, names: Iterable[str]) -> set[str]:
+    """Every node above `names` that SQLMesh knows as a model: EMBEDDED and declared EXTERNAL
+    models included (SQLMesh inlines or resolves them from the plan's own snapshots), tables
+    nobody declared left out."""
     result: set[str] = set()
     for name in names:
         result.update(context.dag.upstream(name))
-    return result
+    return {name for name in result if name in context.models}
 
 
 def table_info(snapshot: Any, naming_info: Any | None, dialect: str | None) -> TableInfo:

@@ -182,13 +182,17 @@ def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     done = run_cli(command, env)
     recorded = runs(home)
     run = recorded[-1] if recorded else None
-    observed = None
-    if run is not None:
-        try:
-            observed = observe(root / "project", folders, case.warehouses)
-        except Exception:  # a run that wrote no warehouse: the tests say what is missing
-            observed = None
+    observed = _observed_after(root, folders, case) if run is not None else None
     return DagsterSide(done, run, observed, where, partition_range)
+
+
+def _observed_after(root: Path, folders: tuple[Path, ...], case: Case) -> Observed | None:
+    """What the Dagster side's runs left; None for runs that wrote no warehouse (the tests then
+    say what is missing)."""
+    try:
+        return observe(root / "project", folders, case.warehouses)
+    except Exception:
+        return None
 
 
 def partition_groups(where: str) -> list[tuple[list[str], str]]:
@@ -240,12 +244,7 @@ def dagster_side_per_partitions_def(case: Case, root: Path) -> DagsterSide:
             break
     recorded = runs(home)
     run = Runs(recorded) if recorded else None
-    observed = None
-    if run is not None:
-        try:
-            observed = observe(root / "project", folders, case.warehouses)
-        except Exception:  # a run that wrote no warehouse: the tests say what is missing
-            observed = None
+    observed = _observed_after(root, folders, case) if run is not None else None
     return DagsterSide(done, run, observed, where, None, groups)
 
 

@@ -145,7 +145,7 @@ class Planner:
         self.load_models = load_models
         self.project = project
         self.models = project.by_name()
-        self.all_models = {name for name, spec in self.models.items() if not spec.is_external}
+        self.all_models = {name for name, spec in self.models.items() if spec.is_model}
         self.recorder = recorder
         self.on_model_ready = on_model_ready
         self.row_counts: dict[str, int | None] = {}
@@ -182,11 +182,11 @@ class Planner:
         spec = self.models.get(name)
         return spec is not None and spec.is_model
 
-    def required_models(self, environment: str, selected: Collection[str]) -> set[str]:
-        """The selection plus the upstream models missing from the environment, which SQLMesh
-        needs with it. EMBEDDED and EXTERNAL ones count: an EMBEDDED model left out of a plan's
-        selection is not inlined, and its readers fail ("Table ... does not exist", measured)."""
-        deployed = sqlmesh_api.environment_model_names(self.context, environment)
+    def required_models(self, deployed: Collection[str], selected: Collection[str]) -> set[str]:
+        """The selection plus the upstream models missing from the environment (`deployed`),
+        which SQLMesh needs with it. EMBEDDED and EXTERNAL ones count: an EMBEDDED model left out
+        of a plan's selection is not inlined, and its readers fail ("Table ... does not exist",
+        measured)."""
         missing_upstream = {
             name for name in sqlmesh_api.upstream(self.context, selected) if name not in deployed
         }
@@ -207,10 +207,11 @@ class Planner:
                 options = self._plan_options(request, False, clock)
                 return self._run(request, known_plan_id, options["execution_time"])
         self.load_models()
-        planned = self.required_models(request.environment, request.selected)
+        deployed = sqlmesh_api.environment_model_names(self.context, request.environment)
+        planned = self.required_models(deployed, request.selected)
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
         attempts = 0
-        restate = self._restatable(request)
+        restate = self._restatable(request, deployed)
         restating: list[str] = []
         options = self._plan_options(request, bool(restate), clock)
         # Plans that would lose work with `run=True` plan without it and run what is due after
@@ -263,13 +264,12 @@ class Planner:
                 excluded.setdefault(child, failed)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
-    def _restatable(self, request: ExecutionRequest) -> set[str]:
+    def _restatable(self, request: ExecutionRequest, deployed: Collection[str]) -> set[str]:
         """The selected models a restatement can recompute: those the environment has. SQLMesh
         refuses to restate in an environment that does not exist yet ("must exist for this
         operation"); a model not deployed has nothing to recompute and is simply built."""
         if not request.restate:
             return set()
-        deployed = sqlmesh_api.environment_model_names(self.context, request.environment)
         new = sorted(n for n in request.selected if self._is_model(n) and n not in deployed)
         if new:
             self.recorder.message(

@@ -246,12 +246,14 @@ def has_metadata_only_changes(context: Context, environment: str) -> bool:
     if env is None:
         return False
     deployed = {info.name: info.fingerprint for info in env.snapshots}
-    for snapshot in context.snapshots.values():
-        before = deployed.get(snapshot.name)
+    # A snapshot's own hashes are its model's: compare those, without building every snapshot
+    # (which fingerprints the parents too) ahead of the plan that builds them anyway.
+    for model in context.models.values():
+        before = deployed.get(model.fqn)
         if (
             before is not None
-            and before.data_hash == snapshot.fingerprint.data_hash
-            and before.metadata_hash != snapshot.fingerprint.metadata_hash
+            and before.data_hash == model.data_hash
+            and before.metadata_hash != model.metadata_hash
         ):
             return True
     return False

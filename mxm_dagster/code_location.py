@@ -47,7 +47,9 @@ def build_definitions(
             *landing,
             *build_sqlmesh_assets(spec, project.location, translator, provided_keys=provided),
         ],
-        resources={RESOURCE_KEY: SQLMeshResultsResource()},
+        # The project's cache folder goes to the run's steps too: the landing asset and the
+        # SQLMesh child then take the same lock.
+        resources={RESOURCE_KEY: SQLMeshResultsResource(cache_dir=_cache_dir(project))},
         sensors=[
             cron_sensor(
                 list(spec.models),
@@ -57,3 +59,7 @@ def build_definitions(
         ],
         executor=executor_from_env(),
     )
+
+
+def _cache_dir(project: SQLMeshProject) -> str | None:
+    return str(project.cache_dir) if project.cache_dir else None

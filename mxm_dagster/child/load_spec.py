@@ -1,10 +1,11 @@
 """A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
 
 A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
-version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY` (LOCATION: the project
-folders, separated by `os.pathsep`) and waits. The child loads the
-project with SQLMesh, writes the spec cache and prints one line: `MXM_SPEC {"spec_file": ...}`,
-or `MXM_SPEC {"error": ...}` with the message a data engineer should see (ADR 9).
+version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY CACHE_DIR` (LOCATION: the
+project folders, separated by `os.pathsep`; GATEWAY and CACHE_DIR may be empty) and waits. The
+child loads the project with SQLMesh, writes the spec cache and prints one line:
+`MXM_SPEC {"spec_file": ...}`, or `MXM_SPEC {"error": ...}` with the message a data engineer
+should see (ADR 9).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def _load(project: SQLMeshProject) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    location, gateway = argv
-    reply = _load(SQLMeshProject.at(location, gateway=gateway or None))
+    location, gateway, cache_dir = argv
+    reply = _load(SQLMeshProject.at(location, gateway=gateway or None, cache_dir=cache_dir or None))
     sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

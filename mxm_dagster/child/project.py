@@ -16,9 +16,13 @@ from mxm_dagster.records.specs import ProjectSpec
 
 
 def configs(project: SQLMeshProject) -> dict[Path, Config]:
-    """Each folder's config, its DuckDB paths anchored at that folder."""
+    """Each folder's config, its DuckDB paths anchored at that folder, SQLMesh's cache where the
+    project keeps its caches (`SQLMeshProject.cache_root`)."""
     project.check_location()
     by_folder = {path: sqlmesh_api.load_project_config(path) for path in project.paths}
+    cache_dir = project.sqlmesh_cache_dir
+    if cache_dir is not None:  # SQLMesh takes it from the first folder's config
+        by_folder = {p: sqlmesh_api.with_cache_dir(c, cache_dir) for p, c in by_folder.items()}
     known = sqlmesh_api.gateway_names(by_folder[project.path])
     if project.gateway and project.gateway not in known:
         raise ProjectLoadError(

@@ -1,5 +1,5 @@
-"""Where the SQLMesh project is (path, gateway, environment), its fingerprint, spec cache and
-serving marker.
+"""Where the SQLMesh project is (path, gateway, environment), its fingerprint, spec cache, locks
+and serving marker, and where those caches live (the project's `.cache`, or MXM_SQLMESH_CACHE_DIR).
 
 Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
 it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
@@ -32,6 +32,8 @@ SPEC_FORMAT = "4"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
+#: A writable folder for the caches and locks of projects whose folder is read-only (an image).
+CACHE_DIR_ENV = "MXM_SQLMESH_CACHE_DIR"
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: Environment variables a config file may read: `env_var('NAME')` in YAML, any upper-case
@@ -46,34 +48,77 @@ class SQLMeshProject:
 
     `path` is the project folder; a multi-repo project (SQLMesh's `Context(paths=[...])`, several
     folders sharing one state and warehouse) lists its other folders in `more_paths`. The first
-    folder's config decides the connections, as in SQLMesh, and holds the code location's caches
-    and locks.
+    folder's config decides the connections, as in SQLMesh, and its `.cache` holds SQLMesh's and
+    the code location's caches and locks, unless `cache_dir` (default: MXM_SQLMESH_CACHE_DIR)
+    names a writable folder for them: a read-only project folder needs one (`cache_root`).
     """
 
     path: Path
     gateway: str | None = None
     environment: str = PROD
     more_paths: tuple[Path, ...] = ()
+    cache_dir: Path | None = None
 
     @classmethod
     def at(
-        cls, location: str, gateway: str | None = None, environment: str = PROD
+        cls,
+        location: str,
+        gateway: str | None = None,
+        environment: str = PROD,
+        cache_dir: str | Path | None = None,
     ) -> SQLMeshProject:
         """The project at `location`: one folder, or several separated by `os.pathsep`."""
         paths = [Path(p).expanduser().resolve() for p in location.split(os.pathsep) if p.strip()]
         if not paths:
             raise ProjectLoadError(f"No SQLMesh project folder in {location!r}")
-        return cls(paths[0], gateway, environment, tuple(paths[1:]))
+        cache = Path(cache_dir).expanduser().resolve() if cache_dir else None
+        return cls(paths[0], gateway, environment, tuple(paths[1:]), cache)
 
     @classmethod
     def from_env(cls) -> SQLMeshProject:
-        """Read MXM_SQLMESH_PROJECT (folders separated by `os.pathsep`), MXM_SQLMESH_GATEWAY and
-        MXM_SQLMESH_ENVIRONMENT."""
+        """Read MXM_SQLMESH_PROJECT (folders separated by `os.pathsep`), MXM_SQLMESH_GATEWAY,
+        MXM_SQLMESH_ENVIRONMENT and MXM_SQLMESH_CACHE_DIR."""
         return cls.at(
             os.environ.get("MXM_SQLMESH_PROJECT") or str(DEFAULT_PROJECT_DIR),
             gateway=os.environ.get("MXM_SQLMESH_GATEWAY") or None,
             environment=os.environ.get("MXM_SQLMESH_ENVIRONMENT") or PROD,
+            cache_dir=os.environ.get(CACHE_DIR_ENV) or None,
         )
+
+    @cached_property
+    def cache_root(self) -> Path:
+        """The folder of this project's caches: SQLMesh's own (model definitions, optimized
+        queries), and in its `mxm_dagster` subfolder the spec cache, the locks and the serving
+        markers.
+
+        The project's `.cache` unless a cache folder is named (`cache_dir`, else
+        MXM_SQLMESH_CACHE_DIR): then its subfolder for this project, so several projects may share
+        it. A read-only project folder without one is an error, not a silent per-user fallback:
+        the locks only serialise runs whose processes all agree on where they are.
+        """
+        named = self.cache_dir or os.environ.get(CACHE_DIR_ENV)
+        if named:
+            key = hashlib.sha1(self.location.encode()).hexdigest()[:12]
+            return Path(named).expanduser().resolve() / f"{self.path.name}-{key}"
+        default = self.path / ".cache"
+        probe = default if default.is_dir() else self.path
+        if self.path.is_dir() and not os.access(probe, os.W_OK):
+            raise ProjectLoadError(
+                f"The SQLMesh project folder {self.path} is read-only, and SQLMesh's cache, the "
+                f"spec cache and the run locks go into its .cache: set {CACHE_DIR_ENV} to a "
+                "writable folder, the same for every process serving this project on this machine"
+            )
+        return default
+
+    @property
+    def sqlmesh_cache_dir(self) -> Path | None:
+        """SQLMesh's `cache_dir` for this project: None leaves the project's config as it is."""
+        root = self.cache_root
+        return None if root == self.path / ".cache" else root
+
+    @property
+    def _own_cache(self) -> Path:
+        return self.cache_root / "mxm_dagster"
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -117,7 +162,7 @@ class SQLMeshProject:
         gateway they name; other engines are keyed by gateway."""
         target = str(self.warehouse_path) if self.warehouse_path else self.gateway_name
         digest = hashlib.sha1(target.encode()).hexdigest()[:12]
-        return self.path / ".cache" / "mxm_dagster" / f"warehouse-{digest}.lock"
+        return self._own_cache / f"warehouse-{digest}.lock"
 
     def fingerprint(self) -> str:
         """A digest of every project file, the SQLMesh version, the gateway asked for and the
@@ -167,7 +212,7 @@ class SQLMeshProject:
 
     def spec_file(self) -> Path:
         """Where the spec of the project's current version is (or would be) cached."""
-        return self.path / ".cache" / "mxm_dagster" / f"spec-{self.fingerprint()}.json"
+        return self._own_cache / f"spec-{self.fingerprint()}.json"
 
     def load_spec(self) -> ProjectSpec:
         """The project's models, from the spec cache when the project files are unchanged.
@@ -195,7 +240,9 @@ class SQLMeshProject:
         """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9)."""
         self.check_location()  # no interpreter to start for a folder that cannot be a project
         done = subprocess.run(
-            child_command(SPEC_CHILD_MODULE, self.location, self.gateway or ""),
+            child_command(
+                SPEC_CHILD_MODULE, self.location, self.gateway or "", str(self.cache_dir or "")
+            ),
             env=child_env(),
             capture_output=True,
             text=True,

@@ -39,6 +39,7 @@ class ChildOrder:
                     "location": self.project.location,
                     "gateway": self.project.gateway,
                     "environment": self.project.environment,
+                    "cache_dir": str(self.project.cache_dir) if self.project.cache_dir else None,
                 },
                 "request": self.request.to_dict(),
                 "lock_timeout_seconds": self.lock_timeout_seconds,
@@ -51,7 +52,12 @@ class ChildOrder:
         raw = json.loads(text)
         project = raw["project"]
         return cls(
-            SQLMeshProject.at(project["location"], project["gateway"], project["environment"]),
+            SQLMeshProject.at(
+                project["location"],
+                project["gateway"],
+                project["environment"],
+                project.get("cache_dir"),
+            ),
             ExecutionRequest.from_dict(raw["request"]),
             raw["lock_timeout_seconds"],
             raw["warehouse_wait_seconds"],

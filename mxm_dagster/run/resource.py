@@ -180,6 +180,11 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         description="Forward-only models whose destructive changes (dropped columns) may be "
         "applied: SQLMesh model names or patterns, ['*'] for all; default: refuse",
     )
+    cache_dir: str | None = Field(
+        default=None,
+        description="Writable folder for the project's caches and locks (a read-only project "
+        "folder needs one); default MXM_SQLMESH_CACHE_DIR, else the project's .cache",
+    )
     lock_timeout_seconds: float = Field(
         default=1800, description="How long a run waits for another run of the same project"
     )
@@ -195,6 +200,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             project_dir or base.location,
             gateway=self.gateway or base.gateway,
             environment=self.environment or base.environment,
+            cache_dir=self.cache_dir or base.cache_dir,
         )
 
     # ------------------------------------------------------------------ per step

@@ -9,6 +9,7 @@ from mxm_dagster.child.sqlmesh_api.config import (
     gateway_names,
     load_project_config,
     warehouse_path,
+    with_cache_dir,
 )
 from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
@@ -54,4 +55,5 @@ __all__ = [
     "serves_project",
     "upstream",
     "warehouse_path",
+    "with_cache_dir",
 ]

@@ -67,6 +67,12 @@ def load_project_config(project_dir: Path) -> Config:
     return config.model_copy(update=update)
 
 
+def with_cache_dir(config: Config, cache_dir: Path) -> Config:
+    """`config` with SQLMesh's model and query caches in `cache_dir` instead of the project's
+    `.cache`: what a read-only project folder needs."""
+    return config.model_copy(update={"cache_dir": str(cache_dir)})
+
+
 def gateway_names(config: Config) -> list[str]:
     return sorted(config.gateways)
 

@@ -24,6 +24,7 @@ DAILY = '"warehouse"."staging"."daily_rates"'
 GATED = '"warehouse"."staging"."gated"'
 AFTER_GATED = '"warehouse"."marts"."after_gated"'
 ENDED = '"warehouse"."staging"."ended"'
+AFTER_ENDED = '"warehouse"."marts"."after_ended"'
 
 
 def days_ago(days: int) -> date:
@@ -164,13 +165,19 @@ def test_a_model_waiting_on_a_signal_is_not_filled_and_says_so(clean_project: Pa
     assert f"waiting on upstream {GATED}" in (outcomes[AFTER_GATED].reason or "")
 
 
-def test_a_model_past_its_end_is_not_filled_once_its_intervals_are_done(
+def test_a_model_past_its_end_is_complete_once_its_intervals_are_done(
     clean_project: Path,
 ) -> None:
+    """Every interval up to the end recorded, nothing is due any more: the model is up to date
+    and says it ended, and the model reading it runs (its step used to be skipped on every run
+    once the ended model was reported `not_filled`)."""
     (clean_project / "models" / "ended.sql").write_text(
         "MODEL (\n  name staging.ended,\n  kind INCREMENTAL_BY_TIME_RANGE (time_column ds),\n"
         f"  start '{days_ago(6).isoformat()}',\n  end '{days_ago(4).isoformat()}',\n"
         "  cron '@daily'\n);\nSELECT @start_ds::DATE AS ds, 1 AS v\n"
+    )
+    (clean_project / "models" / "after_ended.sql").write_text(
+        "MODEL (name marts.after_ended, kind FULL);\nSELECT count(*) AS n FROM staging.ended\n"
     )
     first = materialize(clean_project)
     assert first.success, first.messages()
@@ -180,11 +187,21 @@ def test_a_model_past_its_end_is_not_filled_once_its_intervals_are_done(
 
     second = materialize(clean_project)
     assert second.success, second.messages()
-    assert "staging/ended" not in second.materializations()
-    assert second.step_statuses()["staging__ended"] == "STEP_SUCCESS"
-    outcome = stored_results(second).models[ENDED]
-    assert outcome.status is ModelStatus.NOT_FILLED
-    assert f"past its end: the model ends at {days_ago(3).isoformat()}" in (outcome.reason or "")
+    statuses = second.step_statuses()
+    assert statuses["staging__ended"] == "STEP_SUCCESS"
+    assert statuses["marts__after_ended"] == "STEP_SUCCESS"  # not skipped
+    mats = second.materializations()
+    ended = mats["staging/ended"]
+    assert ended["sqlmesh/outcome"] == "up_to_date"
+    assert ended["sqlmesh/data_changed"] is False
+    assert ended["sqlmesh/reason"].startswith(
+        f"ended at {days_ago(3).isoformat()}T00:00:00+00:00: SQLMesh fills no interval after"
+    )
+    assert mats["marts/after_ended"]["sqlmesh/outcome"] == "up_to_date"
+    assert not any(m.startswith(f"SQLMesh did not fill {ENDED}") for m in second.messages())
+    outcomes = stored_results(second).models
+    assert outcomes[ENDED].status is ModelStatus.UP_TO_DATE
+    assert outcomes[AFTER_ENDED].status is ModelStatus.UP_TO_DATE
     assert intervals_of(clean_project, ENDED) == [(epoch_ms(days_ago(6)), epoch_ms(days_ago(3)))]
 
 

@@ -476,3 +476,59 @@ def test_a_partial_range_under_the_multiprocess_executor(
     assert run.step_statuses()["shop__order_totals"] == "STEP_SKIPPED"
     assert run.materializations()["shop/order_totals"]["sqlmesh/outcome"] == "evaluated"
     assert run.checks() == {"shop/order_totals:not_null": (True, "ERROR")}
+
+
+def shop_with(tmp_path: Path, **replacements: str) -> Path:
+    """The shop project with its daily model's MODEL block edited (`old=new` pairs)."""
+    project = tmp_path / "shop_edited"
+    for name, text in FILES.items():
+        if name == "models/daily_orders.sql":
+            for old, new in replacements.items():
+                text = text.replace(old, new)
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    return project
+
+
+@pytest.mark.usefixtures("partitions_on")
+def test_partitions_after_the_models_end_are_past_its_end(tmp_path: Path) -> None:
+    """A model ending 11-20: the range 11-18...11-22 as of 11-30 has 11-21 and 11-22 after its
+    end. SQLMesh fills up to the end; those two are neither filled nor materialized, and the
+    log says why (it used to say SQLMesh gave no reason)."""
+    project = shop_with(tmp_path, **{"cron '0 6 * * *',": "cron '@daily',\n  end '2026-11-20',"})
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {**days_tags("2026-11-18", "2026-11-22"), "mxm/execution_time": "2026-11-30 00:00:00"}
+    run = materialize(project, ["shop/daily_orders"], instance, tags)
+    assert run.success, run.messages()
+
+    days = recorded_days(project, DAILY_MODEL)
+    assert min(days) == "2026-11-01" and max(days) == "2026-11-20"
+    assert materialized_partitions(instance, DAILY) == days
+    messages = "\n".join(run.messages())
+    assert (
+        "Not filled: 2026-11-21, 2026-11-22: past its end (ends at 2026-11-21T00:00:00+00:00)"
+        in messages
+    ), messages
+    assert "SQLMesh filled 3 of the 5 partitions" in messages
+
+
+@pytest.mark.usefixtures("partitions_on")
+def test_due_ness_of_a_partition_follows_the_models_cron_tz(tmp_path: Path) -> None:
+    """Cron `0 6 * * *` in Los Angeles ticks at 14:00 UTC: at 11-29 10:00 UTC day 11-28 is not
+    due for SQLMesh, while a UTC reading of the cron (06:00) would call it due."""
+    project = shop_with(
+        tmp_path, **{"cron '0 6 * * *',": "cron '0 6 * * *',\n  cron_tz 'America/Los_Angeles',"}
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    tags = {**days_tags("2026-11-25", "2026-11-28"), "mxm/execution_time": "2026-11-29 10:00:00"}
+    run = materialize(project, ["shop/daily_orders"], instance, tags)
+    assert run.success, run.messages()
+
+    days = recorded_days(project, DAILY_MODEL)
+    assert max(days) == "2026-11-27"  # SQLMesh's reading of the cron in its time zone
+    assert "2026-11-28" not in materialized_partitions(instance, DAILY)
+    messages = "\n".join(run.messages())
+    assert (
+        "2026-11-28: not due by the model's cron '0 6 * * *' in America/Los_Angeles as of the "
+        "execution time 2026-11-29T10:00:00+00:00"
+    ) in messages, messages

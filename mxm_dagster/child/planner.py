@@ -387,7 +387,9 @@ class Planner:
                 records=records,
                 log=self.recorder.message,
             )
-            outcome.reason = reasons.get(name)
+            outcome.reason = reasons.get(name) or ended_note(
+                self.models[name], status, execution_time
+            )
             outcomes[name] = outcome
         results = request.results_without_models()
         results.models = outcomes
@@ -429,31 +431,47 @@ def unfilled_reason(
     name: str, due: dict[str, sqlmesh_api.DueIntervals], environment: str
 ) -> str | None:
     """Why SQLMesh left intervals of `name` due and missing, as precisely as its state tells;
-    None when nothing due is missing (intervals not due yet leave a model up to date)."""
+    None when nothing due is missing (intervals not due yet leave a model up to date).
+
+    A model past its `end` with every interval up to its end recorded misses nothing: SQLMesh
+    never fills after the end, so nothing there is due (see `ended_note`). Past its end and
+    still missing intervals before it, it is not filled, and the end is part of the reason."""
     state = due.get(name)
     if state is None:
         return f"SQLMesh's environment {environment!r} holds no version of this model"
+    if not state.missing:
+        return None
     reasons: list[str] = []
-    if state.missing:
-        waiting_on = [p for p in state.parents if p in due and due[p].missing]
-        if waiting_on:
-            reasons.append(
-                f"waiting on upstream {', '.join(waiting_on)}, which SQLMesh has not filled "
-                "for the same intervals"
-            )
-        if state.signals:
-            reasons.append(
-                f"waiting on signal {', '.join(state.signals)}: it did not report "
-                f"{_span(state.missing)} ready"
-            )
-        if not reasons:
-            reasons.append(f"SQLMesh left {_span(state.missing)} unfilled without an error")
+    waiting_on = [p for p in state.parents if p in due and due[p].missing]
+    if waiting_on:
+        reasons.append(
+            f"waiting on upstream {', '.join(waiting_on)}, which SQLMesh has not filled "
+            "for the same intervals"
+        )
+    if state.signals:
+        reasons.append(
+            f"waiting on signal {', '.join(state.signals)}: it did not report "
+            f"{_span(state.missing)} ready"
+        )
+    if not reasons:
+        reasons.append(f"SQLMesh left {_span(state.missing)} unfilled without an error")
     if state.past_end:
         reasons.append(
             f"past its end: the model ends at {iso_from_ms(state.end or 0)}, and SQLMesh fills no "
             f"interval after it (its cron made intervals due up to {iso_from_ms(state.due_until)})"
         )
-    return "; ".join(reasons) or None
+    return "; ".join(reasons)
+
+
+def ended_note(spec: ModelSpec, status: ModelStatus, execution_time: int) -> str | None:
+    """For a model that is up to date past its `end`: that it ended, and that SQLMesh fills
+    nothing after it, so the record of a complete model does not read like a stalled one."""
+    if status is not ModelStatus.UP_TO_DATE or spec.end_ms is None or spec.end_ms > execution_time:
+        return None
+    return (
+        f"ended at {iso_from_ms(spec.end_ms)}: SQLMesh fills no interval after the model's end, "
+        "and none due before it is missing"
+    )
 
 
 def _span(intervals: Collection[tuple[int, int]]) -> str:

@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -28,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
-SPEC_FORMAT = "4"  # bump when a spec record gains or changes a field
+SPEC_FORMAT = "5"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
@@ -218,9 +219,19 @@ class SQLMeshProject:
         """The project's models, from the spec cache when the project files are unchanged.
 
         The code server parses the project once; run workers and step processes reuse its result.
+
+        A cached spec also has to hold *now*: a relative `start` or `end` ('3 days ago') was
+        resolved when the spec was made, and resolves into another interval once the clock has
+        moved far enough (daily models: at midnight UTC). The spec says from when
+        (`ProjectSpec.valid_until`), and from then on it is loaded again, into the same cache
+        file. The moment is part of the spec, not of the cache key, because only SQLMesh can
+        tell that a project has relative times, and the key is computed without it. Projects
+        with absolute times only are never reloaded for the clock.
         """
         cache_file = self.spec_file()
         spec = _read_spec(cache_file)
+        if spec is not None and not spec.holds_at(int(time.time() * 1000)):
+            spec = None
         if spec is None:
             # A process that already holds SQLMesh loads it here; any other one (every Dagster
             # process) would pay SQLMesh's import and memory for good, and load it slower.

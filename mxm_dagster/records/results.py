@@ -16,11 +16,12 @@ from mxm_dagster.common.files import write_atomically
 class ModelStatus(StrEnum):
     EVALUATED = "evaluated"  # SQLMesh computed at least one interval in this execution
     # SQLMesh had every interval due by the model's cron as of the execution time, and did not
-    # evaluate the model
+    # evaluate the model. Past the model's `end` nothing is due: an ended model with every
+    # interval up to its end recorded is up to date (`ModelOutcome.reason` says it ended)
     UP_TO_DATE = "up_to_date"
     AUDITED = "audited"  # audit-only re-run: SQLMesh ran the audits on existing data, none changed
-    # SQLMesh left due intervals missing without an error (a signal not ready, past the model's
-    # `end`, upstream not filled): `ModelOutcome.reason` says why
+    # SQLMesh left due intervals missing without an error (a signal not ready, upstream not
+    # filled): `ModelOutcome.reason` says why
     NOT_FILLED = "not_filled"
     FAILED = "failed"  # evaluation or a blocking audit failed
     SKIPPED = "skipped"  # not evaluated because an upstream model failed
@@ -69,7 +70,9 @@ class ModelOutcome:
     row_count: int | None = None
     # True when reported as soon as the data was written, before SQLMesh promoted the environment
     reported_before_promotion: bool = False
-    reason: str | None = None  # why due intervals are still missing (set for `not_filled`)
+    #: `not_filled`: why due intervals are still missing; `up_to_date` past the model's end:
+    #: that it ended, and when
+    reason: str | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

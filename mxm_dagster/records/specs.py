@@ -58,7 +58,11 @@ class ModelSpec:
     interval_unit: str | None = None
     start: str | None = None
     start_ms: int | None = None  # the start as SQLMesh resolves it (epoch ms, UTC); None if unset
-    cron_tz: str | None = None
+    #: The model's `end` as written, and as SQLMesh resolves it: exclusive (an end date covers
+    #: that whole day), epoch ms, UTC. SQLMesh fills no interval after it.
+    end: str | None = None
+    end_ms: int | None = None
+    cron_tz: str | None = None  # the time zone of `cron` (IANA name); None: UTC
     time_column: str | None = None
     grain: tuple[str, ...] = ()
     data_hash: str | None = None
@@ -94,6 +98,15 @@ class ProjectSpec:
     #: processes need to know of the connection without loading SQLMesh's config.
     gateway: str = ""
     warehouse: str | None = None
+    #: A relative `start` or `end` ('3 days ago') resolves against the clock: the moment (epoch
+    #: ms) from which one of them would resolve into another interval of its model, so the cached
+    #: spec no longer holds (see `common.project.SQLMeshProject.load_spec`). None: nothing in the
+    #: spec depends on when it was made.
+    valid_until: int | None = None
+
+    def holds_at(self, now_ms: int) -> bool:
+        """Whether every relative start and end still resolves as recorded at `now_ms`."""
+        return self.valid_until is None or now_ms < self.valid_until
 
     def by_name(self) -> dict[str, ModelSpec]:
         return {m.name: m for m in self.models}

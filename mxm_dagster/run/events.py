@@ -40,6 +40,8 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
     }
     if outcome.row_count is not None:
         metadata["dagster/row_count"] = outcome.row_count
+    if outcome.reason:  # a materialized outcome has one only when the model ended
+        metadata["sqlmesh/reason"] = outcome.reason
     return metadata
 
 

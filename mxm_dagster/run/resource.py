@@ -26,10 +26,11 @@ from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import PROJECT_TAG, built_asset_key_for_model
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.common.times import from_ms, to_ms
+from mxm_dagster.common.times import from_ms, iso_from_ms, to_ms
 from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
+from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run import events, selection
 from mxm_dagster.run.child import ExecutionFailed, run_in_child
 
@@ -303,14 +304,16 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     ) -> str:
         """Which partitions of the step's range SQLMesh did not fill, and why."""
         execution_time = self._execution_time(results)
-        cron = _metadata_value(context, context.asset_key, "sqlmesh/cron")
+        # The spec, not the asset's metadata: a translator may drop metadata, and the end and
+        # cron_tz are SQLMesh's resolution of the model
+        model = self.project(context).load_spec().by_name().get(outcome.model)
         # Partitions recorded in Dagster were filled by SQLMesh in an earlier run (ADR 5)
         materialized = context.instance.get_materialized_partitions(context.asset_key)
         by_reason: dict[str, list[str]] = {}
         for key in unfilled:
             end = partitions_def.time_window_for_partition_key(key).end
             reason = _unfilled_reason(
-                outcome, results, end, cron, execution_time, key in materialized
+                outcome, results, end, model, execution_time, key in materialized
             )
             by_reason.setdefault(reason, []).append(key)
         reasons = "; ".join(f"{', '.join(keys)}: {reason}" for reason, keys in by_reason.items())
@@ -555,35 +558,40 @@ class _StepOutput:
         return any(isinstance(e, dg.MaterializeResult) for e in self.events)
 
 
-def _metadata_value(context: dg.AssetExecutionContext, key: dg.AssetKey, name: str) -> Any:
-    graph = selection.asset_graph(context)
-    value = graph.get(key).metadata.get(name) if graph.has(key) else None
-    return getattr(value, "value", value)
-
-
 def _unfilled_reason(
     outcome: ModelOutcome,
     results: ExecutionResults,
     interval_end: datetime,
-    cron: str | None,
+    model: ModelSpec | None,
     execution_time: datetime | None,
     materialized_before: bool,
 ) -> str:
-    """Why SQLMesh left one partition of the step's range unfilled in this execution."""
+    """Why SQLMesh left one partition of the step's range unfilled in this execution.
+
+    A partition after the model's `end` is never filled, whatever the clock: that comes first.
+    Due-ness follows the model's cron in its `cron_tz`, as SQLMesh's does."""
     as_of = (
         f"as of the execution time {execution_time.isoformat()}"
         if execution_time
         else "as of the run's execution time"
     )
+    if model is not None and model.end_ms is not None and to_ms(interval_end) > model.end_ms:
+        return (
+            f"past its end (ends at {iso_from_ms(model.end_ms)}): SQLMesh fills no interval "
+            "after the model's end"
+        )
     if execution_time is not None and interval_end > execution_time:
         return f"not complete {as_of}"
+    cron = model.cron if model is not None else None
+    cron_tz = model.cron_tz if model is not None else None
     if (
         execution_time is not None
         and cron
-        and not partitions.is_due(cron, None, interval_end, execution_time)
+        and not partitions.is_due(cron, cron_tz, interval_end, execution_time)
     ):
-        return f"not due by the model's cron {cron!r} {as_of}"
-    if outcome.reason:  # SQLMesh's reason, when it left intervals unfilled
+        in_zone = f" in {cron_tz}" if cron_tz else ""
+        return f"not due by the model's cron {cron!r}{in_zone} {as_of}"
+    if outcome.status is ModelStatus.NOT_FILLED and outcome.reason:  # SQLMesh's reason
         return outcome.reason
     if results.restated:
         return "due, but SQLMesh did not restate it in this run"
@@ -591,5 +599,5 @@ def _unfilled_reason(
         return "already recorded by SQLMesh (materialized in an earlier run), not restated"
     return (
         "not filled by SQLMesh in this run, which gave no reason (already filled while "
-        "partitions were off, past the model's end, or waiting on a signal)"
+        "partitions were off, or waiting on a signal)"
     )

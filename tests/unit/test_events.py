@@ -156,6 +156,12 @@ def test_provenance_of_an_unevaluated_model_has_empty_fields_and_no_row_count() 
     assert metadata["sqlmesh/duration_ms"] == 0
     assert metadata["sqlmesh/intervals"].value == []
     assert "dagster/row_count" not in metadata
+    assert "sqlmesh/reason" not in metadata
+
+
+def test_provenance_of_a_model_past_its_end_says_it_ended() -> None:
+    ended = ModelOutcome(model=MODEL, status=ModelStatus.UP_TO_DATE, reason="ended at X")
+    assert provenance(ended, results())["sqlmesh/reason"] == "ended at X"
 
 
 def test_a_blocking_audit_is_an_error_check_and_a_non_blocking_one_a_warning() -> None:

@@ -49,6 +49,7 @@ PROJECT = ProjectSpec(
     ),
     gateway="local",
     warehouse="/tmp/w.duckdb",
+    valid_until=1_800_000_000_000,
 )
 
 
@@ -57,6 +58,28 @@ def test_a_project_spec_survives_its_json_form() -> None:
     assert restored == PROJECT
     assert restored.models[2].audits[0].reads == ("clean", "raw")
     assert isinstance(restored.models[0].columns[0], ColumnSpec)
+
+
+def test_a_models_end_and_cron_tz_survive_the_json_form() -> None:
+    ended = ModelSpec(
+        name="m",
+        catalog=None,
+        schema="s",
+        table="m",
+        kind="INCREMENTAL_BY_TIME_RANGE",
+        end="2024-01-01",
+        end_ms=1_704_153_600_000,
+        cron_tz="America/Los_Angeles",
+    )
+    project = ProjectSpec(default_catalog=None, dialect="duckdb", engine="duckdb", models=(ended,))
+    assert ProjectSpec.from_json(project.to_json()).models == (ended,)
+
+
+def test_a_spec_with_relative_times_holds_only_until_they_move() -> None:
+    assert PROJECT.holds_at(1_799_999_999_999)
+    assert not PROJECT.holds_at(1_800_000_000_000)
+    timeless = ProjectSpec(default_catalog=None, dialect="duckdb", engine="duckdb", models=())
+    assert timeless.holds_at(10**15)
 
 
 def test_a_written_project_spec_is_read_back_equal(tmp_path: Path) -> None:

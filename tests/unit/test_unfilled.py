@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mxm_dagster.child.planner import _status, unfilled_reason
+from mxm_dagster.child.planner import _status, ended_note, unfilled_reason
 from mxm_dagster.child.recorder import ModelRecord
 from mxm_dagster.child.sqlmesh_api import DueIntervals
 from mxm_dagster.records.results import ModelStatus
-from tests.unit.specs_factory import ms
+from tests.unit.specs_factory import model, ms
 
 DAY_1 = (ms(2024, 1, 1), ms(2024, 1, 2))
 DAY_2 = (ms(2024, 1, 2), ms(2024, 1, 3))
@@ -79,12 +81,45 @@ def test_a_model_missing_intervals_for_no_known_cause_says_so() -> None:
     )
 
 
-def test_a_model_past_its_end_says_where_it_ends() -> None:
+def test_a_model_past_its_end_with_every_interval_recorded_misses_nothing() -> None:
+    """Nothing after the end is ever filled, so nothing there is due: no reason, no not_filled
+    (which would skip its downstream steps on every run)."""
     state = {"m": due(end=DAY_1[1], due_until=DAY_2[1])}
+    assert unfilled_reason("m", state, "prod") is None
+
+
+def test_a_model_past_its_end_still_missing_intervals_before_it_says_both() -> None:
+    state = {"m": due(missing=(DAY_1,), end=DAY_1[1], due_until=DAY_2[1])}
     assert unfilled_reason("m", state, "prod") == (
-        "past its end: the model ends at 2024-01-02T00:00:00+00:00, and SQLMesh fills no "
-        "interval after it (its cron made intervals due up to 2024-01-03T00:00:00+00:00)"
+        "SQLMesh left 1 due interval [2024-01-01T00:00:00+00:00, 2024-01-02T00:00:00+00:00) "
+        "unfilled without an error; past its end: the model ends at 2024-01-02T00:00:00+00:00, "
+        "and SQLMesh fills no interval after it (its cron made intervals due up to "
+        "2024-01-03T00:00:00+00:00)"
     )
+
+
+def test_an_up_to_date_model_past_its_end_says_it_ended() -> None:
+    ended = replace(model(), end="2024-01-01", end_ms=DAY_1[1])
+    assert ended_note(ended, ModelStatus.UP_TO_DATE, DAY_2[1]) == (
+        "ended at 2024-01-02T00:00:00+00:00: SQLMesh fills no interval after the model's end, "
+        "and none due before it is missing"
+    )
+    assert ended_note(ended, ModelStatus.UP_TO_DATE, DAY_1[1]) is not None  # ends right now
+
+
+@pytest.mark.parametrize(
+    ("end_ms", "status", "as_of"),
+    [
+        (None, ModelStatus.UP_TO_DATE, DAY_2[1]),  # no end
+        (DAY_2[1], ModelStatus.UP_TO_DATE, DAY_1[1]),  # ends later
+        (DAY_1[1], ModelStatus.EVALUATED, DAY_2[1]),  # filled its last intervals: no note
+        (DAY_1[1], ModelStatus.NOT_FILLED, DAY_2[1]),  # has its own reason
+    ],
+)
+def test_no_ended_note_unless_up_to_date_past_the_end(
+    end_ms: int | None, status: ModelStatus, as_of: int
+) -> None:
+    assert ended_note(replace(model(), end_ms=end_ms), status, as_of) is None
 
 
 def test_a_model_ending_where_its_due_intervals_end_is_not_past_its_end() -> None:

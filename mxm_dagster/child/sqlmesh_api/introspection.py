@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlmesh import Context
-from sqlmesh.utils.date import to_timestamp
 
+from mxm_dagster.child.sqlmesh_api import bounds
 from mxm_dagster.child.sqlmesh_api.console import check_names, rendered_args, sql_text
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
@@ -84,9 +85,14 @@ def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
 _KINDS_WITHOUT_TABLE = {"EXTERNAL", "EMBEDDED"}
 
 
-def _model_spec(model: Any) -> ModelSpec:
+def _kind(model: Any) -> str:
+    return model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
+
+
+def _model_spec(model: Any, at: datetime) -> ModelSpec:
+    """`at`: the moment relative starts and ends resolve against."""
     table = model.fully_qualified_table
-    kind = model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
+    kind = _kind(model)
     is_external = kind in _KINDS_WITHOUT_TABLE
     time_column = getattr(model.kind, "time_column", None)
     path = getattr(model, "_path", None)
@@ -106,7 +112,9 @@ def _model_spec(model: Any) -> ModelSpec:
         cron=None if is_external else model.cron,
         interval_unit=None if is_external else model.interval_unit.value,
         start=None if is_external or model.start is None else str(model.start),
-        start_ms=None if is_external or model.start is None else to_timestamp(model.start),
+        start_ms=None if is_external or model.start is None else bounds.resolve(model.start, at),
+        end=None if is_external or model.end is None else str(model.end),
+        end_ms=None if is_external or model.end is None else bounds.resolve(model.end, at, True),
         cron_tz=None if is_external or not model.cron_tz else str(model.cron_tz),
         time_column=time_column.column.name if time_column is not None else None,
         grain=tuple(g.sql() for g in getattr(model, "grains", ()) or ()),
@@ -130,8 +138,24 @@ def _source_spec(name: str) -> ModelSpec:
     )
 
 
+def _valid_until(context: Context, at: datetime) -> int | None:
+    """When the first relative start or end would resolve into another interval (module
+    `bounds`); None when every start and end is absolute."""
+    moments = [
+        bounds.holds_until(value, model.interval_unit, at)
+        for model in context.models.values()
+        if _kind(model) not in _KINDS_WITHOUT_TABLE
+        for value in (model.start, model.end)
+        if value is not None
+    ]
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if known else None
+
+
 def project_spec(context: Context) -> ProjectSpec:
-    models = {model.fqn: _model_spec(model) for model in context.models.values()}
+    """The models as SQLMesh resolves them now; `valid_until` says until when that holds."""
+    at = bounds.resolution_moment()
+    models = {model.fqn: _model_spec(model, at) for model in context.models.values()}
     for spec in list(models.values()):
         for parent in spec.depends_on:
             models.setdefault(parent, _source_spec(parent))
@@ -142,4 +166,5 @@ def project_spec(context: Context) -> ProjectSpec:
         dialect=context.default_dialect or engine,
         engine=engine,
         models=tuple(sorted(models.values(), key=lambda m: m.name)),
+        valid_until=_valid_until(context, at),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mxm_dagster.child.planner import _status, unfilled_reason
+from mxm_dagster.child.plan.outcomes import _status, unfilled_reason
 from mxm_dagster.child.recorder import ModelRecord
 from mxm_dagster.child.sqlmesh_api import DueIntervals
 from mxm_dagster.records.results import ModelStatus

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import asdict
 from typing import IO, Any
 
-from mxm_dagster.child.planner import Planner
+from mxm_dagster.child.plan.evaluator import PlanEvaluator
 from mxm_dagster.child.project import open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.sqlmesh_api import close_context, load_models
@@ -72,7 +72,7 @@ def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
         fingerprint = project.fingerprint()  # the files the Context is about to load
         sqlmesh_context = open_context(project, recorder, load=False)
         try:
-            planner = Planner(
+            planner = PlanEvaluator(
                 sqlmesh_context,
                 spec,
                 recorder,

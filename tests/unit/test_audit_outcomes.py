@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mxm_dagster.child.planner import _audit_outcomes, model_outcome
+from mxm_dagster.child.plan.outcomes import _audit_outcomes, model_outcome
 from mxm_dagster.child.recorder import ModelRecord
 from mxm_dagster.records.results import AuditOutcome, ModelStatus
 from mxm_dagster.records.specs import AuditSpec

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from mxm_dagster.child.planner import _status, ended_note, unfilled_reason
+from mxm_dagster.child.plan.outcomes import _status, ended_note, unfilled_reason
 from mxm_dagster.child.recorder import ModelRecord
 from mxm_dagster.child.sqlmesh_api import DueIntervals
 from mxm_dagster.records.results import ModelStatus

@@ -1,0 +1,157 @@
+"""What one SQLMesh execution does, decided from plain values before SQLMesh is asked to do it.
+
+Every choice here (run or plan, which models, what to restate, how due intervals get filled) is a
+function of what the evaluator read from SQLMesh beforehand, so it is tested without a Context.
+Two reads are passed as questions instead of answers (`finalized_plan_id`,
+`has_metadata_only_changes`): each costs a pass over SQLMesh's environment state, and is asked
+only when its answer can change the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from mxm_dagster.records.request import ExecutionRequest
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One SQLMesh call to make, `sqlmesh run` or a plan, and how."""
+
+    command: Literal["run", "plan"]
+    #: A run's selected models; a plan's: those and the upstream models the environment lacks.
+    models: frozenset[str]
+    select_models: tuple[str, ...] | None  # None: every model, which SQLMesh also plans fastest
+    options: Mapping[str, Any]  # the plan's window, the request's options, the execution time
+    restate: tuple[str, ...] = ()
+    run_due: bool = False  # plan with `run=True`: the plan also fills what each cron made due
+    fill_after: bool = False  # plan without `run`, then run what is still due
+    report_early: bool = True  # off when a second SQLMesh call may evaluate a model again
+    messages: tuple[str, ...] = ()  # for the run's log, before SQLMesh starts
+    plan_id: str | None = None  # a run's: the plan the environment already serves
+
+    @property
+    def execution_time(self) -> Any:
+        """As the request or its window gives it (SQLMesh parses it), else the clock in ms."""
+        return self.options["execution_time"]
+
+
+def plan_options(request: ExecutionRequest, restating: bool, clock: int) -> dict[str, Any]:
+    """An explicit option (the execution-time tag) wins over the window's default, and the
+    execution time is fixed (to `clock` unless given) so that the check of what is still due
+    refers to the moment SQLMesh filled as of."""
+    options: dict[str, Any] = {**request.plan_window(restating), **request.plan_options}
+    options.setdefault("execution_time", clock)
+    return options
+
+
+def decide_run(
+    request: ExecutionRequest,
+    known_plan_id: str | None,
+    finalized_plan_id: Callable[[], str | None],
+    models: Collection[str],
+    clock: int,
+) -> Decision | None:
+    """`sqlmesh run` when the environment already serves this project unchanged: the plan SQLMesh
+    finalized last (`finalized_plan_id`) is the one remembered for these files (`known_plan_id`).
+    It fills the same intervals as a plan, without fingerprinting. None: a plan is needed.
+
+    `models` are the project's models (external ones left out); `clock` is SQLMesh's now in ms."""
+    if not request.may_run_without_plan or known_plan_id is None:
+        return None
+    if finalized_plan_id() != known_plan_id:
+        return None
+    selected = frozenset(n for n in request.selected if n in models)
+    return Decision(
+        command="run",
+        models=selected,
+        select_models=_selection(selected, models),
+        options=plan_options(request, False, clock),
+        plan_id=known_plan_id,
+    )
+
+
+def decide_plan(
+    request: ExecutionRequest,
+    models: Collection[str],
+    deployed: Collection[str],
+    upstream: Collection[str],
+    has_metadata_only_changes: Callable[[], bool],
+    clock: int,
+) -> Decision:
+    """The plan for `request`, from the environment's models (`deployed`) and every node SQLMesh
+    knows above the selection (`upstream`).
+
+    The plan takes the selection plus the upstream models missing from the environment, which
+    SQLMesh needs with it. EMBEDDED and EXTERNAL ones count: an EMBEDDED model left out of a
+    plan's selection is not inlined, and its readers fail ("Table ... does not exist", measured).
+    Plans that would lose work with `run=True` plan without it and run what is due after
+    (`fill_after`); a model may then be evaluated twice, so none is reported early."""
+    planned = frozenset(n for n in request.selected if n in models) | {
+        n for n in upstream if n not in deployed
+    }
+    restatable, messages = _restatable(request, models, deployed)
+    restating = restatable & planned
+    fill_after = request.runs_due and (bool(restatable) or has_metadata_only_changes())
+    return Decision(
+        command="plan",
+        models=planned,
+        select_models=_selection(planned, models),
+        # with nothing to plan no plan runs: the execution is as of the restatement's time
+        options=plan_options(request, bool(restating if planned else restatable), clock),
+        restate=tuple(sorted(restating)),
+        run_due=request.runs_due and not fill_after,
+        fill_after=fill_after,
+        report_early=not fill_after,
+        messages=messages,
+    )
+
+
+def replan(
+    decision: Decision,
+    excluded: Collection[str],
+    request: ExecutionRequest,
+    models: Collection[str],
+    clock: int,
+) -> Decision:
+    """The plan again without `excluded` (failed models and the models below them), restating
+    nothing: what succeeded is recorded, and a retry must not recompute it. With nothing left to
+    plan, the execution stays as of the last plan's time."""
+    planned = decision.models - set(excluded)
+    if not planned:
+        return replace(decision, models=planned, restate=(), messages=())
+    return replace(
+        decision,
+        models=planned,
+        select_models=_selection(planned, models),
+        options=plan_options(request, False, clock),
+        restate=(),
+        messages=(),
+    )
+
+
+def _selection(names: frozenset[str], models: Collection[str]) -> tuple[str, ...] | None:
+    """SQLMesh's `select_models`: None when `names` cover every model."""
+    return None if names >= set(models) else tuple(sorted(names))
+
+
+def _restatable(
+    request: ExecutionRequest, models: Collection[str], deployed: Collection[str]
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The selected models a restatement can recompute: those the environment has. SQLMesh
+    refuses to restate in an environment that does not exist yet ("must exist for this
+    operation"); a model not deployed has nothing to recompute and is simply built."""
+    if not request.restate:
+        return frozenset(), ()
+    new = sorted(n for n in request.selected if n in models and n not in deployed)
+    messages = (
+        (
+            f"Not restating {', '.join(new)}: environment {request.environment!r} has no "
+            "version of them yet, so they are built instead",
+        )
+        if new
+        else ()
+    )
+    return frozenset(n for n in request.selected if n in deployed), messages

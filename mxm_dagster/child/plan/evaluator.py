@@ -1,0 +1,267 @@
+"""Carries out a decision against an open SQLMesh Context, with failure isolation.
+
+SQLMesh promotes nothing when any model of a plan fails. Intervals that succeeded are recorded, so
+planning again without the failed models and their descendants promotes the rest without
+recomputing them. This module makes those SQLMesh calls; what to call is `decision`'s, and what
+the console recorded becomes outcomes in `outcomes`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+
+from sqlmesh import Context
+
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.plan import outcomes
+from mxm_dagster.child.plan.decision import Decision, decide_plan, decide_run, replan
+from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
+from mxm_dagster.common.errors import DestructiveChangeError
+from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.records.specs import ProjectSpec
+
+
+class PlanEvaluator:
+    """Runs plans against an open SQLMesh Context until every model that can succeed is promoted.
+
+    `on_model_ready` hears of each model whose evaluation is complete while SQLMesh goes on with
+    the rest, so its asset step can report without waiting for the whole execution.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        project: ProjectSpec,
+        recorder: OutcomeRecorder,
+        on_model_ready: Callable[[ModelOutcome], None] | None = None,
+        load_models: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`load_models` loads the model files into `context` when a plan needs them; running
+        works from SQLMesh's state alone, so a run never reads the project."""
+        self.context = context
+        self.load_models = load_models
+        self.project = project
+        self.models = project.by_name()
+        self.all_models = {name for name, spec in self.models.items() if spec.is_model}
+        self.recorder = recorder
+        self.on_model_ready = on_model_ready
+        self.row_counts: dict[str, int | None] = {}
+        self.serving_plan_id: str | None = None  # set when the environment serves the project
+        self._request: ExecutionRequest | None = None
+        self._promoting = True
+        self._report_early = True  # off when a second SQLMesh call may evaluate a model again
+        recorder.on_complete = self._model_completed
+        recorder.owners = project.standalone_audits()
+
+    def _model_completed(self, name: str, record: ModelRecord) -> None:
+        """Runs on SQLMesh's worker thread right after the model's last batch succeeded."""
+        request = self._request
+        if request is None or not self._report_early or not self._is_model(name):
+            return
+        if any(audit.standalone for audit in self.models[name].audits):
+            return  # its standalone audits run after it: report with them, at the end
+        table = record.table.get("physical_table")
+        if request.row_counts and table:
+            self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
+        if self.on_model_ready is not None:
+            outcome = outcomes.model_outcome(
+                self.models[name],
+                record,
+                ModelStatus.EVALUATED,
+                name in request.selected,
+                record.table,
+                row_count=self.row_counts.get(name),
+            )
+            outcome.reported_before_promotion = self._promoting
+            self.on_model_ready(outcome)
+
+    def _is_model(self, name: str) -> bool:
+        spec = self.models.get(name)
+        return spec is not None and spec.is_model
+
+    def execute(
+        self, request: ExecutionRequest, known_plan_id: str | None = None
+    ) -> ExecutionResults:
+        """Plan (and re-plan without failures) or, when `known_plan_id` says the environment
+        already serves this project unchanged, run: same intervals, no fingerprinting.
+
+        Either way SQLMesh fills what each model's cron made due as of one execution time, fixed
+        here so that the check of what is still due refers to the same moment (docs/adr/0007).
+        A run is decided from SQLMesh's state alone, before the project's files are loaded."""
+        self._request = request
+        clock = sqlmesh_api.execution_timestamp()
+        environment = request.environment
+        run = decide_run(
+            request,
+            known_plan_id,
+            lambda: sqlmesh_api.finalized_plan_id(self.context, environment),
+            self.all_models,
+            clock,
+        )
+        if run is not None:
+            return self._run(request, run)
+        self.load_models()
+        decision = decide_plan(
+            request,
+            self.all_models,
+            sqlmesh_api.environment_model_names(self.context, environment),
+            sqlmesh_api.upstream(self.context, request.selected),
+            lambda: sqlmesh_api.has_metadata_only_changes(self.context, environment),
+            clock,
+        )
+        return self._plan(request, decision, clock)
+
+    def _plan(self, request: ExecutionRequest, decision: Decision, clock: int) -> ExecutionResults:
+        """Apply the plan; when models fail, plan again without them and their descendants."""
+        for message in decision.messages:
+            self.recorder.message(message)
+        self._report_early = decision.report_early
+        excluded: dict[str, str] = {}  # model -> the failed model it descends from
+        attempts = 0
+        while decision.models:
+            attempts += 1
+            try:
+                sqlmesh_api.apply_plan(
+                    self.context,
+                    request.environment,
+                    select_models=decision.select_models,
+                    restate_models=decision.restate,
+                    run=decision.run_due,
+                    **decision.options,  # type: ignore[arg-type]
+                )
+                break
+            except Exception as exc:
+                if sqlmesh_api.is_destructive_refusal(exc):
+                    raise self._destructive_error(request, exc) from exc
+                failed = self.recorder.failed_models() & decision.models
+                if not sqlmesh_api.is_plan_failure(exc) or not failed:
+                    raise
+                self.recorder.message(
+                    f"Plan application failed for {', '.join(sorted(failed))}; promoting the "
+                    "models that succeeded without them and their downstream models"
+                )
+                for name in failed:
+                    excluded.setdefault(name, name)
+                    for child in self.project.downstream(name):
+                        excluded.setdefault(child, name)
+                decision = replan(decision, excluded, request, self.all_models, clock)
+        planned = set(decision.models)
+        if not excluded and (
+            planned >= self.all_models  # a plan of every model deploys the project as it is
+            or sqlmesh_api.serves_project(self.context, request.environment)
+        ):
+            self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
+        execution_time = sqlmesh_api.execution_timestamp(decision.execution_time)
+        if decision.fill_after:
+            models = {n for n in planned if self._is_model(n)}
+            for child, failed in self._fill_due(request, models, execution_time).items():
+                excluded.setdefault(child, failed)
+        return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
+
+    def _run(self, request: ExecutionRequest, decision: Decision) -> ExecutionResults:
+        """`sqlmesh run` for the selection: views already point at the tables it writes."""
+        self._promoting = False
+        selected = set(decision.models)
+        sqlmesh_api.run_models(
+            self.context,
+            request.environment,
+            select_models=decision.select_models,
+            execution_time=decision.execution_time,
+        )
+        excluded = self._downstream_of_failures(selected)
+        self.serving_plan_id = decision.plan_id
+        as_of = sqlmesh_api.execution_timestamp(decision.execution_time)
+        results = self._results(request, selected | set(excluded), excluded, 1, as_of)
+        results.command = "run"
+        return results
+
+    def _fill_due(
+        self, request: ExecutionRequest, models: set[str], execution_time: int
+    ) -> dict[str, str]:
+        """Run what is still due after a plan without `run`. SQLMesh 0.236 loses work in two
+        plans with `run=True`: restating a model without `start` clears the model's interval and
+        refills nothing, and an audit-only change is not audited (measured, docs/adr/0007).
+        Returns the models to skip below failures."""
+        due = sqlmesh_api.due_intervals(self.context, request.environment, models, execution_time)
+        behind = sorted(name for name, state in due.items() if state.missing)
+        if not behind:
+            return {}
+        sqlmesh_api.run_models(self.context, request.environment, behind, execution_time)
+        return self._downstream_of_failures(models)
+
+    def _downstream_of_failures(self, models: set[str]) -> dict[str, str]:
+        """Models of `models` below a model that failed: SQLMesh did not evaluate them."""
+        return {
+            child: failed
+            for failed in self.recorder.failed_models()
+            for child in self.project.downstream(failed) & models
+        }
+
+    def _destructive_error(
+        self, request: ExecutionRequest, exc: BaseException
+    ) -> DestructiveChangeError:
+        """SQLMesh says so while planning (console) or while migrating the table (the error)."""
+        changes = dict(self.recorder.destructive_changes)
+        for model in sqlmesh_api.destructive_models(exc):
+            changes.setdefault(model, "")
+        models = ", ".join(sorted(changes)) or "a forward-only model"
+        details = "\n".join(v for v in changes.values() if v) or str(exc).strip()
+        return DestructiveChangeError(
+            f"SQLMesh refused a destructive change to {models} in environment "
+            f"{request.environment!r}: applying it would drop data of a forward-only model. "
+            "Nothing was changed. To allow it, set the resource config `allow_destructive` to "
+            f"the model names (e.g. {sorted(changes) or ['<model>']}) or ['*'], or revert the "
+            f"change.\n{details}".rstrip()
+        )
+
+    def _results(
+        self,
+        request: ExecutionRequest,
+        involved: set[str],
+        excluded: dict[str, str],
+        attempts: int,
+        execution_time: int,
+    ) -> ExecutionResults:
+        records = self.recorder.records
+        evaluated_elsewhere = {
+            n for n, r in records.items() if r.evaluated_batches and self._is_model(n)
+        }
+        tables = sqlmesh_api.promoted_tables(self.context, request.environment)
+        names = involved | evaluated_elsewhere | (request.selected & set(self.models))
+        statuses = outcomes.model_statuses(names, records, excluded, self.all_models)
+        unevaluated = [n for n, status in statuses.items() if status is ModelStatus.UP_TO_DATE]
+        reasons = self._unfilled_reasons(request, unevaluated, execution_time)
+        results = request.results_without_models()
+        results.models = outcomes.model_outcomes(
+            request,
+            self.models,
+            statuses,
+            reasons,
+            excluded,
+            records,
+            tables,
+            self.row_counts,
+            lambda table: sqlmesh_api.count_rows(self.context, table),
+            self.recorder.message,
+            execution_time,
+        )
+        results.finished_at = time.time()
+        results.plan_attempts = attempts
+        results.execution_time = execution_time
+        return results
+
+    def _unfilled_reasons(
+        self, request: ExecutionRequest, names: Collection[str], execution_time: int
+    ) -> dict[str, str]:
+        """Why each of `names` SQLMesh did not evaluate still misses intervals due by its cron
+        (none for a model that is up to date), from the environment SQLMesh just left."""
+        if not names:
+            return {}
+        parents = {p for n in names for p in self.models[n].depends_on if self._is_model(p)}
+        start, end = request.window or (None, None)
+        due = sqlmesh_api.due_intervals(
+            self.context, request.environment, set(names) | parents, execution_time, start, end
+        )
+        return outcomes.unfilled_reasons(names, due, request.environment)

@@ -7,8 +7,7 @@ import os
 
 import dagster as dg
 
-from mxm_dagster.assets.automation import cron_sensor
-from mxm_dagster.assets.loader import RESOURCE_KEY, asset_keys_by_model, build_sqlmesh_assets
+from mxm_dagster.assets.builder import assemble
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
@@ -42,18 +41,9 @@ def build_definitions(
     translator = SQLMeshTranslator(spec, time_partitions=time_partitions)
     landing = landing_assets(project, spec, translator)
     provided = [key for asset in landing for key in asset.keys]
-    return dg.Definitions(
-        assets=[
-            *landing,
-            *build_sqlmesh_assets(spec, project.location, translator, provided_keys=provided),
-        ],
-        resources={RESOURCE_KEY: SQLMeshResultsResource()},
-        sensors=[
-            cron_sensor(
-                list(spec.models),
-                asset_keys_by_model(spec, translator),
-                {m.name: translator.get_partitions_def(m) for m in spec.models},
-            )
-        ],
-        executor=executor_from_env(),
+    # The resource names no project: gateway and environment follow the MXM_ variables at run
+    # time, as this code location is configured (`sqlmesh_definitions` pins them instead).
+    sqlmesh = assemble(project, spec, translator, None, SQLMeshResultsResource(), provided)
+    return dg.Definitions.merge(
+        dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh
     )

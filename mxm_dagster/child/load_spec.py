@@ -1,8 +1,9 @@
 """A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
 
 A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
-version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY` (LOCATION: the project
-folders, separated by `os.pathsep`) and waits. The child loads the
+version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY [SELECTION]` (LOCATION: the
+project folders, separated by `os.pathsep`; SELECTION: a `ModelSelection` as JSON, resolved with
+SQLMesh's selector on the same load) and waits. The child loads the
 project with SQLMesh, writes the spec cache and prints one line: `MXM_SPEC {"spec_file": ...}`,
 or `MXM_SPEC {"error": ...}` with the message a data engineer should see (ADR 9).
 """
@@ -17,12 +18,13 @@ import traceback
 from mxm_dagster.child.project import load_into
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
+from mxm_dagster.records.selection import ModelSelection
 
 
-def _load(project: SQLMeshProject) -> dict[str, str]:
+def _load(project: SQLMeshProject, selection: ModelSelection | None) -> dict[str, str]:
     try:
         cache_file = project.spec_file()
-        load_into(project, cache_file)
+        load_into(project, cache_file, selection)
         return {"spec_file": str(cache_file)}
     except ProjectLoadError as exc:
         return {"error": str(exc)}
@@ -35,8 +37,9 @@ def _load(project: SQLMeshProject) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    location, gateway = argv
-    reply = _load(SQLMeshProject.at(location, gateway=gateway or None))
+    location, gateway, *rest = argv
+    selection = ModelSelection.from_json(rest[0]) if rest else None
+    reply = _load(SQLMeshProject.at(location, gateway=gateway or None), selection)
     sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

@@ -16,8 +16,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster.components.testing.utils import component_defs
 
-from mxm_dagster import SQLMeshProject, SQLMeshTranslator, sqlmesh_definitions
+from mxm_dagster import (
+    SQLMeshProject,
+    SQLMeshProjectComponent,
+    SQLMeshTranslator,
+    sqlmesh_definitions,
+)
+from mxm_dagster.assets.component import SQLMeshProjectScaffolder, SQLMeshProjectScaffoldParams
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,
@@ -259,3 +266,69 @@ def test_a_selection_resolves_again_when_the_project_changes(clean_project: Path
         "raw/numbers",
         "marts/healthy",
     }
+
+
+# ------------------------------------------------------------------ the component's attributes
+
+
+def test_yaml_attributes_partition_select_and_translate_on_top_of_the_translator(
+    tmp_path: Path,
+) -> None:
+    sqlmesh_project = _sqlmesh_init(tmp_path / "init")
+    component = SQLMeshProjectComponent.resolve_from_yaml(
+        textwrap.dedent(
+            f"""\
+            project: {sqlmesh_project}
+            partitions: true
+            exclude: [sqlmesh_example.full_model]
+            translation:
+              key_prefix: shop
+              tags:
+                layer: "{{{{ data.schema }}}}"
+            """
+        )
+    )
+    defs = component_defs(component=component)
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert set(specs) == {
+        "shop/sqlmesh_example/seed_model",
+        "shop/sqlmesh_example/incremental_model",
+    }
+    incremental = specs["shop/sqlmesh_example/incremental_model"]
+    assert isinstance(incremental.partitions_def, dg.TimeWindowPartitionsDefinition)
+    assert specs["shop/sqlmesh_example/seed_model"].partitions_def is None  # a SEED model
+    assert [d.asset_key.to_user_string() for d in incremental.deps] == [
+        "shop/sqlmesh_example/seed_model"
+    ]
+    # the translation merges into the translator's tags and kinds
+    assert incremental.tags["layer"] == "sqlmesh_example"
+    assert incremental.kinds == {"sqlmesh", "duckdb"}
+    assert incremental.metadata["sqlmesh/model"] == '"db"."sqlmesh_example"."incremental_model"'
+    resource = defs.resources["sqlmesh"]
+    assert (resource.project_dir, resource.environment) == (str(sqlmesh_project), "prod")
+
+
+def _scaffold_request(root: Path, project: str) -> dg.ScaffoldRequest:
+    target = root / "shop" / "defs" / "warehouse"
+    target.mkdir(parents=True)
+    return dg.ScaffoldRequest(
+        type_name=COMPONENT,
+        target_path=target,
+        scaffold_format="yaml",
+        project_root=root,
+        params=SQLMeshProjectScaffoldParams(project=project, environment="dev"),
+    )
+
+
+def test_the_scaffolder_writes_a_path_inside_the_dg_project_from_its_root(tmp_path: Path) -> None:
+    inside = _scaffold_request(tmp_path / "inside", str(tmp_path / "inside" / "sqlmesh"))
+    SQLMeshProjectScaffolder().scaffold(inside)
+    written = yaml.safe_load((inside.target_path / "defs.yaml").read_text())
+    assert written == {
+        "type": COMPONENT,
+        "attributes": {"project": "{{ context.project_root }}/sqlmesh", "environment": "dev"},
+    }
+    outside = _scaffold_request(tmp_path / "outside", str(tmp_path / "elsewhere"))
+    SQLMeshProjectScaffolder().scaffold(outside)
+    written = yaml.safe_load((outside.target_path / "defs.yaml").read_text())
+    assert written["attributes"]["project"] == str(tmp_path / "elsewhere")

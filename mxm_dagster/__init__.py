@@ -1,8 +1,9 @@
 """mxm_dagster: one Dagster asset per SQLMesh model, SQLMesh run once per Dagster run.
 
-The names in `__all__` are the public API; every other module is internal. They are imported on
-first access (PEP 562), so importing a submodule, e.g. `mxm_dagster.child` in the SQLMesh child,
-never imports Dagster.
+The names in `__all__` are the public API; every other module is internal. `dg` finds the
+component here (the `dagster_dg_cli.registry_modules` entry point names this package). The names
+are imported on first access (PEP 562), so importing a submodule, e.g. `mxm_dagster.child` in the
+SQLMesh child, never imports Dagster.
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mxm_dagster.assets.loader import build_sqlmesh_assets
+    from mxm_dagster.assets.builder import sqlmesh_definitions
+    from mxm_dagster.assets.component import SQLMeshProjectComponent
     from mxm_dagster.assets.translator import SQLMeshTranslator
-    from mxm_dagster.code_location import build_definitions
     from mxm_dagster.common.errors import ProjectLoadError
     from mxm_dagster.common.project import SQLMeshProject
     from mxm_dagster.records.specs import ModelSpec, ProjectSpec
     from mxm_dagster.run.resource import SQLMeshResultsResource
 
 _MODULE_OF = {
-    "build_definitions": "mxm_dagster.code_location",
-    "build_sqlmesh_assets": "mxm_dagster.assets.loader",
+    "sqlmesh_definitions": "mxm_dagster.assets.builder",
+    "SQLMeshProjectComponent": "mxm_dagster.assets.component",
     "ModelSpec": "mxm_dagster.records.specs",
     "ProjectLoadError": "mxm_dagster.common.errors",
     "ProjectSpec": "mxm_dagster.records.specs",
@@ -35,10 +36,10 @@ __all__ = [
     "ProjectLoadError",
     "ProjectSpec",
     "SQLMeshProject",
+    "SQLMeshProjectComponent",
     "SQLMeshResultsResource",
     "SQLMeshTranslator",
-    "build_definitions",
-    "build_sqlmesh_assets",
+    "sqlmesh_definitions",
 ]
 
 

@@ -7,8 +7,7 @@ import os
 
 import dagster as dg
 
-from mxm_dagster.assets.automation import cron_sensor
-from mxm_dagster.assets.loader import RESOURCE_KEY, asset_keys_by_model, build_sqlmesh_assets
+from mxm_dagster.assets.builder import assemble
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
@@ -42,22 +41,14 @@ def build_definitions(
     translator = SQLMeshTranslator(spec, time_partitions=time_partitions)
     landing = landing_assets(project, spec, translator)
     provided = [key for asset in landing for key in asset.keys]
-    return dg.Definitions(
-        assets=[
-            *landing,
-            *build_sqlmesh_assets(spec, project.location, translator, provided_keys=provided),
-        ],
-        # The project's cache folder goes to the run's steps too: the landing asset and the
-        # SQLMesh child then take the same lock.
-        resources={RESOURCE_KEY: SQLMeshResultsResource(cache_dir=_cache_dir(project))},
-        sensors=[
-            cron_sensor(
-                list(spec.models),
-                asset_keys_by_model(spec, translator),
-                {m.name: translator.get_partitions_def(m) for m in spec.models},
-            )
-        ],
-        executor=executor_from_env(),
+    # The resource names no project: gateway and environment follow the MXM_ variables at run
+    # time, as this code location is configured (`sqlmesh_definitions` pins them instead). The
+    # project's cache folder goes to the run's steps: the landing asset and the SQLMesh child
+    # then take the same lock.
+    resource = SQLMeshResultsResource(cache_dir=_cache_dir(project))
+    sqlmesh = assemble(project, spec, translator, None, resource, provided)
+    return dg.Definitions.merge(
+        dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh
     )
 
 

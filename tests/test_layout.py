@@ -27,6 +27,8 @@ DAGSTER_SIDE = (
     "mxm_dagster.justetf",
     "mxm_dagster.definitions",
     "mxm_dagster.code_location",
+    "mxm_dagster.defs",
+    "mxm_dagster.dg_definitions",
 )
 #: The one import of `child/` from `common/`: `SQLMeshProject.load_spec` loads in-process only
 #: where SQLMesh is already imported (the SQLMesh child, a test), else in a child interpreter.

@@ -1,7 +1,7 @@
 """One `@asset` per SQLMesh model and an AssetSpec per external source, from a ProjectSpec."""
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import dagster as dg
@@ -72,22 +72,37 @@ def _model_asset(
     return _sqlmesh_model
 
 
+def _wanted(project: ProjectSpec, selected: Collection[str] | None) -> set[str]:
+    """The selected models and the external sources they read; every model without selection."""
+    if selected is None:
+        return {m.name for m in project.models}
+    models = {m.name for m in project.models if m.is_model and m.name in selected}
+    read = {d for m in project.models if m.name in models for d in m.depends_on}
+    return models | {m.name for m in project.models if m.is_external and m.name in read}
+
+
 def build_sqlmesh_assets(
     project: ProjectSpec,
     project_dir: Path | str,
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
+    selected: Collection[str] | None = None,
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Loop over the project's models: one asset each, external sources as upstream specs.
 
     `provided_keys` are keys other Dagster assets already produce (a Python asset that loads an
     external table): no source spec is emitted for them, so lineage runs from that asset.
+    `selected` (model names) keeps only those models; the external sources they read stay, and
+    a model left out remains a dependency by its key, as dagster-dbt leaves unselected models.
     """
     translator = translator or SQLMeshTranslator(project)
-    keys = _unique_keys(project.models, translator)
+    keys = _unique_keys(project.models, translator)  # over every model: keys do not move
     provided = set(provided_keys)
+    wanted = _wanted(project, selected)
     definitions: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for model in project.models:
+        if model.name not in wanted:
+            continue
         key = keys[model.name]
         deps = [keys[d] for d in model.depends_on if d in keys]
         spec = translator.get_asset_spec(model, key, deps)

@@ -1,9 +1,10 @@
 """A spec cache miss, handled in a child interpreter: SQLMesh loads the project away from Dagster.
 
 A Dagster process (code server, CLI, run worker) that finds no spec for the project's current
-version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY CACHE_DIR` (LOCATION: the
-project folders, separated by `os.pathsep`; GATEWAY and CACHE_DIR may be empty) and waits. The
-child loads the project with SQLMesh, writes the spec cache and prints one line:
+version runs `python -m mxm_dagster.child.load_spec LOCATION GATEWAY CACHE_DIR [SELECTION]`
+(LOCATION: the project folders, separated by `os.pathsep`; GATEWAY and CACHE_DIR may be empty;
+SELECTION: a `ModelSelection` as JSON, resolved with SQLMesh's selector on the same load) and
+waits. The child loads the project with SQLMesh, writes the spec cache and prints one line:
 `MXM_SPEC {"spec_file": ...}`, or `MXM_SPEC {"error": ...}` with the message a data engineer
 should see (ADR 9).
 """
@@ -18,12 +19,13 @@ import traceback
 from mxm_dagster.child.project import load_into
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
+from mxm_dagster.records.selection import ModelSelection
 
 
-def _load(project: SQLMeshProject) -> dict[str, str]:
+def _load(project: SQLMeshProject, selection: ModelSelection | None) -> dict[str, str]:
     try:
         cache_file = project.spec_file()
-        load_into(project, cache_file)
+        load_into(project, cache_file, selection)
         return {"spec_file": str(cache_file)}
     except ProjectLoadError as exc:
         return {"error": str(exc)}
@@ -36,8 +38,10 @@ def _load(project: SQLMeshProject) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    location, gateway, cache_dir = argv
-    reply = _load(SQLMeshProject.at(location, gateway=gateway or None, cache_dir=cache_dir or None))
+    location, gateway, cache_dir, *rest = argv
+    selection = ModelSelection.from_json(rest[0]) if rest else None
+    project = SQLMeshProject.at(location, gateway=gateway or None, cache_dir=cache_dir or None)
+    reply = _load(project, selection)
     sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

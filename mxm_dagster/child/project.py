@@ -11,7 +11,7 @@ from sqlmesh.core.config import Config
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.project import ModelSelection, SQLMeshProject
 from mxm_dagster.records.specs import ProjectSpec
 
 
@@ -49,13 +49,19 @@ def open_context(
     return sqlmesh_api.open_context(configs(project), project.gateway, recorder, load)
 
 
-def load_into(project: SQLMeshProject, cache_file: Path) -> ProjectSpec:
-    """Load the project with SQLMesh in this process and write its spec to `cache_file`:
-    the work behind a spec cache miss."""
+def load_into(
+    project: SQLMeshProject, cache_file: Path, selection: ModelSelection | None = None
+) -> ProjectSpec:
+    """Load the project with SQLMesh in this process and write its spec to `cache_file`: the
+    work behind a spec cache miss. With `selection`, also resolve it with SQLMesh's selector and
+    write the selected names to its cache file (the same load serves both)."""
     by_folder = configs(project)
     context = sqlmesh_api.open_context(by_folder, project.gateway, None, True)
     try:
         spec = sqlmesh_api.project_spec(context)
+        if selection is not None:
+            names = sqlmesh_api.select_model_names(context, selection.select, selection.exclude)
+            selection.write(project.selection_file(selection), names)
     finally:
         sqlmesh_api.close_context(context)
     gateway, warehouse = _configured_connection(project, by_folder[project.path])

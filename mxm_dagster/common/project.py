@@ -23,6 +23,7 @@ from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
 from mxm_dagster.records.request import PROD
+from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -215,6 +216,29 @@ class SQLMeshProject:
         """Where the spec of the project's current version is (or would be) cached."""
         return self._own_cache / f"spec-{self.fingerprint()}.json"
 
+    def selection_file(self, selection: ModelSelection) -> Path:
+        """Where the names `selection` picks in the project's current version are cached."""
+        name = f"selection-{self.fingerprint()}-{selection.key}.json"
+        return self._own_cache / name
+
+    def selected_models(self, selection: ModelSelection) -> frozenset[str]:
+        """The fully qualified names of the models SQLMesh's selector picks for `selection`:
+        from the cache when the project files are unchanged, else from a child that loads the
+        project (and writes its spec on the way)."""
+        cache_file = self.selection_file(selection)
+        names = ModelSelection.read(cache_file)
+        if names is None:
+            if "sqlmesh" in sys.modules:
+                from mxm_dagster.child.project import load_into
+
+                load_into(self, self.spec_file(), selection)
+            else:
+                self._load_in_child(selection)
+            names = ModelSelection.read(cache_file)
+        if names is None:
+            raise ProjectLoadError(f"The model selection of {self.path} vanished once written")
+        return names
+
     def load_spec(self) -> ProjectSpec:
         """The project's models, from the spec cache when the project files are unchanged.
 
@@ -247,13 +271,15 @@ class SQLMeshProject:
 
         return load_into(self, cache_file)
 
-    def _load_in_child(self) -> ProjectSpec:
-        """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9)."""
+    def _load_in_child(self, selection: ModelSelection | None = None) -> ProjectSpec:
+        """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9), and
+        resolve `selection` if given."""
         self.check_location()  # no interpreter to start for a folder that cannot be a project
+        arguments = [self.location, self.gateway or "", str(self.cache_dir or "")]
+        if selection is not None:
+            arguments.append(selection.to_json())
         done = subprocess.run(
-            child_command(
-                SPEC_CHILD_MODULE, self.location, self.gateway or "", str(self.cache_dir or "")
-            ),
+            child_command(SPEC_CHILD_MODULE, *arguments),
             env=child_env(),
             capture_output=True,
             text=True,

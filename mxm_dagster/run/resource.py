@@ -28,7 +28,7 @@ from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import from_ms, iso_from_ms, to_ms
 from mxm_dagster.records.protocol import ChildOrder
-from mxm_dagster.records.request import ExecutionRequest
+from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus, RunResults
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run import events, selection
@@ -159,7 +159,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     project_dir: str | None = Field(
         default=None,
         description="SQLMesh project folder (several, for a multi-repo project: separated by "
-        "os.pathsep); default: the one the assets came from",
+        "os.pathsep); default: the one the assets came from. When set, gateway and environment "
+        "are taken as given here (None: the project's default gateway, prod), not from MXM_ "
+        "variables",
     )
     gateway: str | None = Field(default=None, description="SQLMesh gateway; default the project's")
     environment: str | None = Field(
@@ -194,9 +196,17 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     )
 
     def project(self, context: dg.AssetExecutionContext) -> SQLMeshProject:
-        """The project this step's assets were built from, unless the config names another."""
+        """The project this resource names, exactly as named: `sqlmesh_definitions` and the
+        component set `project_dir`, gateway and environment, and nothing then comes from the
+        MXM_ variables. A resource that names no project (the MXM_-configured code location)
+        serves the one this step's assets were built from, with the variables' gateway and
+        environment unless the config names them."""
+        if self.project_dir:
+            return SQLMeshProject.at(
+                self.project_dir, gateway=self.gateway, environment=self.environment or PROD
+            )
         base = SQLMeshProject.from_env()
-        project_dir = self.project_dir or context.op_def.tags.get(PROJECT_TAG)
+        project_dir = context.op_def.tags.get(PROJECT_TAG)
         return SQLMeshProject.at(
             project_dir or base.location,
             gateway=self.gateway or base.gateway,

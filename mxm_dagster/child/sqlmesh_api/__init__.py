@@ -13,6 +13,7 @@ from mxm_dagster.child.sqlmesh_api.config import (
 )
 from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
+from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
     DueIntervals,
     apply_plan,
@@ -52,6 +53,7 @@ __all__ = [
     "project_spec",
     "promoted_tables",
     "run_models",
+    "select_model_names",
     "serves_project",
     "upstream",
     "warehouse_path",

@@ -1,0 +1,154 @@
+"""`SQLMeshProjectComponent`: a SQLMesh project as a `dg` component, declared in a defs.yaml.
+
+    type: mxm_dagster.SQLMeshProjectComponent
+    attributes:
+      project: "{{ context.project_root }}/sqlmesh_project"
+      gateway: local             # default: the project's default gateway
+      environment: prod
+      partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
+      select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
+      exclude: ["tag:wip"]
+      translation:               # Dagster's standard asset attributes, over SQLMeshTranslator's
+        group_name: warehouse
+        key_prefix: sqlmesh
+
+It builds what `sqlmesh_definitions` builds; the spec cache stays this package's own cache rather
+than Dagster's defs state (docs/adr/0011).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster.components.utils.translation import ResolvedTranslationFn, TranslationFn
+from pydantic import BaseModel
+
+from mxm_dagster.assets.builder import assemble, pinned_resource
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.request import PROD
+from mxm_dagster.records.selection import ModelSelection
+from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+
+
+class TranslatedSQLMeshTranslator(SQLMeshTranslator):
+    """`SQLMeshTranslator`'s properties, then the component's `translation` on top (template
+    vars: `data` the ModelSpec, `spec` the AssetSpec so far). The key comes from the translated
+    spec, so `key` / `key_prefix` also move the dependencies that point at a model."""
+
+    def __init__(
+        self,
+        project: ProjectSpec,
+        time_partitions: bool,
+        translation: TranslationFn[ModelSpec] | None,
+    ) -> None:
+        super().__init__(project, time_partitions)
+        self.translation = translation
+        self._translated: dict[str, dg.AssetSpec] = {}
+
+    def _translate(self, model: ModelSpec, spec: dg.AssetSpec) -> dg.AssetSpec:
+        return self.translation(spec, model) if self.translation else spec
+
+    def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
+        if model.name not in self._translated:
+            base = super().get_asset_spec(model, super().get_asset_key(model), [])
+            self._translated[model.name] = self._translate(model, base)
+        return self._translated[model.name].key
+
+    def get_asset_spec(
+        self, model: ModelSpec, key: dg.AssetKey, deps: list[dg.AssetKey]
+    ) -> dg.AssetSpec:
+        base = super().get_asset_spec(model, super().get_asset_key(model), deps)
+        return self._translate(model, base).replace_attributes(key=key)
+
+
+class SQLMeshProjectScaffoldParams(BaseModel):
+    """`dg scaffold defs mxm_dagster.SQLMeshProjectComponent NAME --project PATH [...]`."""
+
+    project: str | None = None
+    gateway: str | None = None
+    environment: str | None = None
+
+
+class SQLMeshProjectScaffolder(dg.Scaffolder[SQLMeshProjectScaffoldParams]):
+    """Writes a defs.yaml pointing at the project (default: `sqlmesh_project` at the dg project's
+    root). A path inside the dg project is written relative to `{{ context.project_root }}`, so
+    the YAML keeps working wherever the project is checked out."""
+
+    @classmethod
+    def get_scaffold_params(cls) -> type[SQLMeshProjectScaffoldParams]:
+        return SQLMeshProjectScaffoldParams
+
+    def scaffold(self, request: dg.ScaffoldRequest[SQLMeshProjectScaffoldParams]) -> None:
+        params = request.params or SQLMeshProjectScaffoldParams()
+        attributes: dict[str, Any] = {"project": _project_reference(request, params.project)}
+        if params.gateway:
+            attributes["gateway"] = params.gateway
+        if params.environment:
+            attributes["environment"] = params.environment
+        dg.scaffold_component(request, attributes)
+
+
+def _project_reference(request: dg.ScaffoldRequest[Any], project: str | None) -> str:
+    root = request.project_root
+    if project is None:
+        return "{{ context.project_root }}/sqlmesh_project"
+    path = Path(project).expanduser()
+    if not path.is_absolute():
+        path = (Path.cwd() / path).resolve()
+    if root is not None and path.is_relative_to(root.resolve()):
+        return "{{ context.project_root }}/" + path.relative_to(root.resolve()).as_posix()
+    return str(path)
+
+
+@dg.scaffold_with(SQLMeshProjectScaffolder)
+@dataclass
+class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
+    """A SQLMesh project: one asset per model, one check per audit, SQLMesh once per run.
+
+    Attributes:
+        project: The SQLMesh project folder (holding config.yaml); relative paths are taken from
+            this defs.yaml's folder. `{{ context.project_root }}` names the dg project's root.
+        gateway: The SQLMesh gateway runs use; default: the project's default gateway.
+        environment: The SQLMesh environment runs plan and promote into.
+        partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
+        select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
+        exclude: SQLMesh model selection to leave out.
+        external_assets: Emit the project's external models as source assets; false when other
+            definitions produce those tables under the same keys.
+        translation: Dagster's asset attributes (group_name, tags, owners, kinds, key_prefix,
+            ...) applied over the translator's; `{{ data }}` is the model's ModelSpec.
+    """
+
+    project: str
+    gateway: str | None = None
+    environment: str = PROD
+    partitions: bool = False
+    select: list[str] | None = None
+    exclude: list[str] | None = None
+    external_assets: bool = True
+    translation: ResolvedTranslationFn[ModelSpec] = None
+
+    def sqlmesh_project(self, context: dg.ComponentLoadContext) -> SQLMeshProject:
+        path = Path(self.project).expanduser()
+        if not path.is_absolute():
+            path = context.path / path
+        return SQLMeshProject.at(str(path), gateway=self.gateway, environment=self.environment)
+
+    def get_translator(self, spec: ProjectSpec) -> SQLMeshTranslator:
+        """Override to start from your own `SQLMeshTranslator` subclass."""
+        return TranslatedSQLMeshTranslator(spec, self.partitions, self.translation)
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        project = self.sqlmesh_project(context)
+        spec = project.load_spec()
+        translator = self.get_translator(spec)
+        provided = (
+            []
+            if self.external_assets
+            else [translator.get_asset_key(m) for m in spec.models if m.is_external]
+        )
+        resource = pinned_resource(project)
+        selection = ModelSelection.of(self.select, self.exclude)
+        return assemble(project, spec, translator, selection, resource, provided)

@@ -1,0 +1,1 @@
+"""The `dg` defs folder: the justETF reference flow declared through `SQLMeshProjectComponent`."""

@@ -1,0 +1,12 @@
+"""The reference flow's landing asset, beside the component that declares its SQLMesh models."""
+
+import dagster as dg
+
+from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.project import DEFAULT_PROJECT_DIR, SQLMeshProject
+from mxm_dagster.justetf.landing import landing_assets
+
+_project = SQLMeshProject.at(str(DEFAULT_PROJECT_DIR))
+_spec = _project.load_spec()
+
+defs = dg.Definitions(assets=landing_assets(_project, _spec, SQLMeshTranslator(_spec)))

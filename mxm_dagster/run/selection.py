@@ -1,18 +1,133 @@
-"""Which SQLMesh models a Dagster run means.
+"""Which SQLMesh models a Dagster run means, and where they sit in the asset graph.
 
 Inside one asset step `context.selected_asset_keys` is only that step's key; the run's selection is
 the job's assets, narrowed by `run.asset_selection` when set and by `run.step_keys_to_execute` when
 set ("re-execute from failure" sets only the latter, to the failed and skipped steps).
+
+The arithmetic is in pure functions ending in `_of`: they take the code location's asset graph
+(`Definitions.resolve_asset_graph()` in a test), the run's asset keys and tags, and no Dagster
+context, so they run without a Dagster run. The functions taking a context read those from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+# ---------------------------------------------------------------------- pure: graph, keys, tags
+
+
+def asset_keys_by_model_of(graph: AssetGraph) -> dict[str, dg.AssetKey]:
+    """SQLMesh model name -> asset key for every SQLMesh model (not external source) of `graph`."""
+    mapping: dict[str, dg.AssetKey] = {}
+    for key in graph.get_all_asset_keys():
+        metadata = graph.get(key).metadata
+        model = metadata.get(MODEL_NAME_METADATA_KEY)
+        if model is not None and metadata.get(MODEL_KIND_METADATA_KEY) != "EXTERNAL":
+            mapping[getattr(model, "value", model)] = key
+    return mapping
+
+
+def models_of(graph: AssetGraph, run_keys: set[dg.AssetKey]) -> set[str]:
+    """The SQLMesh models among the run's assets."""
+    return {model for model, key in asset_keys_by_model_of(graph).items() if key in run_keys}
+
+
+def partitions_def_of(
+    graph: AssetGraph, key: dg.AssetKey
+) -> dg.TimeWindowPartitionsDefinition | None:
+    """The partitions of asset `key` as the asset graph has them (a translator may have changed
+    what `partitions_def_from_model` would build); None if not time-partitioned."""
+    partitions_def = graph.get(key).partitions_def if graph.has(key) else None
+    return partitions_def if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None
+
+
+def deferred_models_of(
+    graph: AssetGraph,
+    models: Iterable[str],
+    asset_keys_by_model: Mapping[str, dg.AssetKey],
+    pending: set[dg.AssetKey],
+) -> set[str]:
+    """The models with an asset of `pending` (not materialized yet in the run) upstream."""
+    deferred: set[str] = set()
+    for model in models:
+        frontier, seen = [asset_keys_by_model[model]], set()
+        while frontier:
+            key = frontier.pop()
+            if key in pending:
+                deferred.add(model)
+                break
+            for parent in graph.get(key).parent_keys if graph.has(key) else ():
+                if parent not in seen:
+                    seen.add(parent)
+                    frontier.append(parent)
+    return deferred
+
+
+def downstream_of(
+    graph: AssetGraph, key: dg.AssetKey, run_keys: set[dg.AssetKey]
+) -> list[dg.AssetKey]:
+    """The run's assets downstream of `key` through assets of the run, sorted."""
+    found: set[dg.AssetKey] = set()
+    frontier = [key]
+    while frontier:
+        current = frontier.pop()
+        for child in graph.get(current).child_keys if graph.has(current) else ():
+            if child in run_keys and child not in found:
+                found.add(child)
+                frontier.append(child)
+    return sorted(found, key=lambda k: k.to_user_string())
+
+
+def _partition_range_of(tags: Mapping[str, str]) -> tuple[str, str] | None:
+    start_key = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
+    end_key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
+    return (start_key, end_key) if start_key and end_key else None
+
+
+def time_window_of(
+    graph: AssetGraph, run_keys: set[dg.AssetKey], tags: Mapping[str, str]
+) -> tuple[datetime, datetime] | None:
+    """The [start, end) span of the run's partition (range) in the first time-partitioned asset
+    of the run, by key; None when the run is not partitioned."""
+    span = _partition_range_of(tags)
+    if span is None:
+        return None
+    for key in sorted(run_keys, key=lambda k: k.to_user_string()):
+        if (partitions_def := partitions_def_of(graph, key)) is not None:
+            return partitions.window_for_keys(partitions_def, *span)
+    return None
+
+
+def partition_keys_of(
+    partitions_def: dg.TimeWindowPartitionsDefinition, tags: Mapping[str, str]
+) -> list[str]:
+    """The partitions of `partitions_def` in the run's partition (range); none if unpartitioned.
+
+    As Dagster reads a step's range: a single partition's tag first, else the range's tags.
+    """
+    if key := tags.get(PARTITION_TAG):
+        return list(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(key, key)))
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
+    if not start or not end:
+        return []
+    return list(partitions_def.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+
+
+# ---------------------------------------------------------------------- from a step's context
 
 
 def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
@@ -32,7 +147,7 @@ def _step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ig
         return None
 
 
-def asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
+def asset_graph(context: dg.AssetExecutionContext) -> AssetGraph:
     """The code location's whole asset graph; a subset job's own graph lacks unselected assets."""
     try:
         return context.repository_def.asset_graph
@@ -42,19 +157,11 @@ def asset_graph(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-d
 
 def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
     """SQLMesh model name -> asset key for every SQLMesh model in the run's asset graph."""
-    graph = asset_graph(context)
-    mapping: dict[str, dg.AssetKey] = {}
-    for key in graph.get_all_asset_keys():
-        metadata = graph.get(key).metadata
-        model = metadata.get(MODEL_NAME_METADATA_KEY)
-        if model is not None and metadata.get(MODEL_KIND_METADATA_KEY) != "EXTERNAL":
-            mapping[getattr(model, "value", model)] = key
-    return mapping
+    return asset_keys_by_model_of(asset_graph(context))
 
 
 def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
-    keys = asset_keys_for_run(context)
-    return {model for model, key in asset_keys_by_model_in_graph(context).items() if key in keys}
+    return models_of(asset_graph(context), asset_keys_for_run(context))
 
 
 def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
@@ -79,25 +186,7 @@ def deferred_models(
     pending = foreign - _materialized_in_run(context)
     if not pending:
         return set()
-    graph = asset_graph(context)
-    deferred: set[str] = set()
-    for model in models:
-        frontier, seen = [asset_keys_by_model[model]], set()
-        while frontier:
-            key = frontier.pop()
-            if key in pending:
-                deferred.add(model)
-                break
-            for parent in graph.get(key).parent_keys if graph.has(key) else ():
-                if parent not in seen:
-                    seen.add(parent)
-                    frontier.append(parent)
-    return deferred
-
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
+    return deferred_models_of(asset_graph(context), models, asset_keys_by_model, pending)
 
 
 def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime] | None:
@@ -107,46 +196,32 @@ def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, dateti
     be an unpartitioned model of a partitioned run, which has no time window of its own.
     """
     tags = context.run.tags
-    start_key = tags.get(RANGE_START_TAG) or tags.get(PARTITION_TAG)
-    end_key = tags.get(RANGE_END_TAG) or tags.get(PARTITION_TAG)
-    if not start_key or not end_key:
+    if _partition_range_of(tags) is None:
         return None
-    graph = asset_graph(context)
-    for key in sorted(asset_keys_for_run(context), key=lambda k: k.to_user_string()):
-        partitions_def = graph.get(key).partitions_def if graph.has(key) else None
-        if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-            return partitions.window_for_keys(partitions_def, start_key, end_key)
-    return None
+    return time_window_of(asset_graph(context), asset_keys_for_run(context), tags)
 
 
 def downstream_in_run(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[dg.AssetKey]:
     """The run's assets downstream of `key` through assets of the run: the steps Dagster skips
     ("due to skipped dependencies") when the step of `key` yields no output."""
-    graph = asset_graph(context)
-    in_run = asset_keys_for_run(context)
-    found: set[dg.AssetKey] = set()
-    frontier = [key]
-    while frontier:
-        current = frontier.pop()
-        for child in graph.get(current).child_keys if graph.has(current) else ():
-            if child in in_run and child not in found:
-                found.add(child)
-                frontier.append(child)
-    return sorted(found, key=lambda k: k.to_user_string())
+    return downstream_of(asset_graph(context), key, asset_keys_for_run(context))
 
 
 def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
-    """The partitions the step's output would record: its range, none in an unpartitioned run."""
-    if context.has_partition_key_range or context.has_partition_key:
-        return list(context.partition_keys)
-    return []
+    """The partitions the step's output would record: its range, none in an unpartitioned run.
+
+    Read with the step's own partitions definition, as Dagster reads `context.partition_keys`
+    (with the job's, when the job has one, which its partitioned assets then all share).
+    """
+    partitions_def = partitions_def_in_graph(context, context.asset_key)
+    if partitions_def is None:
+        return []
+    return partition_keys_of(partitions_def, context.run.tags)
 
 
 def partitions_def_in_graph(
     context: dg.AssetExecutionContext, key: dg.AssetKey
 ) -> dg.TimeWindowPartitionsDefinition | None:
-    """The partitions of asset `key` as the run's asset graph has them (a translator may have
-    changed what `partitions_def_from_model` would build); None if not time-partitioned."""
-    graph = asset_graph(context)
-    partitions_def = graph.get(key).partitions_def if graph.has(key) else None
-    return partitions_def if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) else None
+    """The partitions of asset `key` as the run's asset graph has them; None if not
+    time-partitioned."""
+    return partitions_def_of(asset_graph(context), key)

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.run.resource import _unfilled_reason
+from mxm_dagster.run.step_output import partition_unfilled_reason
 from tests.unit.specs_factory import model, ms
 
 AS_OF = datetime(2024, 1, 10, 10, tzinfo=UTC)  # 02:00 in Los Angeles
@@ -16,7 +16,7 @@ RESULTS = ExecutionResults("e", "prod", {}, 1.0, 2.0)
 
 def reason(spec, outcome=None, interval_end=DAY_9_END, materialized=False) -> str:
     outcome = outcome or ModelOutcome(model=spec.name, status=ModelStatus.EVALUATED)
-    return _unfilled_reason(outcome, RESULTS, interval_end, spec, AS_OF, materialized)
+    return partition_unfilled_reason(outcome, RESULTS, interval_end, spec, AS_OF, materialized)
 
 
 def test_a_partition_after_the_models_end_is_past_its_end_whatever_the_clock() -> None:

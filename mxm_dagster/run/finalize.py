@@ -1,0 +1,44 @@
+"""What a SQLMesh execution owes once it ended, recorded by one step of the run.
+
+SQLMesh may evaluate models beyond the run's selection; no step of the run reports them, so
+their materializations are logged here. An outcome
+reported early (before SQLMesh promoted the environment) that did not hold is said loudly.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mxm_dagster.assets.loader import built_asset_key_for_model
+from mxm_dagster.records.results import ExecutionResults, ModelStatus
+from mxm_dagster.run import events, selection
+from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
+
+
+def finalize(
+    context: dg.AssetExecutionContext, execution: SharedExecution, results: ExecutionResults
+) -> None:
+    """Once per execution: records for models evaluated beyond the selection, and a loud
+    error if an outcome reported early did not hold."""
+    if not execution.claim_finalization():
+        return
+    asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
+    for outcome in results.models.values():
+        key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(outcome.model)
+        if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
+            partitions_def = selection.partitions_def_in_graph(context, key)
+            if partitions_def is None:
+                context.log_event(events.materialization_for(key, outcome, results))
+                continue
+            for record in events.partition_materializations(key, partitions_def, outcome, results):
+                context.log_event(record)
+    changed = sorted(
+        name
+        for name in execution.reported_early()
+        if (o := results.outcome(name)) is not None and o.status in FINAL_STATUSES
+    )
+    if changed:
+        context.log.error(
+            f"SQLMesh did not promote {', '.join(changed)} after they were reported "
+            "materialized; see the failures of this run"
+        )

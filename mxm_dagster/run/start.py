@@ -1,0 +1,51 @@
+"""Starting a run's SQLMesh execution: the child process, watched by a thread of the step.
+
+The thread owns the per-run lock until the results are in the run's results file, so steps of
+other processes (multiprocess executor) read a finished file, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from mxm_dagster.common.locks import FileLock
+from mxm_dagster.records.protocol import ChildOrder
+from mxm_dagster.records.results import ExecutionResults, RunResults
+from mxm_dagster.run.child import ExecutionFailed, run_in_child
+from mxm_dagster.run.execution import SharedExecution
+
+
+def start_execution(
+    order: ChildOrder,
+    stored: RunResults,
+    results_file: Path,
+    run_lock: FileLock,
+    thread_name: str,
+) -> SharedExecution:
+    """Start SQLMesh in a child process for `order`, watched by a thread that owns `run_lock`
+    until the results are on disk; a failure to run becomes results saying so."""
+    request = order.request
+    execution = SharedExecution(request.results_without_models(), set(request.selected))
+
+    def work() -> None:
+        error: str | None = None
+        try:
+            results = run_in_child(order, execution.log, execution.model_ready)
+        except ExecutionFailed as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            execution.log(f"SQLMesh execution failed: {error}")
+            results = ExecutionResults.not_started(request.environment, request.selected, error)
+        try:
+            stored.executions.append(results)
+            stored.write(results_file)
+        finally:
+            run_lock.release()
+            execution.finish(results)
+
+    execution.thread = threading.Thread(target=work, name=thread_name, daemon=False)
+    execution.thread.start()
+    return execution

@@ -10,6 +10,7 @@ from sqlmesh import Context
 from sqlmesh.utils.date import to_timestamp
 
 from mxm_dagster.child.sqlmesh_api.console import check_names, rendered_args, sql_text
+from mxm_dagster.child.sqlmesh_api.lineage import column_lineage, definition_line
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
@@ -84,7 +85,7 @@ def _column_specs(model: Any) -> tuple[ColumnSpec, ...]:
 _KINDS_WITHOUT_TABLE = {"EXTERNAL", "EMBEDDED"}
 
 
-def _model_spec(model: Any) -> ModelSpec:
+def _model_spec(model: Any, default_catalog: str | None) -> ModelSpec:
     table = model.fully_qualified_table
     kind = model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
     is_external = kind in _KINDS_WITHOUT_TABLE
@@ -112,7 +113,9 @@ def _model_spec(model: Any) -> ModelSpec:
         grain=tuple(g.sql() for g in getattr(model, "grains", ()) or ()),
         data_hash=model.data_hash,
         file_path=str(path) if path else None,
+        file_line=definition_line(model),
         dialect=model.dialect,
+        column_lineage=column_lineage(model, default_catalog),
     )
 
 
@@ -131,7 +134,8 @@ def _source_spec(name: str) -> ModelSpec:
 
 
 def project_spec(context: Context) -> ProjectSpec:
-    models = {model.fqn: _model_spec(model) for model in context.models.values()}
+    catalog = context.default_catalog
+    models = {model.fqn: _model_spec(model, catalog) for model in context.models.values()}
     for spec in list(models.values()):
         for parent in spec.depends_on:
             models.setdefault(parent, _source_spec(parent))

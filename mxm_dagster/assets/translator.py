@@ -92,7 +92,7 @@ class SQLMeshTranslator:
         """The model's file (and the line its definition starts at), which the UI links to.
 
         Dagster marks code references beta and warns on each construction; the warning says
-        nothing to a data engineer, so only that one is silenced, here. Wrap the result in
+        nothing to a data engineer, so only that one is silenced, here. Pass the assets through
         `dg.link_code_references_to_git` to link to a repository instead of local files.
         """
         if not model.file_path:

@@ -163,7 +163,7 @@ class Planner:
             return
         if any(audit.standalone for audit in self.models[name].audits):
             return  # its standalone audits run after it: report with them, at the end
-        table = record.table.get("physical_table")
+        table = sqlmesh_api.served_table(record.table, promoted=not self._promoting)
         if request.row_counts and table:
             self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
         if self.on_model_ready is not None:
@@ -372,10 +372,10 @@ class Planner:
             if name in reasons:
                 status = ModelStatus.NOT_FILLED
             table = tables.get(name, TableInfo()) if status in _PROMOTED else TableInfo()
-            physical = table.get("physical_table")
-            wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
+            served = sqlmesh_api.served_table(table)
+            wants_count = request.row_counts and status is ModelStatus.EVALUATED and served
             if wants_count and name not in self.row_counts:
-                self.row_counts[name] = sqlmesh_api.count_rows(self.context, physical)
+                self.row_counts[name] = sqlmesh_api.count_rows(self.context, served)
             outcome = model_outcome(
                 self.models[name],
                 record,

@@ -121,7 +121,8 @@ class ForwardingConsole(NoopConsole):
 
     def _remember_deployability(self, plan_builder: Any) -> None:
         try:
-            self._deployability = plan_builder.build().deployability_index  # built once, reused
+            # `Context.plan` built the plan before calling this: `build()` returns that one
+            self._deployability = plan_builder.build().deployability_index
         except Exception:  # the plan cannot be built: applying it raises that error again
             self._deployability = None
 

@@ -105,7 +105,7 @@ def build_sqlmesh_assets(
             continue
         key = keys[model.name]
         deps = [keys[d] for d in model.depends_on if d in keys]
-        spec = translator.get_asset_spec(model, key, deps)
+        spec = translator.get_asset_spec(model, key, deps, keys)
         if model.is_external:
             if key not in provided:
                 definitions.append(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,7 +83,47 @@ class SQLMeshTranslator:
             "sqlmesh/file": model.file_path,
         }
         metadata.update({k: v for k, v in optional.items() if v})
+        code_references = self.get_code_references(model)
+        if code_references is not None:
+            metadata["dagster/code_references"] = code_references
         return metadata
+
+    def get_code_references(self, model: ModelSpec) -> dg.CodeReferencesMetadataValue | None:
+        """The model's file (and the line its definition starts at), which the UI links to.
+
+        Dagster marks code references beta and warns on each construction; the warning says
+        nothing to a data engineer, so only that one is silenced, here. Pass the assets through
+        `dg.link_code_references_to_git` to link to a repository instead of local files.
+        """
+        if not model.file_path:
+            return None
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message=r"Class `(LocalFileCodeReference|CodeReferencesMetadataValue)`",
+                category=dg.BetaWarning,
+            )
+            reference = dg.LocalFileCodeReference(
+                file_path=model.file_path, line_number=model.file_line
+            )
+            return dg.CodeReferencesMetadataValue(code_references=[reference])
+
+    def get_column_lineage(
+        self, model: ModelSpec, keys: Mapping[str, dg.AssetKey]
+    ) -> dg.TableColumnLineage | None:
+        """Each output column -> the upstream asset columns SQLMesh's lineage says it reads;
+        `keys` maps model names (external sources and seeds included) to asset keys. None for a
+        model without lineage (Python, seed and external models)."""
+        deps_by_column = {
+            lineage.column: [
+                dg.TableColumnDep(asset_key=keys[dep.model], column_name=dep.column)
+                for dep in lineage.deps
+                if dep.model in keys
+            ]
+            for lineage in model.column_lineage
+        }
+        deps_by_column = {column: deps for column, deps in deps_by_column.items() if deps}
+        return dg.TableColumnLineage(deps_by_column=deps_by_column) if deps_by_column else None
 
     def get_check_specs(
         self,
@@ -118,9 +159,18 @@ class SQLMeshTranslator:
         return None
 
     def get_asset_spec(
-        self, model: ModelSpec, key: dg.AssetKey, deps: list[dg.AssetKey]
+        self,
+        model: ModelSpec,
+        key: dg.AssetKey,
+        deps: list[dg.AssetKey],
+        keys: Mapping[str, dg.AssetKey] | None = None,
     ) -> dg.AssetSpec:
-        """Everything above in one AssetSpec; `key` and `deps` come already de-duplicated."""
+        """Everything above in one AssetSpec; `key` and `deps` come already de-duplicated, `keys`
+        maps every model name to its asset key (for column lineage)."""
+        metadata = self.get_metadata(model)
+        column_lineage = self.get_column_lineage(model, keys or {})
+        if column_lineage is not None:
+            metadata["dagster/column_lineage"] = column_lineage
         return dg.AssetSpec(
             key=key,
             deps=deps,
@@ -130,7 +180,7 @@ class SQLMeshTranslator:
             tags=self.get_tags(model),
             kinds=self.get_kinds(model),
             code_version=self.get_code_version(model),
-            metadata=self.get_metadata(model),
+            metadata=metadata,
             partitions_def=self.get_partitions_def(model),
             automation_condition=self.get_automation_condition(model),
         )

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
 _SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
-SPEC_FORMAT = "5"  # bump when a spec record gains or changes a field
+SPEC_FORMAT = "6"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "

@@ -22,6 +22,26 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class ColumnDep:
+    """One upstream column a model's column reads: the upstream model's name and its column."""
+
+    model: str
+    column: str
+
+
+@dataclass(frozen=True)
+class ColumnLineageSpec:
+    """One output column of a model and the upstream columns SQLMesh's lineage says it reads."""
+
+    column: str
+    deps: tuple[ColumnDep, ...] = ()
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ColumnLineageSpec:
+        return cls(raw["column"], tuple(ColumnDep(**d) for d in raw.get("deps", ())))
+
+
+@dataclass(frozen=True)
 class AuditSpec:
     """One audit attached to a model; `check_name` is unique within the model.
 
@@ -67,7 +87,9 @@ class ModelSpec:
     grain: tuple[str, ...] = ()
     data_hash: str | None = None
     file_path: str | None = None
+    file_line: int | None = None  # where the model is defined in `file_path`, 1-based
     dialect: str | None = None
+    column_lineage: tuple[ColumnLineageSpec, ...] = ()
 
     @property
     def is_model(self) -> bool:
@@ -80,6 +102,9 @@ class ModelSpec:
         raw["columns"] = tuple(ColumnSpec(**c) for c in raw.get("columns", ()))
         raw["audits"] = tuple(
             AuditSpec(**{**a, "reads": tuple(a.get("reads", ()))}) for a in raw.get("audits", ())
+        )
+        raw["column_lineage"] = tuple(
+            ColumnLineageSpec.from_dict(c) for c in raw.get("column_lineage", ())
         )
         for key in ("depends_on", "tags", "grain"):
             raw[key] = tuple(raw.get(key, ()))

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import (
+    AuditSpec,
+    ColumnDep,
+    ColumnLineageSpec,
+    ColumnSpec,
+    ModelSpec,
+    ProjectSpec,
+)
 
 
 def spec(name: str, depends_on: tuple[str, ...] = (), audits: tuple[AuditSpec, ...] = ()):
@@ -45,7 +53,14 @@ PROJECT = ProjectSpec(
             ),
         ),
         spec("side", ("raw",)),
-        spec("report", ("mart", "side")),
+        replace(
+            spec("report", ("mart", "side")),
+            file_path="/p/models/report.sql",
+            file_line=3,
+            column_lineage=(
+                ColumnLineageSpec("id", (ColumnDep("mart", "id"), ColumnDep("side", "id"))),
+            ),
+        ),
     ),
     gateway="local",
     warehouse="/tmp/w.duckdb",
@@ -58,6 +73,7 @@ def test_a_project_spec_survives_its_json_form() -> None:
     assert restored == PROJECT
     assert restored.models[2].audits[0].reads == ("clean", "raw")
     assert isinstance(restored.models[0].columns[0], ColumnSpec)
+    assert restored.models[4].column_lineage[0].deps[1] == ColumnDep("side", "id")
 
 
 def test_a_models_end_and_cron_tz_survive_the_json_form() -> None:

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dagster as dg
+import pytest
 
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import (
+    AuditSpec,
+    ColumnDep,
+    ColumnLineageSpec,
+    ModelSpec,
+    ProjectSpec,
+)
 from tests.unit.specs_factory import model
 
 
@@ -64,3 +71,51 @@ def test_partitions_only_when_the_project_turns_them_on() -> None:
     partitions_def = SQLMeshTranslator(project(), time_partitions=True).get_partitions_def(spec())
     assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
     assert SQLMeshTranslator(project(), True).get_partitions_def(spec(kind="FULL")) is None
+
+
+def test_code_references_point_at_the_model_file_and_line_without_a_beta_warning(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    translator = SQLMeshTranslator(project())
+    metadata = translator.get_metadata(spec(file_path="/p/models/orders.sql", file_line=4))
+    references = metadata["dagster/code_references"].code_references
+    assert [(r.file_path, r.line_number) for r in references] == [("/p/models/orders.sql", 4)]
+    assert not [w for w in recwarn if issubclass(w.category, dg.BetaWarning)]
+    assert "dagster/code_references" not in translator.get_metadata(spec())
+
+
+def test_column_lineage_maps_upstream_models_to_their_asset_keys() -> None:
+    customers = replace(model('"db"."sales"."customers"', is_external=True), schema="sales")
+    orders = spec(
+        depends_on=(customers.name,),
+        column_lineage=(
+            ColumnLineageSpec(
+                "customer",
+                (ColumnDep(customers.name, "id"), ColumnDep('"db"."s"."unknown"', "x")),
+            ),
+            ColumnLineageSpec("amount", (ColumnDep(customers.name, "spend"),)),
+            ColumnLineageSpec("constant"),
+        ),
+    )
+    translator = SQLMeshTranslator(project(customers, orders))
+    keys = {customers.name: dg.AssetKey(["crm", "customers"])}
+    asset = translator.get_asset_spec(orders, dg.AssetKey(["sales", "orders"]), [], keys)
+    lineage = asset.metadata["dagster/column_lineage"]
+    assert lineage == dg.TableColumnLineage(
+        deps_by_column={
+            "customer": [dg.TableColumnDep(dg.AssetKey(["crm", "customers"]), "id")],
+            "amount": [dg.TableColumnDep(dg.AssetKey(["crm", "customers"]), "spend")],
+        }
+    )
+    assert translator.get_column_lineage(spec(), keys) is None
+
+
+def test_a_subclass_may_drop_column_lineage() -> None:
+    class NoLineage(SQLMeshTranslator):
+        def get_column_lineage(self, model, keys):  # type: ignore[no-untyped-def]
+            return None
+
+    orders = spec(column_lineage=(ColumnLineageSpec("a", (ColumnDep('"db"."s"."x"', "a"),)),))
+    keys = {'"db"."s"."x"': dg.AssetKey("x")}
+    asset = NoLineage(project(orders)).get_asset_spec(orders, dg.AssetKey("o"), [], keys)
+    assert "dagster/column_lineage" not in asset.metadata

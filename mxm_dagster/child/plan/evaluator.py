@@ -62,7 +62,7 @@ class PlanEvaluator:
             return
         if any(audit.standalone for audit in self.models[name].audits):
             return  # its standalone audits run after it: report with them, at the end
-        table = record.table.get("physical_table")
+        table = sqlmesh_api.served_table(record.table, promoted=not self._promoting)
         if request.row_counts and table:
             self.row_counts[name] = sqlmesh_api.count_rows(self.context, table)
         if self.on_model_ready is not None:

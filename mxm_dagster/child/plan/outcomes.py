@@ -225,17 +225,17 @@ def model_outcomes(
 ) -> dict[str, ModelOutcome]:
     """Each model's outcome. `reasons` are those of `unfilled_reasons`; `tables` are the promoted
     ones; `row_counts` holds the counts taken already (by early reports) and gains those
-    `count_rows` takes of the physical tables of evaluated models."""
+    `count_rows` takes of the tables the environment's views serve for evaluated models."""
     outcomes: dict[str, ModelOutcome] = {}
     for name, status in statuses.items():
         record = records.get(name)
         if name in reasons:
             status = ModelStatus.NOT_FILLED
         table = tables.get(name, TableInfo()) if status in _PROMOTED else TableInfo()
-        physical = table.get("physical_table")
-        wants_count = request.row_counts and status is ModelStatus.EVALUATED and physical
+        served = sqlmesh_api.served_table(table)
+        wants_count = request.row_counts and status is ModelStatus.EVALUATED and served
         if wants_count and name not in row_counts:
-            row_counts[name] = count_rows(physical)
+            row_counts[name] = count_rows(served)
         outcome = model_outcome(
             specs[name],
             record,

@@ -28,6 +28,7 @@ from mxm_dagster.child.sqlmesh_api.state import (
     is_plan_failure,
     promoted_tables,
     run_models,
+    served_table,
     serves_project,
     upstream,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "promoted_tables",
     "run_models",
     "select_model_names",
+    "served_table",
     "serves_project",
     "upstream",
     "warehouse_path",

@@ -100,6 +100,31 @@ class ForwardingConsole(NoopConsole):
         self._naming_info: Any = None
         self._audit_only = False  # the scheduler call in progress only audits (no evaluation)
         self.view_dialect: str | None = None  # how view names are written, as in `promoted_tables`
+        self._deployability: Any = None  # the plan being applied's, while it is applied
+
+    def plan(
+        self,
+        plan_builder: Any,
+        auto_apply: bool,
+        default_catalog: str | None,
+        no_diff: bool = False,
+        no_prompts: bool = False,
+    ) -> None:
+        """Applies the plan as SQLMesh's `NoopConsole` does (its errors reach the caller), knowing
+        which tables the environment's views will read: a plan reports a model as soon as its data
+        is written, before its view points there."""
+        self._remember_deployability(plan_builder)
+        try:
+            super().plan(plan_builder, auto_apply, default_catalog, no_diff, no_prompts)
+        finally:
+            self._deployability = None
+
+    def _remember_deployability(self, plan_builder: Any) -> None:
+        try:
+            # `Context.plan` built the plan before calling this: `build()` returns that one
+            self._deployability = plan_builder.build().deployability_index
+        except Exception:  # the plan cannot be built: applying it raises that error again
+            self._deployability = None
 
     @_hook
     def start_evaluation_progress(
@@ -128,7 +153,9 @@ class ForwardingConsole(NoopConsole):
         if not snapshot.is_model:
             return TableInfo()
         try:
-            return table_info(snapshot, self._naming_info, self.view_dialect)
+            index = self._deployability
+            representative = index is None or index.is_representative(snapshot)
+            return table_info(snapshot, self._naming_info, self.view_dialect, representative)
         except Exception as exc:
             self._recorder.hook_failed("table info", exc)
             return TableInfo()

@@ -11,6 +11,7 @@ from sqlmesh import Context
 
 from mxm_dagster.child.sqlmesh_api import bounds
 from mxm_dagster.child.sqlmesh_api.console import check_names, rendered_args, sql_text
+from mxm_dagster.child.sqlmesh_api.lineage import column_lineage, definition_line
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
 
@@ -89,7 +90,7 @@ def _kind(model: Any) -> str:
     return model.kind.name.value if hasattr(model.kind.name, "value") else str(model.kind.name)
 
 
-def _model_spec(model: Any, at: datetime) -> ModelSpec:
+def _model_spec(model: Any, at: datetime, default_catalog: str | None) -> ModelSpec:
     """`at`: the moment relative starts and ends resolve against."""
     table = model.fully_qualified_table
     kind = _kind(model)
@@ -120,7 +121,9 @@ def _model_spec(model: Any, at: datetime) -> ModelSpec:
         grain=tuple(g.sql() for g in getattr(model, "grains", ()) or ()),
         data_hash=model.data_hash,
         file_path=str(path) if path else None,
+        file_line=definition_line(model),
         dialect=model.dialect,
+        column_lineage=column_lineage(model, default_catalog),
     )
 
 
@@ -155,7 +158,8 @@ def _valid_until(context: Context, at: datetime) -> int | None:
 def project_spec(context: Context) -> ProjectSpec:
     """The models as SQLMesh resolves them now; `valid_until` says until when that holds."""
     at = bounds.resolution_moment()
-    models = {model.fqn: _model_spec(model, at) for model in context.models.values()}
+    catalog = context.default_catalog
+    models = {model.fqn: _model_spec(model, at, catalog) for model in context.models.values()}
     for spec in list(models.values()):
         for parent in spec.depends_on:
             models.setdefault(parent, _source_spec(parent))

@@ -269,13 +269,17 @@ def upstream(context: Context, names: Iterable[str]) -> set[str]:
     return {name for name in result if name in context.models}
 
 
-def table_info(snapshot: Any, naming_info: Any | None, dialect: str | None) -> TableInfo:
+def table_info(
+    snapshot: Any, naming_info: Any | None, dialect: str | None, representative: bool = True
+) -> TableInfo:
     """Where a snapshot's data is (a `Snapshot` or a `SnapshotTableInfo`: both name it alike); the
-    environment's view only when its `naming_info` is known."""
+    environment's view only when its `naming_info` is known. A snapshot a plan does not deploy
+    as-is (`representative` False: a forward-only change in a development environment) writes,
+    and its view reads, its development table."""
     info = TableInfo(
         snapshot_version=snapshot.version,
         fingerprint=snapshot.fingerprint.to_identifier(),
-        physical_table=snapshot.table_name(),
+        physical_table=snapshot.table_name(representative),
     )
     if naming_info is not None:
         info["view"] = snapshot.qualified_view_name.for_environment(naming_info, dialect=dialect)
@@ -289,6 +293,13 @@ def promoted_tables(context: Context, environment: str) -> dict[str, TableInfo]:
         return {}
     dialect = context.default_dialect
     return {info.name: table_info(info, env.naming_info, dialect) for info in env.snapshots}
+
+
+def served_table(table: TableInfo, promoted: bool = True) -> str | None:
+    """What the environment serves of a model, to count its rows (`dagster/row_count`): its view
+    once SQLMesh promoted it; before that (a plan reports a model as soon as its data is
+    written) the physical table the view is about to read, as `table_info` named it."""
+    return (promoted and table.get("view")) or table.get("physical_table")
 
 
 def count_rows(context: Context, table: str) -> int | None:

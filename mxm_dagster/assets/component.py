@@ -16,6 +16,7 @@ It builds what `sqlmesh_definitions` builds; the spec cache stays this package's
 than Dagster's defs state (docs/adr/0011).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,13 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
         return self._translated[model.name].key
 
     def get_asset_spec(
-        self, model: ModelSpec, key: dg.AssetKey, deps: list[dg.AssetKey]
+        self,
+        model: ModelSpec,
+        key: dg.AssetKey,
+        deps: list[dg.AssetKey],
+        keys: Mapping[str, dg.AssetKey] | None = None,
     ) -> dg.AssetSpec:
-        base = super().get_asset_spec(model, super().get_asset_key(model), deps)
+        base = super().get_asset_spec(model, super().get_asset_key(model), deps, keys)
         return self._translate(model, base).replace_attributes(key=key)
 
 

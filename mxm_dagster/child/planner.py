@@ -262,6 +262,10 @@ class Planner:
             models = {n for n in planned if self._is_model(n)}
             for child, failed in self._fill_due(request, models, execution_time).items():
                 excluded.setdefault(child, failed)
+        if fill_after or not planned >= self.all_models:  # a selection: no standalone audits
+            done = planned - set(excluded)
+            present = (set(deployed) | done) - set(excluded)
+            self._run_standalone_audits(request, done, present, options)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
     def _restatable(self, request: ExecutionRequest, deployed: Collection[str]) -> set[str]:
@@ -300,11 +304,43 @@ class Planner:
             execution_time=execution_time,
         )
         excluded = self._downstream_of_failures(selected)
+        if not selected >= self.all_models:  # a selection: no standalone audits
+            options = {"execution_time": execution_time}
+            self._run_standalone_audits(request, selected, self.all_models, options)
         self.serving_plan_id = plan_id
         as_of = sqlmesh_api.execution_timestamp(execution_time)
         results = self._results(request, selected | set(excluded), excluded, 1, as_of)
         results.command = "run"
         return results
+
+    def _run_standalone_audits(
+        self,
+        request: ExecutionRequest,
+        models: Collection[str],
+        present: Collection[str],
+        options: Mapping[str, Any],
+    ) -> None:
+        """Run, after SQLMesh's plan or run with a selection, the standalone audits it left out
+        (SQLMesh 0.236 selects models only: `sqlmesh_api.run_standalone_audits`): those whose
+        check is on a selected model of `models` and whose models are all in the environment
+        (`present`) and did not fail, as SQLMesh would have without a selection."""
+        usable = set(present) - self.recorder.failed_models()
+        audits = [
+            audit.name
+            for name in sorted(request.selected & set(models))
+            if self._is_model(name)
+            for audit in self.models[name].audits
+            if audit.standalone and {name, *audit.reads} <= usable
+        ]
+        if audits:
+            sqlmesh_api.run_standalone_audits(
+                self.context,
+                request.environment,
+                audits,
+                options["execution_time"],
+                options.get("start"),
+                options.get("end"),
+            )
 
     def _fill_due(
         self, request: ExecutionRequest, models: set[str], execution_time: int

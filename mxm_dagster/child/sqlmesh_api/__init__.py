@@ -26,6 +26,7 @@ from mxm_dagster.child.sqlmesh_api.state import (
     is_plan_failure,
     promoted_tables,
     run_models,
+    run_standalone_audits,
     serves_project,
     upstream,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "project_spec",
     "promoted_tables",
     "run_models",
+    "run_standalone_audits",
     "serves_project",
     "upstream",
     "warehouse_path",

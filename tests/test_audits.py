@@ -16,7 +16,7 @@ from mxm_dagster.child.project import open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
-from tests.sqlmesh_state import recorded_intervals
+from tests.sqlmesh_state import recorded_intervals, remove_latest_interval
 
 AUDITS_PROJECT = REPO / "tests" / "fixtures" / "audits_project"
 MODELS = {("shop", "orders"), ("shop", "customers"), ("shop", "daily_amounts")}
@@ -102,6 +102,59 @@ def test_a_failing_standalone_audit_fails_its_check_and_the_model_is_still_promo
     assert '"amount" < 0' in metadata["audit_query"]
     assert result.materializations()["shop/orders"]["sqlmesh/outcome"] == "evaluated"
     assert query(audits_project / "warehouse.duckdb", "SELECT COUNT(*) FROM shop.orders") == [(3,)]
+
+
+ORDERS = '"warehouse"."shop"."orders"'
+
+
+def test_a_selection_runs_the_standalone_audits_whose_check_is_on_a_selected_model(
+    audits_project: Path,
+) -> None:
+    """SQLMesh 0.236 plans a selection without any standalone audit: they are run after it."""
+    _edit(audits_project, "orders.sql", "(3, 10, 7.25)", "(3, 10, -7.25)")
+
+    only_orders = materialize(audits_project, selection=["shop/orders"])
+
+    assert only_orders.success, only_orders.messages()
+    assert only_orders.checks() == {
+        "shop/orders:not_null": (True, "ERROR"),
+        "shop/orders:unique_values": (True, "ERROR"),
+        "shop/orders:assert_orders_positive": (False, "WARN"),
+    }
+    metadata = only_orders.check_metadata("assert_orders_positive")
+    assert metadata["failed_rows"] == 1
+    assert '"amount" < 0' in metadata["audit_query"]
+    intervals = _intervals(audits_project)
+    assert intervals["assert_orders_positive"] == intervals[ORDERS]
+    assert not intervals.get("assert_totals_match_orders")  # its check's model is not selected
+
+    # orders is deployed, customers comes along as missing upstream; orders' audit ran already
+    totals = materialize(audits_project, selection=["shop/order_totals"])
+
+    assert totals.success, totals.messages()
+    assert totals.checks() == {"shop/order_totals:assert_totals_match_orders": (True, "WARN")}
+    assert _intervals(audits_project)["assert_totals_match_orders"] == intervals[ORDERS]
+
+
+def test_a_run_of_a_selection_runs_the_standalone_audits_on_it(audits_project: Path) -> None:
+    """The same without a plan (ADR 7): SQLMesh's run selects models only too."""
+    _edit(audits_project, "orders.sql", "(3, 10, 7.25)", "(3, 10, -7.25)")
+    assert materialize(audits_project).success
+    context = open_context(SQLMeshProject(path=audits_project), load=False)
+    try:
+        for node in (ORDERS, "assert_orders_positive"):
+            remove_latest_interval(context, "prod", node)
+    finally:
+        sqlmesh_api.close_context(context)
+
+    result = materialize(audits_project, selection=["shop/orders"])
+
+    assert result.success, result.messages()
+    assert result.materializations()["shop/orders"]["sqlmesh/command"] == "run"
+    assert result.checks()["shop/orders:assert_orders_positive"] == (False, "WARN")
+    assert result.check_metadata("assert_orders_positive")["failed_rows"] == 1
+    intervals = _intervals(audits_project)
+    assert intervals["assert_orders_positive"] == intervals[ORDERS] != []
 
 
 @pytest.mark.parametrize("username", [None, "analyst"])
@@ -286,3 +339,23 @@ def test_a_standalone_audit_that_cannot_run_fails_the_model_it_reports_on_only(
         ("shop", "orders"),
         ("shop", "daily_amounts"),
     }
+
+
+def test_a_standalone_audit_that_cannot_run_after_a_selection_fails_its_model_only(
+    audits_project: Path,
+) -> None:
+    """Run after the selection's plan, the audit finds its model promoted already."""
+    (audits_project / "audits" / "unreadable.sql").write_text(
+        "AUDIT (name assert_unreadable, standalone true);\n"
+        "SELECT * FROM shop.customers WHERE CAST(name AS INT) = 1\n"
+    )
+
+    result = materialize(audits_project, selection=["shop/customers", "shop/orders"])
+
+    assert not result.success
+    steps = result.step_statuses()
+    assert steps == {"shop__customers": "STEP_FAILURE", "shop__orders": "STEP_SUCCESS"}
+    assert "Standalone audit assert_unreadable failed" in result.failure_message("shop__customers")
+    assert "shop/customers:assert_unreadable" not in result.checks()
+    assert result.checks()["shop/orders:assert_orders_positive"] == (True, "WARN")
+    assert views(audits_project / "warehouse.duckdb") == {("shop", "orders"), ("shop", "customers")}

@@ -112,19 +112,6 @@ KINDS = Case(
 )
 MULTI = Case("multi", _multi_repo, ("multi/shared.duckdb",))
 
-#: What the code location does differently from raw SQLMesh when a run selects a subset of a
-#: fresh project (measured on kinds-on; every test of it fails on the first, the intervals and
-#: check tests also on the other two). Remove the mark once they are fixed: it is strict.
-#: The one thing the code location still gets wrong on the kinds case with partitions on.
-_STANDALONE_AUDIT_IN_A_SELECTION = pytest.mark.xfail(
-    strict=True,
-    reason="A standalone audit is not run by a plan with a model selection: the per-group runs "
-    "select models, and SQLMesh 0.236 backfills only what `select_models` expands to, which is "
-    "models only, so stores_have_sales (on store_dim and daily_sales) is in prod with no "
-    "interval and no check result, where the twin's full plan records [2026-11-28, 2026-12-01). "
-    "Open in issue 11's note.",
-)
-
 COMBOS = [
     pytest.param(INIT, False, id="init-off"),
     pytest.param(INIT_RECENT, True, id="init-on"),
@@ -135,14 +122,6 @@ COMBOS = [
     pytest.param(KINDS, True, id="kinds-on"),
     pytest.param(MULTI, False, id="multi-off"),
     pytest.param(MULTI, True, id="multi-on"),
-]
-
-#: COMBOS, with kinds-on expected to fail where a standalone audit must have run.
-COMBOS_WITH_STANDALONE_AUDITS = [
-    pytest.param(*p.values, id=p.id, marks=_STANDALONE_AUDIT_IN_A_SELECTION)
-    if p.id == "kinds-on"
-    else p
-    for p in COMBOS
 ]
 
 _twins: dict[tuple[str, str], Observed] = {}
@@ -269,7 +248,7 @@ def test_the_environment_has_raw_sqlmeshs_views_and_row_counts(
     assert _ran(side).rows_by_view == _expected_rows(side, twin)
 
 
-@pytest.mark.parametrize(("case", "partitioned"), COMBOS_WITH_STANDALONE_AUDITS)
+@pytest.mark.parametrize(("case", "partitioned"), COMBOS)
 def test_sqlmesh_recorded_the_intervals_raw_sqlmesh_records(
     compared, case: Case, partitioned: bool
 ) -> None:
@@ -291,7 +270,7 @@ def test_every_model_is_reported_with_what_sqlmesh_did(
     assert claimed == expected
 
 
-@pytest.mark.parametrize(("case", "partitioned"), COMBOS_WITH_STANDALONE_AUDITS)
+@pytest.mark.parametrize(("case", "partitioned"), COMBOS)
 def test_one_check_result_per_audit_that_ran(compared, case: Case, partitioned: bool) -> None:
     """Audits run on the models SQLMesh evaluated, except `skip` ones; a standalone audit runs on
     its own (wherever its check is attached). Passed unless the case's data fails it."""

@@ -9,7 +9,8 @@ the console recorded becomes outcomes in `outcomes`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 from sqlmesh import Context
 
@@ -103,17 +104,20 @@ class PlanEvaluator:
         if run is not None:
             return self._run(request, run)
         self.load_models()
+        deployed = sqlmesh_api.environment_model_names(self.context, environment)
         decision = decide_plan(
             request,
             self.all_models,
-            sqlmesh_api.environment_model_names(self.context, environment),
+            deployed,
             sqlmesh_api.upstream(self.context, request.selected),
             lambda: sqlmesh_api.has_metadata_only_changes(self.context, environment),
             clock,
         )
-        return self._plan(request, decision, clock)
+        return self._plan(request, decision, clock, deployed)
 
-    def _plan(self, request: ExecutionRequest, decision: Decision, clock: int) -> ExecutionResults:
+    def _plan(
+        self, request: ExecutionRequest, decision: Decision, clock: int, deployed: Collection[str]
+    ) -> ExecutionResults:
         """Apply the plan; when models fail, plan again without them and their descendants."""
         for message in decision.messages:
             self.recorder.message(message)
@@ -158,6 +162,10 @@ class PlanEvaluator:
             models = {n for n in planned if self._is_model(n)}
             for child, failed in self._fill_due(request, models, execution_time).items():
                 excluded.setdefault(child, failed)
+        if decision.fill_after or not planned >= self.all_models:  # a selection: see below
+            done = planned - set(excluded)
+            present = (set(deployed) | done) - set(excluded)
+            self._run_standalone_audits(request, done, present, decision.options)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
     def _run(self, request: ExecutionRequest, decision: Decision) -> ExecutionResults:
@@ -171,11 +179,43 @@ class PlanEvaluator:
             execution_time=decision.execution_time,
         )
         excluded = self._downstream_of_failures(selected)
+        if not selected >= self.all_models:  # a selection: no standalone audits
+            options = {"execution_time": decision.execution_time}
+            self._run_standalone_audits(request, selected, self.all_models, options)
         self.serving_plan_id = decision.plan_id
         as_of = sqlmesh_api.execution_timestamp(decision.execution_time)
         results = self._results(request, selected | set(excluded), excluded, 1, as_of)
         results.command = "run"
         return results
+
+    def _run_standalone_audits(
+        self,
+        request: ExecutionRequest,
+        models: Collection[str],
+        present: Collection[str],
+        options: Mapping[str, Any],
+    ) -> None:
+        """Run, after SQLMesh's plan or run with a selection, the standalone audits it left out
+        (SQLMesh 0.236 selects models only: `sqlmesh_api.run_standalone_audits`): those whose
+        check is on a selected model of `models` and whose models are all in the environment
+        (`present`) and did not fail, as SQLMesh would have without a selection."""
+        usable = set(present) - self.recorder.failed_models()
+        audits = [
+            audit.name
+            for name in sorted(request.selected & set(models))
+            if self._is_model(name)
+            for audit in self.models[name].audits
+            if audit.standalone and {name, *audit.reads} <= usable
+        ]
+        if audits:
+            sqlmesh_api.run_standalone_audits(
+                self.context,
+                request.environment,
+                audits,
+                options["execution_time"],
+                options.get("start"),
+                options.get("end"),
+            )
 
     def _fill_due(
         self, request: ExecutionRequest, models: set[str], execution_time: int

@@ -127,6 +127,34 @@ def run_models(
         )
 
 
+def run_standalone_audits(
+    context: Context,
+    environment: str,
+    audits: Collection[str],
+    execution_time: Any,
+    start: Any = None,
+    end: Any = None,
+) -> None:
+    """Evaluate standalone audits of an environment for their intervals due as of
+    `execution_time` (bounded by `start`/`end` as a windowed plan is), as `sqlmesh run` would.
+
+    SQLMesh 0.236's selector knows models only: a plan's `select_models`/`backfill_models` and a
+    run's `select_models` expand to models, so a plan or run with a selection never evaluates a
+    standalone audit (its node is left out, with no interval). SQLMesh's scheduler selects by
+    snapshot name, audits included: this runs it for just these audit nodes once the models they
+    query are done, so results reach the console and the notification targets as in a run
+    without a selection. Failures reach the console; nothing is raised.
+    """
+    context.scheduler(environment).run(
+        environment,
+        start=start,
+        end=end or execution_time,
+        execution_time=execution_time,
+        selected_snapshots=set(audits),
+        run_environment_statements=True,  # as every `sqlmesh run` does
+    )
+
+
 def execution_timestamp(value: Any = None) -> int:
     """SQLMesh's "now" for an execution, in epoch ms: `value` as SQLMesh reads it, or the clock.
 

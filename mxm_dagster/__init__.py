@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mxm_dagster.common.errors import ProjectLoadError
     from mxm_dagster.common.project import SQLMeshProject
     from mxm_dagster.records.specs import ModelSpec, ProjectSpec
-    from mxm_dagster.run.resource import SQLMeshResultsResource
+    from mxm_dagster.run.resource import SQLMeshResource
 
 _MODULE_OF = {
     "sqlmesh_definitions": "mxm_dagster.assets.builder",
@@ -27,7 +27,7 @@ _MODULE_OF = {
     "ProjectLoadError": "mxm_dagster.common.errors",
     "ProjectSpec": "mxm_dagster.records.specs",
     "SQLMeshProject": "mxm_dagster.common.project",
-    "SQLMeshResultsResource": "mxm_dagster.run.resource",
+    "SQLMeshResource": "mxm_dagster.run.resource",
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }
 
@@ -37,7 +37,7 @@ __all__ = [
     "ProjectSpec",
     "SQLMeshProject",
     "SQLMeshProjectComponent",
-    "SQLMeshResultsResource",
+    "SQLMeshResource",
     "SQLMeshTranslator",
     "sqlmesh_definitions",
 ]

@@ -185,7 +185,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     from mxm_dagster.assets.loader import build_sqlmesh_assets
     from mxm_dagster.assets.translator import SQLMeshTranslator
     from mxm_dagster.common.project import SQLMeshProject
-    from mxm_dagster.run.resource import SQLMeshResultsResource
+    from mxm_dagster.run.resource import SQLMeshResource
 
     database = clean_project / "warehouse.duckdb"
 
@@ -203,7 +203,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     )
     defs = dg.Definitions(
         assets=[readings, *sqlmesh_assets],
-        resources={"sqlmesh": SQLMeshResultsResource()},
+        resources={"sqlmesh": SQLMeshResource()},
         executor=dg.in_process_executor,
     )
     instance = dg.DagsterInstance.ephemeral()

@@ -18,7 +18,7 @@ from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
-from mxm_dagster.run.resource import SQLMeshResultsResource
+from mxm_dagster.run.resource import SQLMeshResource
 
 TranslatorArg = SQLMeshTranslator | type[SQLMeshTranslator] | None
 
@@ -55,10 +55,10 @@ def sqlmesh_definitions(
     )
 
 
-def pinned_resource(project: SQLMeshProject) -> SQLMeshResultsResource:
+def pinned_resource(project: SQLMeshProject) -> SQLMeshResource:
     """The resource that runs `project` as given: its folders, gateway, environment and cache
     folder, whatever MXM_ variables the run worker sees."""
-    return SQLMeshResultsResource(
+    return SQLMeshResource(
         project_dir=project.location,
         gateway=project.gateway,
         environment=project.environment,
@@ -79,7 +79,7 @@ def assemble(
     spec: ProjectSpec,
     translator: SQLMeshTranslator,
     selection: ModelSelection | None,
-    resource: SQLMeshResultsResource,
+    resource: SQLMeshResource,
     provided_keys: Iterable[dg.AssetKey] = (),
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource`."""

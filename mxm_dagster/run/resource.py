@@ -1,4 +1,4 @@
-"""`SQLMeshResultsResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
+"""`SQLMeshResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
 
 The first asset step of a run to need results starts SQLMesh for the run's whole selection in a
 child process (`mxm_dagster.child.execute`); a background thread reads its outcomes and holds a
@@ -51,7 +51,7 @@ def _steps_share_process(context: dg.AssetExecutionContext) -> bool:
     return context.job_def.executor_def.name == dg.in_process_executor.name
 
 
-class SQLMeshResultsResource(dg.ConfigurableResource):
+class SQLMeshResource(dg.ConfigurableResource):
     """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
 
     project_dir: str | None = Field(

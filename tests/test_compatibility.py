@@ -53,6 +53,7 @@ from tests.twins import (
     Case,
     DagsterSide,
     Observed,
+    Runs,
     copy_fixture,
     current_hour,
     dagster_side,
@@ -277,9 +278,19 @@ def test_one_check_result_per_audit_that_ran(compared, case: Case, partitioned: 
     side, twin = compared(case, partitioned)
     _ran(side)
     assert side.run is not None
-    evaluations = [e.event_specific_data for e in side.run.events("ASSET_CHECK_EVALUATION")]
-    per_asset = Counter((d.asset_key.to_user_string(), d.check_name) for d in evaluations)
-    assert max(per_asset.values(), default=1) == 1, per_asset
+    # One result per audit in each run; with partitions on, a model SQLMesh fills in two of the
+    # runs (as upstream of the daily group, then in its own) has its audits run in both
+    for run in side.run.outcomes if isinstance(side.run, Runs) else [side.run]:
+        evaluated = [e.event_specific_data for e in run.events("ASSET_CHECK_EVALUATION")]
+        per_asset = Counter((d.asset_key.to_user_string(), d.check_name) for d in evaluated)
+        assert max(per_asset.values(), default=1) == 1, per_asset
+    latest = {
+        (e.event_specific_data.asset_key.to_user_string(), e.event_specific_data.check_name): (
+            e.event_specific_data
+        )
+        for e in side.run.events("ASSET_CHECK_EVALUATION")
+    }
+    evaluations = list(latest.values())  # a later run's result of the same check wins
     keys = {meta["sqlmesh/model"]: key for key, meta in side.run.materializations().items()}
     model_by_key = {key: model for model, key in keys.items()}
     ran = {m for m in _models_with_steps(twin) if twin.intervals.get(m)}

@@ -353,7 +353,7 @@ model_defaults:
 disable_anonymized_analytics: true
 """,
     "models/stores.sql": """\
-MODEL (name shop.stores, kind FULL);
+MODEL (name shop.stores, kind FULL, audits (not_null(columns := (store_id))));
 SELECT 1 AS store_id
 """,
     "models/daily_orders.sql": """\
@@ -418,9 +418,13 @@ def test_a_partition_sqlmesh_did_not_fill_is_not_materialized(six_am_project: Pa
     mats = run.materializations()
     assert mats["shop/order_totals"]["sqlmesh/outcome"] == "evaluated"
     assert mats["shop/order_totals"]["sqlmesh/execution_id"]
-    assert run.checks() == {"shop/order_totals:not_null": (True, "ERROR")}
-    # the execution finalized: the unselected upstream SQLMesh evaluated has its record
+    # the execution finalized: the unselected upstream SQLMesh evaluated has its record, and
+    # the result of the audit SQLMesh ran on it
     assert mats["shop/stores"]["sqlmesh/selected"] is False
+    assert run.checks() == {
+        "shop/order_totals:not_null": (True, "ERROR"),
+        "shop/stores:not_null": (True, "ERROR"),
+    }
     total = query(six_am_project / "warehouse.duckdb", "SELECT total FROM shop.order_totals")
     assert total == [(270,)]
 

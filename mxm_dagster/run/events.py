@@ -74,7 +74,7 @@ def materialization_for(
 
 
 def check_evaluation(key: dg.AssetKey, outcome: AuditOutcome) -> dg.AssetCheckEvaluation:
-    """An audit result logged outside the check's own step (that step was skipped)."""
+    """An audit result logged outside the check's own step (skipped, or not in the run)."""
     result = check_result(outcome)
     return dg.AssetCheckEvaluation(
         asset_key=key,

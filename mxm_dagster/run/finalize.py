@@ -1,7 +1,7 @@
 """What a SQLMesh execution owes once it ended, recorded by one step of the run.
 
 SQLMesh may evaluate models beyond the run's selection; no step of the run reports them, so
-their materializations are logged here. An outcome
+their materializations and the results of the audits SQLMesh ran on them are logged here. An outcome
 reported early (before SQLMesh promoted the environment) that did not hold is said loudly.
 """
 
@@ -25,13 +25,19 @@ def finalize(
     asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
     for outcome in results.models.values():
         key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(outcome.model)
-        if not outcome.selected and outcome.status is ModelStatus.EVALUATED and key:
+        if outcome.selected or key is None:
+            continue
+        if outcome.status is ModelStatus.EVALUATED:
             partitions_def = selection.partitions_def_in_graph(context, key)
             if partitions_def is None:
                 context.log_event(events.materialization_for(key, outcome, results))
-                continue
-            for record in events.partition_materializations(key, partitions_def, outcome, results):
-                context.log_event(record)
+            else:
+                for record in events.partition_materializations(
+                    key, partitions_def, outcome, results
+                ):
+                    context.log_event(record)
+        for audit in outcome.audits:  # SQLMesh audited it with its evaluation: say how it went
+            context.log_event(events.check_evaluation(key, audit))
     changed = sorted(
         name
         for name in execution.reported_early()

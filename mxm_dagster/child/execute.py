@@ -25,6 +25,7 @@ from mxm_dagster.child.plan.evaluator import PlanEvaluator
 from mxm_dagster.child.project import open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.sqlmesh_api import close_context, load_models
+from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.child.warehouse import wait_until_writable
 from mxm_dagster.common.locks import file_lock
 from mxm_dagster.records.protocol import ChildOrder, MessageKind
@@ -71,14 +72,19 @@ def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
             wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
         fingerprint = project.fingerprint()  # the files the Context is about to load
         sqlmesh_context = open_context(project, recorder, load=False)
+        loaded = False
+
+        def load() -> None:  # once: the unit tests need the project, and so may the plan
+            nonlocal loaded
+            if not loaded:
+                load_models(sqlmesh_context, project.path)
+                loaded = True
+
         try:
-            planner = PlanEvaluator(
-                sqlmesh_context,
-                spec,
-                recorder,
-                model_ready,
-                load_models=lambda: load_models(sqlmesh_context, project.path),
-            )
+            if order.request.unit_tests:
+                load()
+                check_unit_tests(sqlmesh_context, log)
+            planner = PlanEvaluator(sqlmesh_context, spec, recorder, model_ready, load_models=load)
             results = planner.execute(order.request, project.known_plan_id(fingerprint))
         finally:
             close_context(sqlmesh_context)

@@ -15,3 +15,7 @@ class WarehouseBusyError(MxmDagsterError):
 
 class DestructiveChangeError(MxmDagsterError):
     """SQLMesh would drop data of a forward-only model (e.g. a column) and it was not allowed."""
+
+
+class UnitTestsFailedError(MxmDagsterError):
+    """A SQLMesh unit test of the project failed, so the run planned and ran nothing."""

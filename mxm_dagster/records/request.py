@@ -24,6 +24,7 @@ class ExecutionRequest:
     selected: set[str]
     restate: bool = False
     row_counts: bool = True
+    unit_tests: bool = False  # run the project's SQLMesh unit tests first; any failure: no plan
     window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
     plan_options: dict[str, object] = field(default_factory=dict)
     execution_id: str = field(default_factory=lambda: uuid.uuid4().hex)

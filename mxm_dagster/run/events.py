@@ -144,8 +144,8 @@ def step_events(
     yield from checks
     if outcome.status is ModelStatus.FAILED and results.plan_attempts == 0:
         raise dg.Failure(
-            description=f"SQLMesh could not start for this run, so {model} was not evaluated: "
-            f"{outcome.error}",
+            description="SQLMesh stopped before evaluating any model in this run, so "
+            f"{model} was not evaluated: {outcome.error}",
             metadata={MODEL_NAME_METADATA_KEY: model, "sqlmesh/execution_id": results.execution_id},
         )
     if outcome.status is ModelStatus.FAILED:

@@ -43,6 +43,7 @@ from mxm_dagster.run.start import start_execution
 from mxm_dagster.run.step_output import step_output
 
 RESTATE_TAG = "mxm/restate"
+UNIT_TESTS_TAG = "mxm/unit_tests"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick
 _TRUE = {"1", "true", "yes"}
 
@@ -74,6 +75,11 @@ class SQLMeshResource(dg.ConfigurableResource):
         description="SQLMesh's 'now' for the run, e.g. '2026-11-30 00:00:00': intervals are "
         f"filled up to the last one due by then (also: run tag {EXECUTION_TIME_TAG}); "
         "default: the clock",
+    )
+    run_unit_tests: bool = Field(
+        default=False,
+        description="Run the project's SQLMesh unit tests (tests/*.yaml) first; if one fails, "
+        f"nothing is planned or run and every step fails (also: run tag {UNIT_TESTS_TAG}=true)",
     )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
     allow_destructive: list[str] = Field(
@@ -212,6 +218,9 @@ class SQLMeshResource(dg.ConfigurableResource):
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
+    def _wants_unit_tests(self, context: dg.AssetExecutionContext) -> bool:
+        return self.run_unit_tests or context.run.tags.get(UNIT_TESTS_TAG, "").lower() in _TRUE
+
     def _requested_execution_time(self, context: dg.AssetExecutionContext) -> str | None:
         """Run config first: the CLI (`--config-json`), the launchpad and Python reach it; the
         tag is what schedules and sensors set on the runs they request."""
@@ -236,6 +245,7 @@ class SQLMeshResource(dg.ConfigurableResource):
             selected=wanted - deferred,
             restate=self._wants_restatement(context),
             row_counts=self.row_counts,
+            unit_tests=self._wants_unit_tests(context),
             window=(to_ms(window[0]), to_ms(window[1])) if window else None,
         )
         if execution_time := self._requested_execution_time(context):

@@ -111,13 +111,13 @@ def test_a_model_skipped_for_a_failed_upstream_fails_naming_the_upstream() -> No
     assert raised.value.metadata["sqlmesh/failed_upstream"].value == '"db"."s"."raw"'
 
 
-def test_a_model_of_an_execution_that_never_started_says_sqlmesh_could_not_start() -> None:
+def test_a_model_of_an_execution_that_never_started_says_sqlmesh_stopped_before_it() -> None:
     not_started = ExecutionResults.not_started("dev", {MODEL}, "Config error: no gateway")
     with pytest.raises(dg.Failure) as raised:
         list(step_events(not_started.models[MODEL], not_started, set()))
     assert raised.value.description == (
-        f"SQLMesh could not start for this run, so {MODEL} was not evaluated: "
-        "Config error: no gateway"
+        "SQLMesh stopped before evaluating any model in this run, so "
+        f"{MODEL} was not evaluated: Config error: no gateway"
     )
 
 

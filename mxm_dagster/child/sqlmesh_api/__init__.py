@@ -33,9 +33,11 @@ from mxm_dagster.child.sqlmesh_api.state import (
     serves_project,
     upstream,
 )
+from mxm_dagster.child.sqlmesh_api.unit_tests import UnitTestReport, run_unit_tests
 
 __all__ = [
     "DueIntervals",
+    "UnitTestReport",
     "apply_plan",
     "close_context",
     "count_rows",
@@ -56,6 +58,7 @@ __all__ = [
     "promoted_tables",
     "run_models",
     "run_standalone_audits",
+    "run_unit_tests",
     "select_model_names",
     "served_table",
     "serves_project",

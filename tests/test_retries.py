@@ -33,6 +33,8 @@ pytestmark = pytest.mark.timeout(300)
 
 FLAKY_DIR = "MXM_TEST_FLAKY_DIR"
 PROJECT_VAR = "MXM_TEST_RETRY_PROJECT"  # the project `retry_job` builds, for execute_job
+EXECUTOR_VAR = "MXM_TEST_RETRY_EXECUTOR"
+POLICY_VAR = "MXM_TEST_RETRY_POLICY"
 FLAKY = '"warehouse"."staging"."flaky"'
 AFTER_FLAKY = '"warehouse"."marts"."after_flaky"'
 FLAKY_TOO = '"warehouse"."staging"."flaky_too"'
@@ -101,12 +103,20 @@ def definitions(project: Path, retry_policy: dg.RetryPolicy | None) -> dg.Defini
 
 
 def retry_job() -> dg.JobDefinition:
-    """The asset job of the project in MXM_TEST_RETRY_PROJECT, without a retry policy, for
-    `execute_job` (which needs a reconstructable job)."""
-    job = dg.define_asset_job(
-        "all_models", selection=dg.AssetSelection.all(), executor_def=dg.in_process_executor
+    """The asset job of the project in MXM_TEST_RETRY_PROJECT, for `execute_job` (which needs a
+    reconstructable job); MXM_TEST_RETRY_EXECUTOR=multiprocess runs each step in its own process,
+    MXM_TEST_RETRY_POLICY=1 retries each model's step once."""
+    executor = (
+        dg.multiprocess_executor
+        if os.environ.get(EXECUTOR_VAR) == "multiprocess"
+        else dg.in_process_executor
     )
-    defs = sqlmesh_definitions(SQLMeshProject(path=Path(os.environ[PROJECT_VAR])))
+    policy = dg.RetryPolicy(max_retries=1) if os.environ.get(POLICY_VAR) == "1" else None
+    job = dg.define_asset_job(
+        "all_models", selection=dg.AssetSelection.all(), executor_def=executor
+    )
+    project = SQLMeshProject(path=Path(os.environ[PROJECT_VAR]))
+    defs = sqlmesh_definitions(project, retry_policy=policy)
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("all_models")
 
 
@@ -152,10 +162,22 @@ def flaky(tmp_path: Path, marker_dir: Path) -> Path:
     return flaky_project(tmp_path / "flaky")
 
 
-def materialize(project: Path, home: Path, retry_policy: dg.RetryPolicy | None) -> RunOutcome:
+def materialize(
+    project: Path,
+    home: Path,
+    retry_policy: dg.RetryPolicy | None,
+    op_retry_policy: dg.RetryPolicy | None = None,
+) -> RunOutcome:
+    """One in-process run of every model: `retry_policy` through `sqlmesh_definitions`,
+    `op_retry_policy` as a job's."""
     instance = dg.DagsterInstance.from_config(str(home))
-    job = definitions(project, retry_policy).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    job = dg.define_asset_job(
+        "all_models", selection=dg.AssetSelection.all(), op_retry_policy=op_retry_policy
+    )
+    defs = dg.Definitions.merge(
+        definitions(project, retry_policy), dg.Definitions(jobs=[job])
+    ).resolve_job_def("all_models")
+    result = defs.execute_in_process(instance=instance, raise_on_error=False)
     return RunOutcome(instance, result.run_id, result.success)
 
 
@@ -189,12 +211,39 @@ def test_a_retried_step_runs_sqlmesh_again_for_its_model_and_downstream(
     assert query(warehouse, "SELECT s FROM marts.after_flaky") == [(385,)]  # 1² + ... + 10²
 
 
+def test_a_retried_step_in_its_own_process_runs_sqlmesh_again(
+    flaky: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The multiprocess executor: the retry is a new step process, which reads the run's
+    results file, finds its outcome spent, and starts the retry execution; the downstream step
+    (another process) reads that execution's outcome."""
+    monkeypatch.setenv(PROJECT_VAR, str(flaky))
+    monkeypatch.setenv(EXECUTOR_VAR, "multiprocess")
+    monkeypatch.setenv(POLICY_VAR, "1")
+    home = dagster_home(tmp_path)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        with dg.execute_job(dg.reconstructable(retry_job), instance=instance) as result:
+            run = RunOutcome(instance, result.run_id, result.success)
+        assert run.success
+        assert step_events(run, FLAKY_STEP).count("STEP_UP_FOR_RETRY") == 1
+        assert step_events(run, AFTER_FLAKY_STEP)[-1] == "STEP_SUCCESS"
+        first, second = executions(home, run.run_id)
+        assert statuses(first)[FLAKY] == "failed"
+        assert selected(second) == evaluated(second) == {FLAKY, AFTER_FLAKY}
+        materializations = run.materializations()
+        assert (
+            materializations["marts/after_flaky"]["sqlmesh/execution_id"] == second["execution_id"]
+        )
+    assert query(flaky / "warehouse.duckdb", "SELECT s FROM marts.after_flaky") == [(385,)]
+
+
 def test_steps_retrying_together_share_one_new_execution(tmp_path: Path, marker_dir: Path) -> None:
     """Both flaky models fail in the first execution; the first retry runs SQLMesh for both and
-    what they blocked, and the second retrying step takes its outcome from that execution."""
+    what they blocked, and the second retrying step takes its outcome from that execution. The
+    policy is the job's `op_retry_policy` this time."""
     project = flaky_project(tmp_path / "two", two=True)
     home = dagster_home(tmp_path)
-    run = materialize(project, home, dg.RetryPolicy(max_retries=1))
+    run = materialize(project, home, None, op_retry_policy=dg.RetryPolicy(max_retries=1))
 
     assert run.success
     for step in (FLAKY_STEP, "staging__flaky_too"):

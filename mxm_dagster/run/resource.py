@@ -11,7 +11,8 @@ makes runs that write the same warehouse take turns.
 This module holds the resource: its config, the request it makes of SQLMesh and the order of one
 step's work. The shared execution and its waits are in `run.execution`, starting it in
 `run.start`, what a step yields in `run.step_output`, records for skipped steps in
-`run.skipped_steps` and what an ended execution owes in `run.finalize`.
+`run.skipped_steps`, what an ended execution owes in `run.finalize`, and when a retried step
+runs SQLMesh again in `run.retry`.
 """
 
 from __future__ import annotations

@@ -299,3 +299,38 @@ def test_reexecution_from_failure_runs_sqlmesh_for_the_failed_model_and_downstre
         assert evaluated(second) == {FLAKY, AFTER_FLAKY}
         assert set(again.materializations()) == {"staging/flaky", "marts/after_flaky"}
     assert query(flaky / "warehouse.duckdb", "SELECT s FROM marts.after_flaky") == [(385,)]
+
+
+def test_a_model_failing_on_every_attempt_fails_its_step_with_the_last_error(
+    faulty_project: Path, tmp_path: Path
+) -> None:
+    """The failure-isolation fixture: staging.broken (a SQL error) and staging.blocked (a blocking
+    audit) fail on every attempt; both retry in one new execution, then fail for good."""
+    home = dagster_home(tmp_path)
+    run = materialize(faulty_project, home, dg.RetryPolicy(max_retries=1))
+
+    assert not run.success
+    first, second = executions(home, run.run_id)
+    broken, blocked = '"warehouse"."staging"."broken"', '"warehouse"."staging"."blocked"'
+    assert selected(second) == {
+        broken,
+        blocked,
+        '"warehouse"."marts"."after_broken"',
+        '"warehouse"."marts"."after_blocked"',
+    }
+    assert statuses(first)[broken] == statuses(first)[blocked] == "failed"
+    assert statuses(second)[broken] == statuses(second)[blocked] == "failed"
+    for step in ("staging__broken", "staging__blocked"):
+        assert step_events(run, step) == [
+            "STEP_START",
+            "STEP_UP_FOR_RETRY",
+            "STEP_RESTARTED",
+            "STEP_FAILURE",
+        ]
+    failure = next(e for e in run.events("STEP_FAILURE") if e.step_key == "staging__broken")
+    data = failure.event_specific_data
+    assert data.user_failure_data.metadata["sqlmesh/execution_id"].value == second["execution_id"]
+    assert "Could not convert string" in str(data.error.cause)
+    statuses_of_steps = run.step_statuses()
+    assert statuses_of_steps["marts__after_broken"] == "NOT_EXECUTED"
+    assert statuses_of_steps["staging__doubled"] == "STEP_SUCCESS"

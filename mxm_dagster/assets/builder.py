@@ -31,6 +31,7 @@ def sqlmesh_definitions(
     exclude: str | Iterable[str] | None = None,
     partitions: bool = False,
     provided_keys: Iterable[dg.AssetKey] = (),
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> dg.Definitions:
     """Assets, checks, resource and cron sensor of `project` (a `SQLMeshProject`, or a folder:
     its default gateway, environment prod).
@@ -40,6 +41,8 @@ def sqlmesh_definitions(
     `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the child that loads the
     project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5).
     `provided_keys`: asset keys other assets produce (no source spec for those).
+    `retry_policy`: how Dagster retries a model's step whose model failed, for every model the
+    translator's `get_retry_policy` gives none; a retried step runs SQLMesh again.
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -52,6 +55,7 @@ def sqlmesh_definitions(
         ModelSelection.of(select, exclude),
         resource,
         provided_keys,
+        retry_policy,
     )
 
 
@@ -81,13 +85,16 @@ def assemble(
     selection: ModelSelection | None,
     resource: SQLMeshResource,
     provided_keys: Iterable[dg.AssetKey] = (),
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource`."""
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
     return dg.Definitions(
-        assets=build_sqlmesh_assets(spec, project.location, translator, provided_keys, selected),
+        assets=build_sqlmesh_assets(
+            spec, project.location, translator, provided_keys, selected, retry_policy
+        ),
         resources={RESOURCE_KEY: resource},
         sensors=[
             cron_sensor(

@@ -46,7 +46,11 @@ def asset_keys_by_model(
 
 
 def _model_asset(
-    model: ModelSpec, spec: dg.AssetSpec, checks: list[dg.AssetCheckSpec], project_dir: str
+    model: ModelSpec,
+    spec: dg.AssetSpec,
+    checks: list[dg.AssetCheckSpec],
+    project_dir: str,
+    retry_policy: dg.RetryPolicy | None,
 ) -> dg.AssetsDefinition:
     """The step of one model: it reports that model's outcome from the run's shared execution.
 
@@ -65,6 +69,7 @@ def _model_asset(
         backfill_policy=dg.BackfillPolicy.single_run(),
         op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_dir},
         required_resource_keys={RESOURCE_KEY},
+        retry_policy=retry_policy,
     )
     def _sqlmesh_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
         yield from getattr(context.resources, RESOURCE_KEY).report_model(context, model.name)
@@ -87,6 +92,7 @@ def build_sqlmesh_assets(
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
     selected: Collection[str] | None = None,
+    retry_policy: dg.RetryPolicy | None = None,
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Loop over the project's models: one asset each, external sources as upstream specs.
 
@@ -94,6 +100,7 @@ def build_sqlmesh_assets(
     external table): no source spec is emitted for them, so lineage runs from that asset.
     `selected` (model names) keeps only those models; the external sources they read stay, and
     a model left out remains a dependency by its key, as dagster-dbt leaves unselected models.
+    `retry_policy` is each model step's, unless the translator's `get_retry_policy` gives one.
     """
     translator = translator or SQLMeshTranslator(project)
     keys = _unique_keys(project.models, translator)  # over every model: keys do not move
@@ -112,5 +119,6 @@ def build_sqlmesh_assets(
             continue
         _built_asset_keys_by_model[model.name] = key
         checks = translator.get_check_specs(model, key, keys)
-        definitions.append(_model_asset(model, spec, checks, str(project_dir)))
+        policy = translator.get_retry_policy(model) or retry_policy
+        definitions.append(_model_asset(model, spec, checks, str(project_dir), policy))
     return definitions

@@ -158,6 +158,12 @@ class SQLMeshTranslator:
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
         return None
 
+    def get_retry_policy(self, model: ModelSpec) -> dg.RetryPolicy | None:
+        """How Dagster retries the model's step when the model fails; None: the builder's
+        `retry_policy` (default none). A retried step runs SQLMesh again for the model and the
+        models of the run it blocks, as one new execution (README, Retries)."""
+        return None
+
     def get_asset_spec(
         self,
         model: ModelSpec,

@@ -11,7 +11,8 @@ makes runs that write the same warehouse take turns.
 This module holds the resource: its config, the request it makes of SQLMesh and the order of one
 step's work. The shared execution and its waits are in `run.execution`, starting it in
 `run.start`, what a step yields in `run.step_output`, records for skipped steps in
-`run.skipped_steps` and what an ended execution owes in `run.finalize`.
+`run.skipped_steps`, what an ended execution owes in `run.finalize`, and when a retried step
+runs SQLMesh again in `run.retry`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
-from mxm_dagster.run import selection
+from mxm_dagster.run import retry, selection
 from mxm_dagster.run.execution import (
     FINAL_STATUSES,
     SharedExecution,
@@ -46,6 +47,11 @@ RESTATE_TAG = "mxm/restate"
 UNIT_TESTS_TAG = "mxm/unit_tests"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick
 _TRUE = {"1", "true", "yes"}
+
+
+def _latest_covering(known: list[SharedExecution], model: str) -> SharedExecution | None:
+    covering = [e for e in known if e.covers(model)]
+    return max(covering, key=lambda e: e.results_without_models.started_at, default=None)
 
 
 def _steps_share_process(context: dg.AssetExecutionContext) -> bool:
@@ -184,9 +190,10 @@ class SQLMeshResource(dg.ConfigurableResource):
     # ------------------------------------------------------------------ per run
 
     def _execution_for(self, context: dg.AssetExecutionContext, model: str) -> SharedExecution:
-        """The execution that covers `model`, starting one if this step is the first to need it."""
+        """The execution that serves `model`'s step, starting one if this step is the first to
+        need it, or if the last one's outcome for it is spent by a retry (`run.retry`)."""
         with executions_of_run(context.run_id) as known:
-            found = next((e for e in known if e.covers(model)), None)
+            found = self._serving(context, model, known)
             if found is not None:
                 return found
             results_file = self._results_dir(context) / f"{context.run_id}.json"
@@ -200,16 +207,28 @@ class SQLMeshResource(dg.ConfigurableResource):
                     for r in stored.executions
                     if r.execution_id not in seen
                 )
-                found = next((e for e in known if e.covers(model)), None)
+                found = self._serving(context, model, known)
                 if found is not None:
                     lock.release()
                     return found
-                execution = self._start(context, stored, results_file, lock)
+                retrying = _latest_covering(known, model) is not None
+                execution = self._start(context, stored, results_file, lock, retrying, model)
             except BaseException:
                 lock.release()
                 raise
             known.append(execution)
             return execution
+
+    @staticmethod
+    def _serving(
+        context: dg.AssetExecutionContext, model: str, known: list[SharedExecution]
+    ) -> SharedExecution | None:
+        """The run's latest execution covering `model`, unless it is finished and its outcome
+        for `model` is spent: a step attempt got it and then retried."""
+        found = _latest_covering(known, model)
+        if found is None or found.results is None:
+            return found
+        return None if retry.is_spent(context, model, found.results) else found
 
     @staticmethod
     def _results_dir(context: dg.AssetExecutionContext) -> Path:
@@ -232,12 +251,22 @@ class SQLMeshResource(dg.ConfigurableResource):
         stored: RunResults,
         results_file: Path,
         run_lock: FileLock,
+        retrying: bool,
+        model: str,
     ) -> SharedExecution:
         """Start SQLMesh in a child process, watched by a thread that owns `run_lock` until the
-        results are on disk."""
+        results are on disk: for the run's models no execution considered yet, or, `retrying`,
+        for the models whose steps retry (`run.retry.retry_models`)."""
         project = self.project(context)
         asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
-        wanted = selection.models_for_run(context) - stored.considered()
+        if retrying:
+            wanted = retry.retry_models(context, model, stored.executions)
+            context.log.info(
+                f"Retrying {model}: SQLMesh runs again for the {len(wanted)} models of this run "
+                "whose steps have not succeeded: " + ", ".join(sorted(wanted))
+            )
+        else:
+            wanted = selection.models_for_run(context) - stored.considered()
         deferred = selection.deferred_models(context, wanted, asset_keys_by_model)
         window = selection.run_time_window(context)
         request = ExecutionRequest(

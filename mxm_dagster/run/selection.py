@@ -136,11 +136,12 @@ def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
     keys = set(run.asset_selection) if run.asset_selection else set(layer.selected_asset_keys)
     if run.step_keys_to_execute:
         steps = set(run.step_keys_to_execute)
-        keys = {k for k in keys if _step_key(layer, k) in steps}
+        keys = {k for k in keys if step_key(layer, k) in steps}
     return keys
 
 
-def _step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ignore[name-defined]
+def step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ignore[name-defined]
+    """The step that materializes `key` in the job of `layer`; None for a key without one."""
     try:
         return str(layer.get_op_output_handle(key).node_handle)
     except Exception:  # a key with no op in this job (an external source) has no step
@@ -148,11 +149,19 @@ def _step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ig
 
 
 def asset_graph(context: dg.AssetExecutionContext) -> AssetGraph:
-    """The code location's whole asset graph; a subset job's own graph lacks unselected assets."""
+    """The code location's whole asset graph; a subset job's own graph lacks unselected assets.
+
+    The job's own graph when there is no repository (`materialize()`), or when the repository
+    does not hold the step's asset: `dg.reconstructable(job_fn)` (as `execute_job` needs) wraps
+    the job in a repository whose asset graph is empty.
+    """
     try:
-        return context.repository_def.asset_graph
+        graph = context.repository_def.asset_graph
     except Exception:  # `materialize()` runs a job outside any repository
+        graph = None
+    if graph is None or not graph.has(context.asset_key):
         return context.job_def.asset_layer.asset_graph
+    return graph
 
 
 def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:

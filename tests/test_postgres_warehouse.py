@@ -23,6 +23,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from mxm_dagster.child.state_lock import lock_key, state_lock
+from mxm_dagster.common.errors import WarehouseBusyError
 from mxm_dagster.justetf.landing import (
     LANDING_SCHEMA,
     LANDING_TABLE,
@@ -67,6 +69,11 @@ GATEWAY = "postgres"
 STATE_LOCK_WAIT = "Waiting for the SQLMesh state lock"
 STATE_LOCK_TAKEN = "Took the SQLMesh state lock"
 STATE_LOCK_RELEASED = "Released the SQLMesh state lock"
+#: advisory locks in this database (pg_locks shows the whole server's)
+ADVISORY_HERE = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+)
 #: schemas that are not the project's views: SQLMesh's physical layer and state, other systems'
 _NOT_VIEWS = ("information_schema", "pg_catalog", "landing", "src")
 
@@ -355,3 +362,33 @@ def test_runs_on_two_machines_take_turns(servers: Servers, tmp_path: Path) -> No
 
     assert servers.query("warehouse", 'SELECT s FROM "marts"."healthy"') == [(110,)]
     assert servers.query("warehouse", 'SELECT sum(tripled) FROM "staging"."slow"') == [(165,)]
+
+
+def test_state_lock_wait_is_bounded_and_names_the_lock(servers: Servers) -> None:
+    """Held elsewhere (here: by this test's own session), the lock is waited for at most the
+    bound, with one announcement; freed, it is taken at once."""
+    arguments = {**servers.connect_arguments("state"), "connect_timeout": 5}
+    holder = psycopg2.connect(**arguments)
+    holder.autocommit = True
+    said: list[str] = []
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (lock_key("sqlmesh", "prod"),))
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusyError, match="Gave up after 2 s waiting for the SQLMesh"):
+            with state_lock(arguments, "sqlmesh", "prod", 2, said.append):
+                pytest.fail("took a lock another session holds")
+        assert 2 <= time.monotonic() - started < 10
+        assert [m for m in said if m.startswith(STATE_LOCK_WAIT)] == said
+        assert len(said) == 1
+        # another environment of the same state is another lock
+        with state_lock(arguments, "sqlmesh", "dev", 2, said.append):
+            pass
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (lock_key("sqlmesh", "prod"),))
+        with state_lock(arguments, "sqlmesh", "prod", 2, said.append):
+            held = servers.query("state", ADVISORY_HERE + " AND granted")
+            assert held == [(1,)]
+    finally:
+        holder.close()
+    assert servers.query("state", ADVISORY_HERE) == [(0,)]

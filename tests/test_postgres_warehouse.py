@@ -29,7 +29,7 @@ from mxm_dagster.justetf.landing import (
     LANDING_SCHEMA,
     LANDING_TABLE,
     SNAPSHOT_FILE,
-    _write_landing_table_postgres,
+    land_into_postgres,
 )
 from tests.conftest import (
     FAULTY_MODELS,
@@ -229,7 +229,7 @@ def test_reference_flow_on_postgres_warehouse(servers: Servers, tmp_path: Path) 
     assert not list(project.glob("*.duckdb"))  # nothing went into a DuckDB file
 
     # the twin: the same landing, then SQLMesh's own CLI
-    _write_landing_table_postgres(
+    land_into_postgres(
         servers.connect_arguments("twin_warehouse"), REFERENCE_PROJECT / SNAPSHOT_FILE
     )
     raw_twin(REFERENCE_PROJECT, tmp_path / "twin", servers)

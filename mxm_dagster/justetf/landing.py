@@ -68,7 +68,7 @@ def postgres_warehouse() -> dict[str, str | int]:
     }
 
 
-def _write_landing_table_postgres(arguments: dict[str, str | int], snapshot: Path) -> int:
+def land_into_postgres(arguments: dict[str, str | int], snapshot: Path) -> int:
     """Replace the rows in one transaction; TRUNCATE, not DROP, since SQLMesh's views on the
     table depend on it. A transaction-scoped advisory lock makes concurrent landings take turns.
     """
@@ -121,7 +121,7 @@ def landing_assets(
     def etf_daily_quotes(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if on_postgres:
             arguments = postgres_warehouse()
-            rows = _write_landing_table_postgres(arguments, snapshot)
+            rows = land_into_postgres(arguments, snapshot)
             where = f"postgres://{arguments['host']}:{arguments['port']}/{arguments['dbname']}"
             return dg.MaterializeResult(metadata={"dagster/row_count": rows, "warehouse": where})
         warehouse = project.warehouse_path

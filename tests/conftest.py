@@ -50,7 +50,7 @@ def grow_numbers(project: Path) -> None:
     """A breaking edit of the fixture's first model: raw.numbers grows from 1..10 to 1..20, so
     marts.healthy (twice their sum) becomes 420."""
     model = project / "models" / "numbers.sql"
-    model.write_text(model.read_text().replace("range(1, 11)", "range(1, 21)"))
+    model.write_text(model.read_text().replace("GENERATE_SERIES(1, 10)", "GENERATE_SERIES(1, 20)"))
 
 
 @pytest.fixture

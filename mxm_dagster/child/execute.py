@@ -18,13 +18,15 @@ import signal
 import sys
 import threading
 import traceback
+from contextlib import ExitStack
 from dataclasses import asdict
 from typing import IO, Any
 
 from mxm_dagster.child.plan.evaluator import PlanEvaluator
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import config, open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
-from mxm_dagster.child.sqlmesh_api import close_context, load_models
+from mxm_dagster.child.sqlmesh_api import close_context, load_models, postgres_state
+from mxm_dagster.child.state_lock import state_lock
 from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.child.warehouse import wait_until_writable
 from mxm_dagster.common.locks import file_lock
@@ -62,12 +64,22 @@ def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
     project = order.project
     spec = project.load_spec()  # from the cache the code server wrote
     recorder = OutcomeRecorder(log=log)
-    with file_lock(
-        project.lock_path,
-        timeout_seconds=order.lock_timeout_seconds,
-        on_wait=log,
-        what="SQLMesh project lock",
-    ):
+    with ExitStack() as held:
+        held.enter_context(
+            file_lock(
+                project.lock_path,
+                timeout_seconds=order.lock_timeout_seconds,
+                on_wait=log,
+                what="SQLMesh project lock",
+            )
+        )
+        # runs on other machines share no file lock, only the state database (ADR 13)
+        shared_state = postgres_state(config(project), project.gateway)
+        if shared_state is not None:
+            arguments, schema = shared_state
+            held.enter_context(
+                state_lock(arguments, schema, project.environment, order.lock_timeout_seconds, log)
+            )
         if project.warehouse_path is not None:
             wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
         fingerprint = project.fingerprint()  # the files the Context is about to load

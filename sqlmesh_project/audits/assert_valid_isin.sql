@@ -12,4 +12,4 @@ SELECT
   *
 FROM @this_model
 WHERE
-  @column IS NULL OR NOT REGEXP_FULL_MATCH(@column, '[A-Z]{2}[A-Z0-9]{9}[0-9]')
+  @column IS NULL OR NOT REGEXP_MATCHES(@column, '^[A-Z]{2}[A-Z0-9]{9}[0-9]$')

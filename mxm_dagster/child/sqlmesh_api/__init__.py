@@ -8,6 +8,7 @@ from mxm_dagster.child.sqlmesh_api.config import (
     default_gateway,
     gateway_names,
     load_project_config,
+    postgres_state,
     warehouse_path,
     with_cache_dir,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "load_models",
     "load_project_config",
     "open_context",
+    "postgres_state",
     "project_spec",
     "promoted_tables",
     "run_models",

@@ -95,3 +95,21 @@ def warehouse_path(config: Config, gateway: str | None) -> Path | None:
     if database and database != ":memory:" and not _is_remote(database):
         return Path(database)
     return None
+
+
+def postgres_state(config: Config, gateway: str | None) -> tuple[dict[str, Any], str] | None:
+    """psycopg2 connection arguments and the state schema, when the gateway's SQLMesh state is in
+    PostgreSQL (its own state connection, or the warehouse connection holding the state too)."""
+    name = gateway or default_gateway(config)
+    connection = config.get_state_connection(name) or config.get_connection(name)
+    if getattr(connection, "type_", None) != "postgres":
+        return None
+    arguments = {
+        "host": connection.host,
+        "port": connection.port,
+        "user": connection.user,
+        "password": connection.password,
+        "dbname": connection.database,
+        "connect_timeout": 10,
+    }
+    return arguments, config.get_state_schema(name) or "sqlmesh"

@@ -38,7 +38,7 @@ WITH returns AS (
   SELECT
     isin,
     MIN(drawdown) AS max_drawdown,
-    ARG_MAX(drawdown, trade_date) AS current_drawdown
+    (ARRAY_AGG(drawdown ORDER BY trade_date DESC))[1] AS current_drawdown
   FROM marts.drawdowns
   GROUP BY
     isin

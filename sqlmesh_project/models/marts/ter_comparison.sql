@@ -39,7 +39,7 @@ WITH ranked AS (
 )
 SELECT
   index_name, -- Benchmark index (one row per index).
-  ANY_VALUE(asset_class) AS asset_class, -- Asset class of the index.
+  MIN(asset_class) AS asset_class, -- Asset class of the index (one per index).
   COUNT(*) AS n_etfs, -- Number of ETFs tracking the index.
   MAX(isin) FILTER (WHERE cheapest_rank = 1) AS cheapest_isin, -- ISIN of the cheapest ETF.
   MAX(etf_name) FILTER (WHERE cheapest_rank = 1) AS cheapest_etf_name, -- Name of the cheapest ETF.

@@ -23,14 +23,14 @@ WITH quotes AS (
   SELECT
     isin,
     MAX(as_of_date) AS as_of_date,
-    ARG_MAX(close_price, trade_date) AS last_close,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC))[1] AS last_close,
     MIN(trade_date) AS first_trade_date,
-    ARG_MIN(close_price, trade_date) AS first_close,
-    ARG_MAX(close_price, trade_date) FILTER (WHERE trade_date <= as_of_date - INTERVAL 1 MONTH) AS close_1m,
-    ARG_MAX(close_price, trade_date) FILTER (WHERE trade_date <= as_of_date - INTERVAL 3 MONTH) AS close_3m,
-    ARG_MAX(close_price, trade_date) FILTER (WHERE trade_date <= as_of_date - INTERVAL 6 MONTH) AS close_6m,
-    ARG_MAX(close_price, trade_date) FILTER (WHERE trade_date <= as_of_date - INTERVAL 1 YEAR) AS close_1y,
-    ARG_MAX(close_price, trade_date) FILTER (WHERE trade_date < DATE_TRUNC('year', as_of_date)) AS close_prev_year_end
+    (ARRAY_AGG(close_price ORDER BY trade_date))[1] AS first_close,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC) FILTER (WHERE trade_date <= as_of_date - INTERVAL 1 MONTH))[1] AS close_1m,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC) FILTER (WHERE trade_date <= as_of_date - INTERVAL 3 MONTH))[1] AS close_3m,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC) FILTER (WHERE trade_date <= as_of_date - INTERVAL 6 MONTH))[1] AS close_6m,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC) FILTER (WHERE trade_date <= as_of_date - INTERVAL 1 YEAR))[1] AS close_1y,
+    (ARRAY_AGG(close_price ORDER BY trade_date DESC) FILTER (WHERE trade_date < DATE_TRUNC('year', as_of_date)))[1] AS close_prev_year_end
   FROM quotes
   GROUP BY
     isin

@@ -367,7 +367,7 @@ class PlanEvaluator:
         }
         with self.recorder.separate_records() as audit_records:
             not_audited = sqlmesh_api.audit_current_data(
-                self.context, request.environment, nodes, execution_time
+                self.context, request.environment, nodes, execution_time, request.window
             )
         skipped = {name: why for name, why in not_audited.items() if name in models}
         for name, why in sorted(skipped.items()):

@@ -19,11 +19,13 @@ def audit_current_data(
     environment: str,
     nodes: Collection[str],
     execution_time: int,
+    window: tuple[int, int] | None = None,
 ) -> dict[str, str]:
     """Run the audits of `nodes` (models, and standalone audits by name) on every interval the
-    environment recorded for each, from its first recorded start to its last recorded end
-    (docs/adr/0012). Returns, per node not audited, why: not in the environment, or nothing
-    recorded yet. Failures reach the console; nothing is raised for them."""
+    environment recorded for each, from its first recorded start to its last recorded end,
+    within `window` ([start, end) epoch ms of a partitioned run) when given (docs/adr/0012).
+    Returns, per node not audited, why: not in the environment, or nothing recorded (in the
+    window). Failures reach the console; nothing is raised for them."""
     if not nodes:
         return {}
     env = context.state_reader.get_environment(environment)
@@ -42,14 +44,21 @@ def audit_current_data(
         if not intervals:
             not_audited[name] = f"SQLMesh recorded no interval of it in {environment!r}"
             continue
-        spans[name] = (int(intervals[0][0]), int(intervals[-1][1]))
+        start, end = int(intervals[0][0]), int(intervals[-1][1])
+        if window is not None:
+            start, end = max(start, window[0]), min(end, window[1])
+        if start >= end:
+            not_audited[name] = "SQLMesh recorded no interval of it in the run's partitions"
+            continue
+        spans[name] = (start, end)
     if spans:
         scheduler.audit(
             environment,
             start=min(start for start, _ in spans.values()),
             end=max(end for _, end in spans.values()),
             execution_time=execution_time,
-            end_override_per_model={name: to_datetime(end) for name, (_, end) in spans.items()},
+            start_override_per_model={name: to_datetime(a) for name, (a, _) in spans.items()},
+            end_override_per_model={name: to_datetime(b) for name, (_, b) in spans.items()},
             selected_snapshots=set(spans),
         )
     return not_audited

@@ -359,16 +359,21 @@ class PlanEvaluator:
         audited, why (logged)."""
         if not models:
             return {}, {}
-        nodes = {name for name in models} | {
+        nodes = set(models) | {
             audit.name
             for name in models
             for audit in self.models[name].audits
             if audit.standalone and not audit.skip
         }
         with self.recorder.separate_records() as audit_records:
-            not_audited = sqlmesh_api.audit_current_data(
-                self.context, request.environment, nodes, execution_time, request.window
-            )
+            try:
+                not_audited = sqlmesh_api.audit_current_data(
+                    self.context, request.environment, nodes, execution_time, request.window
+                )
+            except Exception as exc:  # the plan's work stands: only these checks go unreported
+                why = f"SQLMesh could not run them: {type(exc).__name__}: {exc}"
+                not_audited = dict.fromkeys(nodes, why)
+                audit_records.clear()
         skipped = {name: why for name, why in not_audited.items() if name in models}
         for name, why in sorted(skipped.items()):
             self.recorder.message(f"Not running the audits of {name} on its current data: {why}")

@@ -186,10 +186,12 @@ def test_skip_audits_report_nothing_and_a_repeated_audit_reports_to_its_own_chec
     assert query(db, "SELECT COUNT(*) FROM shop.daily_amounts WHERE amount > 100") == [(1,)]
 
 
-def test_a_run_that_evaluates_nothing_reports_no_check(audits_project: Path) -> None:
+def test_a_run_that_evaluates_nothing_reports_no_check_with_audit_unchanged_off(
+    audits_project: Path,
+) -> None:
     materialize(audits_project)
 
-    again = materialize(audits_project)
+    again = materialize(audits_project, resource_config={"audit_unchanged": False})
 
     assert again.success
     assert again.checks() == {}

@@ -85,8 +85,10 @@ def test_second_run_reports_up_to_date(clean_project: Path) -> None:
     assert second.success
     mats = second.materializations()
     assert {m["sqlmesh/outcome"] for m in mats.values()} == {"up_to_date"}
-    # audits did not run again, so no check results are claimed
-    assert second.checks() == {}
+    # the audits ran again on the unchanged data (docs/adr/0012), and say so
+    assert second.checks()
+    for event in second.events("ASSET_CHECK_EVALUATION"):
+        assert event.event_specific_data.metadata["sqlmesh/data_unchanged"].value is True
 
 
 def test_subset_evaluates_only_the_subset(clean_project: Path) -> None:

@@ -8,7 +8,8 @@ recorder, which knows nothing about SQLMesh objects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from mxm_dagster.records.results import AuditOutcome, TableInfo
@@ -166,6 +167,19 @@ class OutcomeRecorder:
 
     def message(self, text: str) -> None:
         self._log(text)
+
+    @contextmanager
+    def separate_records(self) -> Iterator[dict[str, ModelRecord]]:
+        """Record into a fresh dict for the duration: audits on unchanged data run after the
+        plan or run, and what they find must not rewrite what that plan or run did."""
+        with self._lock:
+            kept, self.records = self.records, {}
+            separate = self.records
+        try:
+            yield separate
+        finally:
+            with self._lock:
+                self.records = kept
 
     def failed_models(self) -> set[str]:
         with self._lock:

@@ -22,6 +22,11 @@ class ExecutionRequest:
 
     environment: str
     selected: set[str]
+    #: Models whose checks alone the run selected: their audits run on the environment's current
+    #: data, and SQLMesh evaluates nothing for them (docs/adr/0012)
+    checks_only: set[str] = field(default_factory=set)
+    #: Also audit, on their current data, selected models SQLMesh found up to date
+    audit_unchanged: bool = True
     restate: bool = False
     row_counts: bool = True
     unit_tests: bool = False  # run the project's SQLMesh unit tests first; any failure: no plan
@@ -43,12 +48,17 @@ class ExecutionRequest:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for the SQLMesh child process."""
-        return {**asdict(self), "selected": sorted(self.selected)}
+        return {
+            **asdict(self),
+            "selected": sorted(self.selected),
+            "checks_only": sorted(self.checks_only),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ExecutionRequest:
         raw = dict(raw)
         raw["selected"] = set(raw["selected"])
+        raw["checks_only"] = set(raw.get("checks_only", ()))
         if raw.get("window") is not None:
             raw["window"] = tuple(raw["window"])
         return cls(**raw)

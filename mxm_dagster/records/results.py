@@ -38,6 +38,8 @@ class AuditOutcome:
     query: str | None = None
     check_name: str = ""  # the Dagster check this audit reports to; set once matched to the model
     failed_batches: int = 0  # interval batches it failed in; `failed_rows` sums over them
+    #: Run on the data the environment already held, not on data written in this execution
+    on_unchanged_data: bool = False
 
 
 class TableInfo(TypedDict, total=False):

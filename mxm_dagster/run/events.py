@@ -50,6 +50,8 @@ def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
     metadata: dict[str, Any] = {"sqlmesh/audit": outcome.name, "failed_rows": outcome.failed_rows}
     if not outcome.passed:  # rows summed over every batch the audit failed in
         metadata["sqlmesh/failed_batches"] = outcome.failed_batches
+    if outcome.on_unchanged_data:  # no data written in this run: the audit read what was there
+        metadata["sqlmesh/data_unchanged"] = True
     if outcome.query:
         metadata["audit_query"] = dg.MetadataValue.md(f"```sql\n{outcome.query}\n```")
     return dg.AssetCheckResult(
@@ -125,11 +127,16 @@ def step_events(
     outcome: ModelOutcome,
     results: ExecutionResults,
     selected_checks: AbstractSet[dg.AssetCheckKey],
+    asset_selected: bool = True,
 ) -> Iterator[Any]:
-    """The asset step's events; raises `dg.Failure` when the model did not succeed."""
+    """The asset step's events; raises `dg.Failure` when the model did not succeed. A step
+    whose asset is not selected (its checks alone are) yields check results only."""
     model = outcome.model
     selected_names = {key.name for key in selected_checks}
     checks = [check_result(a) for a in outcome.audits if a.check_name in selected_names]
+    if not asset_selected and outcome.status is not ModelStatus.FAILED:
+        yield from checks
+        return
     # up to date, or audits re-run on the data already there: a record that no data changed
     if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED):
         metadata = provenance(outcome, results)

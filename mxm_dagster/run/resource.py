@@ -88,6 +88,11 @@ class SQLMeshResource(dg.ConfigurableResource):
         f"nothing is planned or run and every step fails (also: run tag {UNIT_TESTS_TAG}=true)",
     )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
+    audit_unchanged: bool = Field(
+        default=True,
+        description="Run the audits of selected models SQLMesh found up to date on their "
+        "current data, so their checks report a result (docs/adr/0012); false: no result",
+    )
     allow_destructive: list[str] = Field(
         default_factory=list,
         description="Forward-only models whose destructive changes (dropped columns) may be "
@@ -155,7 +160,8 @@ class SQLMeshResource(dg.ConfigurableResource):
             output = (
                 step_output(context, outcome, results, project) if outcome is not None else None
             )
-        if output is not None and not output.materializes and output.failure is None:
+        skips_downstream = output is not None and not output.materializes and not output.checks_only
+        if skips_downstream and output is not None and output.failure is None:
             record_skipped_downstream(context, execution, results)
         if final:
             finalize(context, execution, results)
@@ -261,17 +267,21 @@ class SQLMeshResource(dg.ConfigurableResource):
         asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
         if retrying:
             wanted = retry.retry_models(context, model, stored.executions)
+            checks_only: set[str] = set()
             context.log.info(
                 f"Retrying {model}: SQLMesh runs again for the {len(wanted)} models of this run "
                 "whose steps have not succeeded: " + ", ".join(sorted(wanted))
             )
         else:
             wanted = selection.models_for_run(context) - stored.considered()
+            checks_only = selection.checks_only_models_for_run(context) - stored.considered()
         deferred = selection.deferred_models(context, wanted, asset_keys_by_model)
         window = selection.run_time_window(context)
         request = ExecutionRequest(
             environment=project.environment,
             selected=wanted - deferred,
+            checks_only=checks_only,
+            audit_unchanged=self.audit_unchanged,
             restate=self._wants_restatement(context),
             row_counts=self.row_counts,
             unit_tests=self._wants_unit_tests(context),
@@ -286,6 +296,7 @@ class SQLMeshResource(dg.ConfigurableResource):
             f"{project.environment!r} of {project.path}"
             + (f" for {window[0].isoformat()} to {window[1].isoformat()}" if window else "")
             + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
+            + (f"; the checks alone of {len(checks_only)} models" if checks_only else "")
         )
         order = ChildOrder(project, request, self.lock_timeout_seconds, self.warehouse_wait_seconds)
         return start_execution(

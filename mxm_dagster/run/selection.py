@@ -46,6 +46,19 @@ def models_of(graph: AssetGraph, run_keys: set[dg.AssetKey]) -> set[str]:
     return {model for model, key in asset_keys_by_model_of(graph).items() if key in run_keys}
 
 
+def checks_only_models_of(
+    graph: AssetGraph, run_keys: set[dg.AssetKey], check_keys: set[dg.AssetCheckKey]
+) -> set[str]:
+    """The SQLMesh models whose checks the run selected without the model's asset: executing
+    checks alone (the UI's "Execute" on a Checks tab) runs their audits on the current data."""
+    checked = {key.asset_key for key in check_keys}
+    return {
+        model
+        for model, key in asset_keys_by_model_of(graph).items()
+        if key in checked and key not in run_keys
+    }
+
+
 def partitions_def_of(
     graph: AssetGraph, key: dg.AssetKey
 ) -> dg.TimeWindowPartitionsDefinition | None:
@@ -140,8 +153,23 @@ def asset_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
     return keys
 
 
-def step_key(layer: dg.AssetLayer, key: dg.AssetKey) -> str | None:  # type: ignore[name-defined]
-    """The step that materializes `key` in the job of `layer`; None for a key without one."""
+def check_keys_for_run(context: dg.AssetExecutionContext) -> set[dg.AssetCheckKey]:
+    """The run's asset checks, narrowed as its assets are (`asset_keys_for_run`)."""
+    run = context.run
+    layer = context.job_def.asset_layer
+    if run.asset_check_selection is not None:
+        keys = set(run.asset_check_selection)
+    else:
+        keys = {key for data in layer.data for key in data.assets_def.check_keys}
+    if run.step_keys_to_execute:
+        steps = set(run.step_keys_to_execute)
+        keys = {k for k in keys if step_key(layer, k) in steps}
+    return keys
+
+
+def step_key(layer: dg.AssetLayer, key: dg.AssetKey | dg.AssetCheckKey) -> str | None:  # type: ignore[name-defined]
+    """The step that materializes `key` (or runs the check `key`) in the job of `layer`; None
+    for a key without one."""
     try:
         return str(layer.get_op_output_handle(key).node_handle)
     except Exception:  # a key with no op in this job (an external source) has no step
@@ -171,6 +199,12 @@ def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str,
 
 def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
     return models_of(asset_graph(context), asset_keys_for_run(context))
+
+
+def checks_only_models_for_run(context: dg.AssetExecutionContext) -> set[str]:
+    return checks_only_models_of(
+        asset_graph(context), asset_keys_for_run(context), check_keys_for_run(context)
+    )
 
 
 def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:

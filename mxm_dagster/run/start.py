@@ -26,7 +26,8 @@ def start_execution(
     """Start SQLMesh in a child process for `order`, watched by a thread that owns `run_lock`
     until the results are on disk; a failure to run becomes results saying so."""
     request = order.request
-    execution = SharedExecution(request.results_without_models(), set(request.selected))
+    models = set(request.selected) | request.checks_only
+    execution = SharedExecution(request.results_without_models(), models)
 
     def work() -> None:
         error: str | None = None
@@ -38,7 +39,7 @@ def start_execution(
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
             execution.log(f"SQLMesh execution failed: {error}")
-            results = ExecutionResults.not_started(request.environment, request.selected, error)
+            results = ExecutionResults.not_started(request.environment, models, error)
         try:
             stored.executions.append(results)
             stored.write(results_file)

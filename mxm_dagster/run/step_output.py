@@ -30,6 +30,7 @@ class StepOutput:
     failure: dg.Failure | None
     records: list[dg.AssetMaterialization] = field(default_factory=list)
     withheld: str | None = None  # why the step's MaterializeResult is not yielded
+    checks_only: bool = False  # the step's asset is not selected, only its checks
 
     @property
     def materializes(self) -> bool:
@@ -46,12 +47,21 @@ def step_output(
     spec says why partitions were not filled."""
     produced: list[Any] = []
     failure: dg.Failure | None = None
+    asset_selected = bool(context.selected_asset_keys)
     try:
         produced.extend(
-            events.step_events(outcome, results, selected_checks=context.selected_asset_check_keys)
+            events.step_events(
+                outcome,
+                results,
+                selected_checks=context.selected_asset_check_keys,
+                asset_selected=asset_selected,
+            )
         )
     except dg.Failure as exc:
         failure = exc
+    if not asset_selected:
+        note = None if produced or failure else _no_check_note(outcome)
+        return StepOutput(produced, failure, withheld=note, checks_only=True)
     withheld = (
         f"SQLMesh did not fill {outcome.model} in this run: {outcome.reason}"
         if outcome.status is ModelStatus.NOT_FILLED
@@ -78,6 +88,12 @@ def step_output(
         context.asset_key, partitions_def, outcome, results, covered
     )
     return output
+
+
+def _no_check_note(outcome: ModelOutcome) -> str:
+    """Why a step of checks alone reports no result."""
+    why = outcome.reason or f"SQLMesh reported no audit of it ({outcome.status.value})"
+    return f"No check result for {outcome.model}: its audits did not run on current data: {why}"
 
 
 def _unfilled_note(

@@ -528,6 +528,29 @@ class DagsterDev:
             raise GraphQLError(f"launchRun: {result['__typename']}: {result.get('message')}")
         return result["run"]["runId"]
 
+    def launch_checks(self, nodes: Iterable[AssetNode]) -> str:
+        """Execute these assets' checks alone, as "Execute all" on a Checks tab does: no asset
+        selected, only their checks."""
+        selector = {
+            "repositoryLocationName": self.location,
+            "repositoryName": self.repository,
+            "pipelineName": ASSET_JOB,
+            "assetSelection": [],
+            "assetCheckSelection": [
+                {"assetKey": _key_input(n.key), "name": c.name} for n in nodes for c in n.checks
+            ],
+        }
+        result = self.graphql(
+            "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {"
+            " __typename ... on LaunchRunSuccess { run { runId } }"
+            " ... on Error { message } } }",
+            {"params": {"selector": selector, "mode": "default"}},
+            timeout=LAUNCH_TIMEOUT,
+        )["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise GraphQLError(f"launchRun: {result['__typename']}: {result.get('message')}")
+        return result["run"]["runId"]
+
     def run(self, run_id: str) -> dict[str, Any]:
         """Status, tags, asset selection and per-step status of one run."""
         return self.graphql(
@@ -613,13 +636,19 @@ class DagsterDev:
     def check_executions(
         self, key: AssetPath, check_name: str, limit: int = 10
     ) -> list[dict[str, Any]]:
-        """The newest executions of one asset check (run id, status, step), newest first."""
-        return self.graphql(
+        """The newest executions of one asset check (run id, status, step, the evaluation's
+        `metadata` as text), newest first."""
+        executions = self.graphql(
             "query($key: AssetKeyInput!, $name: String!, $limit: Int!) {"
             " assetCheckExecutions(assetKey: $key, checkName: $name, limit: $limit) {"
-            " runId status stepKey evaluation { success severity } } }",
+            " runId status stepKey evaluation { success severity"
+            f" metadataEntries {{ {_METADATA_FIELDS} }} }} }} }}",
             {"key": _key_input(key), "name": check_name, "limit": limit},
         )["assetCheckExecutions"]
+        for execution in executions:
+            evaluation = execution.get("evaluation") or {}
+            execution["metadata"] = _metadata(evaluation.get("metadataEntries") or [])
+        return executions
 
     def reload_location(self) -> None:
         """The UI's "Reload definitions": the code server re-imports the code location."""

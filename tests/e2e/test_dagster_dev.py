@@ -8,6 +8,7 @@ daemon, code server) may keep the DuckDB warehouse open: that would block every 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,22 @@ def assert_nothing_holds_warehouse(dev: DagsterDev, warehouse: Path, moment: str
 def assert_run_succeeded(dev: DagsterDev, run_id: str) -> None:
     status = dev.wait_for_run(run_id)
     assert status == "SUCCESS", f"run {run_id} ended {status}:\n{dev.run_errors(run_id)}"
+
+
+def assert_checks_ran_on_unchanged_data(
+    dev: DagsterDev, nodes: Iterable[AssetNode], run_id: str
+) -> None:
+    """Every check of `nodes` has one result in the run, from audits on unchanged data."""
+    for node in nodes:
+        for check in node.checks:
+            label = f"{node.user_string}:{check.name}"
+            found = dev.check_executions(node.key, check.name)
+            executions = [e for e in found if e["runId"] == run_id]
+            assert len(executions) == 1, f"{label} not recorded in run {run_id}"
+            expected = {"SUCCEEDED"} if check.blocking else {"SUCCEEDED", "FAILED"}
+            assert executions[0]["status"] in expected, f"{label}: {executions[0]}"
+            metadata = executions[0]["metadata"]
+            assert metadata.get("sqlmesh/data_unchanged") == "True", f"{label}: {metadata}"
 
 
 def test_code_location_serves_every_model(dagster_dev: DagsterDev, e2e_project: Path) -> None:
@@ -129,20 +146,21 @@ def test_materialize_all_then_edited_models_only(
             expected = {"SUCCEEDED"} if check.blocking else {"SUCCEEDED", "FAILED"}
             assert executions[0]["status"] in expected, f"{label}: {executions[0]}"
 
-    # The same two again: nothing changed, so SQLMesh evaluates nothing and audits nothing.
+    # The same two again: nothing changed, so SQLMesh evaluates nothing; their audits run on
+    # the unchanged data (ADR 12), so no check is left "Skipped".
     third_run = dagster_dev.launch_assets(reloaded[key] for key in sorted(edited_keys))
     assert_run_succeeded(dagster_dev, third_run)
     materialized = dagster_dev.run_materializations(third_run)
     assert sorted(m.key for m in materialized) == sorted(edited_keys)
     assert {m.metadata.get(OUTCOME) for m in materialized} == {"up_to_date"}
-    for node in edited.values():
-        for check in node.checks:
-            reported = [
-                e["status"]
-                for e in dagster_dev.check_executions(node.key, check.name)
-                if e["runId"] == third_run and e["status"] in ("SUCCEEDED", "FAILED")
-            ]
-            assert not reported, f"{node.user_string}:{check.name} reported without running"
+    assert_checks_ran_on_unchanged_data(dagster_dev, edited.values(), third_run)
+
+    # Their checks alone, as "Execute all" on a Checks tab: audits on the current data, nothing
+    # materialized.
+    checks_run = dagster_dev.launch_checks(edited.values())
+    assert_run_succeeded(dagster_dev, checks_run)
+    assert dagster_dev.run_materializations(checks_run) == []
+    assert_checks_ran_on_unchanged_data(dagster_dev, edited.values(), checks_run)
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after the up-to-date run")
 
 

@@ -221,3 +221,22 @@ def test_partitions_the_output_covers_get_no_extra_record() -> None:
 @pytest.mark.parametrize("status", [ModelStatus.FAILED, ModelStatus.SKIPPED])
 def test_a_failed_or_skipped_model_records_no_partition(status: ModelStatus) -> None:
     assert partition_materializations(KEY, _daily(), outcome(status), results()) == []
+
+
+def test_a_step_of_checks_alone_yields_only_check_results() -> None:
+    audits = [AuditOutcome("not_null", True, True, check_name="not_null", on_unchanged_data=True)]
+    events = list(
+        step_events(
+            outcome(ModelStatus.AUDITED, audits=audits),
+            results(),
+            checks("not_null"),
+            asset_selected=False,
+        )
+    )
+    assert [type(e) for e in events] == [dg.AssetCheckResult]
+    assert events[0].metadata["sqlmesh/data_unchanged"].value is True
+
+
+def test_a_check_run_in_the_evaluation_says_nothing_of_unchanged_data() -> None:
+    result = check_result(AuditOutcome("not_null", True, True, check_name="not_null"))
+    assert "sqlmesh/data_unchanged" not in result.metadata

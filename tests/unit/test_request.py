@@ -38,6 +38,8 @@ def test_a_request_survives_its_json_form() -> None:
     request = ExecutionRequest(
         "dev",
         {"b", "a"},
+        checks_only={"d", "c"},
+        audit_unchanged=False,
         restate=True,
         row_counts=False,
         window=WINDOW,
@@ -45,6 +47,7 @@ def test_a_request_survives_its_json_form() -> None:
     )
     raw = json.loads(json.dumps(request.to_dict()))
     assert raw["selected"] == ["a", "b"]
+    assert raw["checks_only"] == ["c", "d"]
     assert ExecutionRequest.from_dict(raw) == request
 
 

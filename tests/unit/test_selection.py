@@ -68,6 +68,18 @@ def test_the_run_means_the_models_among_its_keys(graph) -> None:
     assert selection.models_of(graph, set()) == set()
 
 
+def test_models_with_checks_but_not_assets_selected_are_checks_only(graph) -> None:
+    check_keys = {
+        dg.AssetCheckKey(key("s/daily"), "not_null"),
+        dg.AssetCheckKey(key("s/report"), "x"),
+    }
+    run_keys = {key("s/report")}
+    assert selection.checks_only_models_of(graph, run_keys, check_keys) == {DAILY.name}
+    assert selection.checks_only_models_of(graph, run_keys, set()) == set()
+    source_check = {dg.AssetCheckKey(key("raw/source"), "fresh")}  # not a SQLMesh model
+    assert selection.checks_only_models_of(graph, set(), source_check) == set()
+
+
 def test_downstream_goes_through_the_runs_assets_only(graph) -> None:
     everything = set(graph.get_all_asset_keys())
     assert selection.downstream_of(graph, key("s/staged"), everything) == [

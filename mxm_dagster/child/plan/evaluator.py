@@ -16,7 +16,13 @@ from sqlmesh import Context
 
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.plan import outcomes
-from mxm_dagster.child.plan.decision import Decision, decide_plan, decide_run, replan
+from mxm_dagster.child.plan.decision import (
+    Decision,
+    decide_plan,
+    decide_run,
+    plan_options,
+    replan,
+)
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
 from mxm_dagster.records.request import ExecutionRequest
@@ -94,6 +100,8 @@ class PlanEvaluator:
         self._request = request
         clock = sqlmesh_api.execution_timestamp()
         environment = request.environment
+        if not request.selected and request.checks_only:
+            return self._audit_alone(request, clock)
         run = decide_run(
             request,
             known_plan_id,
@@ -188,6 +196,14 @@ class PlanEvaluator:
         results.command = "run"
         return results
 
+    def _audit_alone(self, request: ExecutionRequest, clock: int) -> ExecutionResults:
+        """Only checks were selected: no plan and no run, the audits on the current data."""
+        options = plan_options(request, False, clock)
+        execution_time = sqlmesh_api.execution_timestamp(options["execution_time"])
+        results = self._results(request, set(), {}, 0, execution_time)
+        results.command = "audit"
+        return results
+
     def _run_standalone_audits(
         self,
         request: ExecutionRequest,
@@ -269,10 +285,20 @@ class PlanEvaluator:
             n for n, r in records.items() if r.evaluated_batches and self._is_model(n)
         }
         tables = sqlmesh_api.promoted_tables(self.context, request.environment)
-        names = involved | evaluated_elsewhere | (request.selected & set(self.models))
+        names = (
+            involved
+            | evaluated_elsewhere
+            | ((request.selected | request.checks_only) & set(self.models))
+        )
         statuses = outcomes.model_statuses(names, records, excluded, self.all_models)
-        unevaluated = [n for n, status in statuses.items() if status is ModelStatus.UP_TO_DATE]
+        unevaluated = [
+            n
+            for n, status in statuses.items()
+            if status is ModelStatus.UP_TO_DATE and n not in request.checks_only
+        ]
         reasons = self._unfilled_reasons(request, unevaluated, execution_time)
+        to_audit = self._unchanged_to_audit(request, statuses, reasons)
+        audit_records, not_audited = self._audit_unchanged(request, to_audit, execution_time)
         results = request.results_without_models()
         results.models = outcomes.model_outcomes(
             request,
@@ -287,10 +313,71 @@ class PlanEvaluator:
             self.recorder.message,
             execution_time,
         )
+        for name in to_audit:
+            outcome = results.models[name]
+            if name in not_audited:
+                if name not in request.selected:  # checks alone: no data to check, no result
+                    outcome.status = ModelStatus.NOT_FILLED
+                    outcome.reason = not_audited[name]
+                continue
+            spec = self.models[name]
+            outcome.audits = outcomes.unchanged_audit_outcomes(
+                spec, audit_records, self.recorder.message
+            )
+            if name not in request.selected:
+                outcome.status = ModelStatus.AUDITED
         results.finished_at = time.time()
         results.plan_attempts = attempts
         results.execution_time = execution_time
         return results
+
+    def _unchanged_to_audit(
+        self,
+        request: ExecutionRequest,
+        statuses: Mapping[str, ModelStatus],
+        reasons: Mapping[str, str],
+    ) -> set[str]:
+        """Models whose audits run on their current data (docs/adr/0012): those whose checks
+        alone were selected, and, with `audit_unchanged`, selected models SQLMesh found up to
+        date; none SQLMesh evaluated (their audits ran) or left with due intervals missing."""
+        candidates = set(request.checks_only)
+        if request.audit_unchanged:
+            candidates |= request.selected
+        return {
+            name
+            for name in candidates
+            if statuses.get(name) is ModelStatus.UP_TO_DATE
+            and name not in reasons
+            and any(not audit.skip for audit in self.models[name].audits)
+        }
+
+    def _audit_unchanged(
+        self, request: ExecutionRequest, models: Collection[str], execution_time: int
+    ) -> tuple[dict[str, ModelRecord], dict[str, str]]:
+        """Run the audits of `models` (their standalone audits too) on the environment's current
+        data, recorded apart from the plan's records; returns those records and, per model not
+        audited, why (logged)."""
+        if not models:
+            return {}, {}
+        nodes = set(models) | {
+            audit.name
+            for name in models
+            for audit in self.models[name].audits
+            if audit.standalone and not audit.skip
+        }
+        with self.recorder.separate_records() as audit_records:
+            try:
+                not_audited = sqlmesh_api.audit_current_data(
+                    self.context, request.environment, nodes, execution_time, request.window
+                )
+            except Exception as exc:  # the plan's work stands: only these checks go unreported
+                why = f"SQLMesh could not run them: {type(exc).__name__}: {exc}"
+                not_audited = dict.fromkeys(nodes, why)
+                audit_records.clear()
+        skipped = {name: why for name, why in not_audited.items() if name in models}
+        for name, why in sorted(skipped.items()):
+            self.recorder.message(f"Not running the audits of {name} on its current data: {why}")
+        return audit_records, skipped
 
     def _unfilled_reasons(
         self, request: ExecutionRequest, names: Collection[str], execution_time: int

@@ -7,6 +7,7 @@ intervals): they make no SQLMesh call, and are tested with hand-built records.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import ModelRecord
@@ -84,6 +85,15 @@ def _audit_outcomes(
             "a different number of audits, so which of them ran is unknown"
         )
     return outcomes
+
+
+def unchanged_audit_outcomes(
+    model: ModelSpec, records: Mapping[str, ModelRecord], log: Callable[[str], None]
+) -> list[AuditOutcome]:
+    """The audits SQLMesh ran on the data the environment already held (`records` of that
+    audit-only pass alone), marked so."""
+    found = _audit_outcomes(model, records.get(model.name), records, log)
+    return [replace(audit, on_unchanged_data=True) for audit in found]
 
 
 def model_outcome(

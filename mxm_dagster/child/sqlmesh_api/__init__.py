@@ -4,6 +4,7 @@ Everything else in mxm_dagster works on the plain records in `mxm_dagster.record
 upgrade that moves an internal API changes this package only. Callers use the names below.
 """
 
+from mxm_dagster.child.sqlmesh_api.audits import audit_current_data
 from mxm_dagster.child.sqlmesh_api.config import (
     default_gateway,
     gateway_names,
@@ -40,6 +41,7 @@ __all__ = [
     "DueIntervals",
     "UnitTestReport",
     "apply_plan",
+    "audit_current_data",
     "close_context",
     "count_rows",
     "default_gateway",

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from mxm_dagster.assets.automation import cron_sensor
-from mxm_dagster.assets.loader import RESOURCE_KEY, asset_keys_by_model, build_sqlmesh_assets
+from mxm_dagster.assets.automation import cron_sensor, sensor_name_for
+from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
@@ -31,6 +31,7 @@ def sqlmesh_definitions(
     exclude: str | Iterable[str] | None = None,
     partitions: bool = False,
     provided_keys: Iterable[dg.AssetKey] = (),
+    name: str | None = None,
 ) -> dg.Definitions:
     """Assets, checks, resource and cron sensor of `project` (a `SQLMeshProject`, or a folder:
     its default gateway, environment prod).
@@ -40,6 +41,10 @@ def sqlmesh_definitions(
     `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the child that loads the
     project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5).
     `provided_keys`: asset keys other assets produce (no source spec for those).
+    `name`: names the project among others in one code location: its assets require resource
+    `sqlmesh_<name>` and its sensor is `sqlmesh_<name>_cron` (default: `sqlmesh`, `sqlmesh_cron`).
+    Two projects need distinct names, and distinct asset keys (a translator's key prefix) when
+    their model names collide.
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -52,6 +57,7 @@ def sqlmesh_definitions(
         ModelSelection.of(select, exclude),
         resource,
         provided_keys,
+        name,
     )
 
 
@@ -81,19 +87,26 @@ def assemble(
     selection: ModelSelection | None,
     resource: SQLMeshResource,
     provided_keys: Iterable[dg.AssetKey] = (),
+    name: str | None = None,
 ) -> dg.Definitions:
-    """The definitions of `spec`'s selected models, run by `resource`."""
+    """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
+    gives)."""
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
+    resource_key = resource_key_for(name)
+    assets = build_sqlmesh_assets(
+        spec, project.location, translator, provided_keys, selected, resource_key
+    )
     return dg.Definitions(
-        assets=build_sqlmesh_assets(spec, project.location, translator, provided_keys, selected),
-        resources={RESOURCE_KEY: resource},
+        assets=assets,
+        resources={resource_key: resource},
         sensors=[
             cron_sensor(
                 models,
                 {name: key for name, key in keys.items() if selected is None or name in selected},
                 {m.name: translator.get_partitions_def(m) for m in models},
+                sensor_name_for(resource_key),
             )
         ],
     )

@@ -170,7 +170,7 @@ def test_an_unnamed_project_keeps_resource_sqlmesh_and_two_unnamed_ones_clash(
         same_keys.resolve_asset_graph()
 
 
-# ------------------------------------------------------------------ one CLI run over both
+# ------------------------------------------------------------------ one run over both
 
 
 def test_one_run_runs_each_projects_sqlmesh_once_for_its_own_models(tmp_path: Path) -> None:
@@ -189,8 +189,17 @@ def test_one_run_runs_each_projects_sqlmesh_once_for_its_own_models(tmp_path: Pa
 
 
 def test_a_failing_model_of_one_project_fails_no_step_of_the_other(tmp_path: Path) -> None:
+    """In process this time (the CLI run above uses the multiprocess executor): both projects'
+    executions run on threads of one process, side by side."""
     alpha, beta = _projects(tmp_path, broken_beta=True)
-    run = _materialize_all(tmp_path, alpha, beta)
+    defs = dg.Definitions.merge(
+        sqlmesh_definitions(alpha, name="alpha", translator=_prefixed("alpha")),
+        sqlmesh_definitions(beta, name="beta", translator=_prefixed("beta")),
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    run = RunOutcome(instance, result.run_id, result.success)
     assert not run.success
     statuses = run.step_statuses()
     failed = {step for step, status in statuses.items() if status != "STEP_SUCCESS"}

@@ -65,8 +65,8 @@ def _model_asset(
     A one-spec `multi_asset` rather than `@asset`: only `can_subset=True` makes check outputs
     optional, and a check whose audit did not run (the model was up to date) must report nothing.
     The op name derives from the key (`schema__table`), already made of legal characters; a
-    named project's ops start with its resource key, so two projects never share an op name and
-    Dagster's error on a key both define names the ops, hence the projects.
+    named project's ops start with its resource key, so a run's step keys say which project each
+    step belongs to.
     """
     op_name = "__".join(spec.key.path)
     if resource_key != RESOURCE_KEY:

@@ -211,5 +211,5 @@ def runs(home: Path) -> list[RunOutcome]:
 
 
 def executions_in_results_file(home: Path, run_id: str) -> int:
-    path = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.json"
+    (path,) = (home / "storage" / "mxm_dagster" / "runs").glob(f"{run_id}-*.json")  # one project
     return len(json.loads(path.read_text()))

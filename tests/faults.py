@@ -319,8 +319,7 @@ def assert_nothing_held(project: Path, gateway: str, home: Path, run_id: str) ->
     project_lock = SQLMeshProject(path=project, gateway=gateway).lock_path
     assert project_lock.is_file(), "the killed run never took the project lock"
     assert lock_is_free(project_lock)
-    run_lock = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.lock"
-    if run_lock.exists():
+    for run_lock in (home / "storage" / "mxm_dagster" / "runs").glob(f"{run_id}-*.lock"):
         assert lock_is_free(run_lock)
     duckdb.connect(str(project / "warehouse.duckdb")).close()  # writable straight away
 

@@ -63,7 +63,8 @@ def filled_until(project: Path, model: str) -> int | None:
 
 def stored_results(run: RunOutcome) -> ExecutionResults:
     """The run's SQLMesh execution as the child reported it (also for steps Dagster skipped)."""
-    path = Path(run.instance.storage_directory()) / "mxm_dagster" / "runs" / f"{run.run_id}.json"
+    runs = Path(run.instance.storage_directory()) / "mxm_dagster" / "runs"
+    (path,) = runs.glob(f"{run.run_id}-*.json")  # one project, one results file
     (execution,) = RunResults.read(path).executions
     return execution
 

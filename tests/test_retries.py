@@ -122,7 +122,7 @@ def retry_job() -> dg.JobDefinition:
 
 def executions(home: Path, run_id: str) -> list[dict]:
     """The run's SQLMesh executions as the results file has them (outcomes by model), in order."""
-    path = home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.json"
+    (path,) = (home / "storage" / "mxm_dagster" / "runs").glob(f"{run_id}-*.json")  # one project
     return sorted(json.loads(path.read_text()), key=lambda e: e["started_at"])
 
 

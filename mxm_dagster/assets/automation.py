@@ -22,7 +22,15 @@ from mxm_dagster.assets.partitions import dagster_cron
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 
-SENSOR_NAME = "sqlmesh_cron"
+SENSOR_NAME = "sqlmesh_cron"  # the sensor of the only (or an unnamed) project
+
+
+def sensor_name_for(resource_key: str) -> str:
+    """`sqlmesh_cron` for the unnamed project's resource `sqlmesh`, `sqlmesh_<name>_cron` for a
+    named one: one sensor per project, never two of the same name in a code location."""
+    return f"{resource_key}_cron"
+
+
 TICK_TAG = "mxm/cron_tick"
 
 
@@ -87,6 +95,7 @@ def cron_sensor(
     models: list[ModelSpec],
     keys: Mapping[str, dg.AssetKey],
     partitions_defs: PartitionsDefs | None = None,
+    name: str = SENSOR_NAME,
 ) -> dg.SensorDefinition:
     """Running from the start: `dagster dev` runs it with no set-up.
 
@@ -98,7 +107,7 @@ def cron_sensor(
     scheduled = [m for m in models if m.is_model and m.cron and m.name in keys]
 
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=name,
         asset_selection=dg.AssetSelection.assets(*sorted({keys[m.name] for m in scheduled})),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,

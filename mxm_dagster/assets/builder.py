@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from mxm_dagster.assets.automation import cron_sensor
-from mxm_dagster.assets.loader import RESOURCE_KEY, asset_keys_by_model, build_sqlmesh_assets
+from mxm_dagster.assets.automation import cron_sensor, sensor_name_for
+from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
@@ -32,6 +32,7 @@ def sqlmesh_definitions(
     partitions: bool = False,
     provided_keys: Iterable[dg.AssetKey] = (),
     retry_policy: dg.RetryPolicy | None = None,
+    name: str | None = None,
 ) -> dg.Definitions:
     """Assets, checks, resource and cron sensor of `project` (a `SQLMeshProject`, or a folder:
     its default gateway, environment prod).
@@ -43,6 +44,10 @@ def sqlmesh_definitions(
     `provided_keys`: asset keys other assets produce (no source spec for those).
     `retry_policy`: how Dagster retries a model's step whose model failed, for every model the
     translator's `get_retry_policy` gives none; a retried step runs SQLMesh again.
+    `name`: names the project among others in one code location: its assets require resource
+    `sqlmesh_<name>` and its sensor is `sqlmesh_<name>_cron` (default: `sqlmesh`, `sqlmesh_cron`).
+    Two projects need distinct names, and distinct asset keys (a translator's key prefix) when
+    their model names collide.
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -56,6 +61,7 @@ def sqlmesh_definitions(
         resource,
         provided_keys,
         retry_policy,
+        name,
     )
 
 
@@ -86,21 +92,25 @@ def assemble(
     resource: SQLMeshResource,
     provided_keys: Iterable[dg.AssetKey] = (),
     retry_policy: dg.RetryPolicy | None = None,
+    name: str | None = None,
 ) -> dg.Definitions:
-    """The definitions of `spec`'s selected models, run by `resource`."""
+    """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
+    gives)."""
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
+    resource_key = resource_key_for(name)
     return dg.Definitions(
         assets=build_sqlmesh_assets(
-            spec, project.location, translator, provided_keys, selected, retry_policy
+            spec, project.location, translator, provided_keys, selected, retry_policy, resource_key
         ),
-        resources={RESOURCE_KEY: resource},
+        resources={resource_key: resource},
         sensors=[
             cron_sensor(
                 models,
                 {name: key for name, key in keys.items() if selected is None or name in selected},
                 {m.name: translator.get_partitions_def(m) for m in models},
+                sensor_name_for(resource_key),
             )
         ],
     )

@@ -5,6 +5,7 @@
       project: "{{ context.project_root }}/sqlmesh_project"
       gateway: local             # default: the project's default gateway
       environment: prod
+      name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
@@ -117,6 +118,9 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             this defs.yaml's folder. `{{ context.project_root }}` names the dg project's root.
         gateway: The SQLMesh gateway runs use; default: the project's default gateway.
         environment: The SQLMesh environment runs plan and promote into.
+        name: Names the project among several in one code location: its assets require the
+            resource `sqlmesh_<name>`, its sensor is `sqlmesh_<name>_cron`; default `sqlmesh`.
+            Projects whose model names collide also need a `translation` key_prefix.
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
@@ -129,6 +133,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     project: str
     gateway: str | None = None
     environment: str = PROD
+    name: str | None = None
     partitions: bool = False
     select: list[str] | None = None
     exclude: list[str] | None = None
@@ -156,4 +161,4 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         )
         resource = pinned_resource(project)
         selection = ModelSelection.of(self.select, self.exclude)
-        return assemble(project, spec, translator, selection, resource, provided)
+        return assemble(project, spec, translator, selection, resource, provided, self.name)

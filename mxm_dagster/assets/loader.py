@@ -7,19 +7,27 @@ from pathlib import Path
 import dagster as dg
 
 from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
+from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 
-RESOURCE_KEY = "sqlmesh"
+RESOURCE_KEY = "sqlmesh"  # the resource of the only (or an unnamed) project of a code location
 MODEL_TAG = MODEL_NAME_METADATA_KEY  # the op tag names the model under the same key
 PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
 
-# Model name -> asset key of every model asset built in this process. A step of a subset run sees
-# only part of the asset graph, yet must record models SQLMesh evaluated outside the selection.
-_built_asset_keys_by_model: dict[str, dg.AssetKey] = {}
+# (project folder, model name) -> asset key of every model asset built in this process. A step of
+# a subset run sees only part of the asset graph, yet must record models SQLMesh evaluated outside
+# the selection. Keyed by project too: two projects may both have a model of the same name.
+_built_asset_keys_by_model: dict[tuple[str, str], dg.AssetKey] = {}
 
 
-def built_asset_key_for_model(model: str) -> dg.AssetKey | None:
-    return _built_asset_keys_by_model.get(model)
+def built_asset_key_for_model(project_dir: str, model: str) -> dg.AssetKey | None:
+    return _built_asset_keys_by_model.get((project_dir, model))
+
+
+def resource_key_for(name: str | None) -> str:
+    """The resource key of a project's assets: `sqlmesh` for the only (unnamed) project of a
+    code location, `sqlmesh_<name>` for a named one, so two projects' resources do not clash."""
+    return RESOURCE_KEY if not name else f"{RESOURCE_KEY}_{safe_name(name)}"
 
 
 def _unique_keys(
@@ -51,16 +59,22 @@ def _model_asset(
     checks: list[dg.AssetCheckSpec],
     project_dir: str,
     retry_policy: dg.RetryPolicy | None,
+    resource_key: str = RESOURCE_KEY,
 ) -> dg.AssetsDefinition:
     """The step of one model: it reports that model's outcome from the run's shared execution.
 
     A one-spec `multi_asset` rather than `@asset`: only `can_subset=True` makes check outputs
     optional, and a check whose audit did not run (the model was up to date) must report nothing.
-    The op name derives from the key (`schema__table`), already made of legal characters.
+    The op name derives from the key (`schema__table`), already made of legal characters; a
+    named project's ops start with its resource key, so a run's step keys say which project each
+    step belongs to.
     """
+    op_name = "__".join(spec.key.path)
+    if resource_key != RESOURCE_KEY:
+        op_name = f"{resource_key}__{op_name}"
 
     @dg.multi_asset(
-        name="__".join(spec.key.path),
+        name=op_name,
         specs=[spec],
         check_specs=checks,
         can_subset=True,
@@ -68,11 +82,11 @@ def _model_asset(
         # `dagster asset materialize --partition-range` run mixed selections in one run.
         backfill_policy=dg.BackfillPolicy.single_run(),
         op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_dir},
-        required_resource_keys={RESOURCE_KEY},
+        required_resource_keys={resource_key},
         retry_policy=retry_policy,
     )
     def _sqlmesh_model(context: dg.AssetExecutionContext):  # type: ignore[no-untyped-def]
-        yield from getattr(context.resources, RESOURCE_KEY).report_model(context, model.name)
+        yield from getattr(context.resources, resource_key).report_model(context, model.name)
 
     return _sqlmesh_model
 
@@ -93,6 +107,7 @@ def build_sqlmesh_assets(
     provided_keys: Iterable[dg.AssetKey] = (),
     selected: Collection[str] | None = None,
     retry_policy: dg.RetryPolicy | None = None,
+    resource_key: str = RESOURCE_KEY,
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Loop over the project's models: one asset each, external sources as upstream specs.
 
@@ -101,6 +116,7 @@ def build_sqlmesh_assets(
     `selected` (model names) keeps only those models; the external sources they read stay, and
     a model left out remains a dependency by its key, as dagster-dbt leaves unselected models.
     `retry_policy` is each model step's, unless the translator's `get_retry_policy` gives one.
+    `resource_key`: the resource the model steps require (`resource_key_for` the project's name).
     """
     translator = translator or SQLMeshTranslator(project)
     keys = _unique_keys(project.models, translator)  # over every model: keys do not move
@@ -117,8 +133,10 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
-        _built_asset_keys_by_model[model.name] = key
+        _built_asset_keys_by_model[(str(project_dir), model.name)] = key
         checks = translator.get_check_specs(model, key, keys)
         policy = translator.get_retry_policy(model) or retry_policy
-        definitions.append(_model_asset(model, spec, checks, str(project_dir), policy))
+        definitions.append(
+            _model_asset(model, spec, checks, str(project_dir), policy, resource_key)
+        )
     return definitions

@@ -2,8 +2,9 @@
 
 The SQLMesh thread fills it (messages, each model's outcome as it is ready, then the results);
 asset steps wait on it for their own model and claim, once per process, what the execution owes
-(records of skipped steps, the finalization). `in_process` keeps the executions of every run this
-process has seen, so each step finds the one covering its model.
+(records of skipped steps, the finalization). The process keeps the executions of every run and
+project it has seen, so each step finds the one of its project covering its model: two SQLMesh
+projects of one code location may both have a model `a.b`, and each runs its own execution.
 """
 
 from __future__ import annotations
@@ -125,19 +126,22 @@ class SharedExecution:
 
 
 _process_lock = threading.Lock()
-_executions_by_run: dict[str, list[SharedExecution]] = {}
+_executions_by_run: dict[tuple[str, str], list[SharedExecution]] = {}
 
 
 @contextmanager
-def executions_of_run(run_id: str) -> Iterator[list[SharedExecution]]:
-    """The executions this process knows for `run_id`, held under the process lock: a step
-    that finds none covering its model starts one before another step can look."""
+def executions_of_run(run_id: str, project: str) -> Iterator[list[SharedExecution]]:
+    """The executions this process knows for `run_id` of `project` (its folder), held under the
+    process lock: a step that finds none covering its model starts one before another step of
+    the project can look."""
     with _process_lock:
-        yield _executions_by_run.setdefault(run_id, [])
+        yield _executions_by_run.setdefault((run_id, project), [])
 
 
 def threads_and_run_executions(run_id: str) -> tuple[list[threading.Thread], list[SharedExecution]]:
-    """The SQLMesh threads of every run in this process, and the executions of `run_id`."""
+    """The SQLMesh threads of every run in this process, and the executions of `run_id` (of
+    every project)."""
     with _process_lock:
         threads = [e.thread for runs in _executions_by_run.values() for e in runs if e.thread]
-        return threads, list(_executions_by_run.get(run_id, []))
+        own = [e for (run, _), runs in _executions_by_run.items() if run == run_id for e in runs]
+        return threads, own

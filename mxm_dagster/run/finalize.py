@@ -23,8 +23,11 @@ def finalize(
     if not execution.claim_finalization():
         return
     asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
+    project = selection.step_project(context) or ""
     for outcome in results.models.values():
-        key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(outcome.model)
+        key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(
+            project, outcome.model
+        )
         if outcome.selected or key is None:
             continue
         if outcome.status is ModelStatus.EVALUATED:

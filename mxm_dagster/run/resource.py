@@ -6,7 +6,9 @@ per-run file lock until the results are written to the instance's storage direct
 same process wait only for their own model: a model whose last interval batch succeeded is reported
 while SQLMesh evaluates the rest, so Dagster's per-step bookkeeping overlaps SQLMesh's work. Steps
 in other processes (multiprocess executor) read the finished results file. A per-project file lock
-makes runs that write the same warehouse take turns.
+makes runs that write the same warehouse take turns. Executions are per project: a run selecting
+models of two SQLMesh projects of one code location runs each project's SQLMesh once, for that
+project's models (the step's PROJECT_TAG names its project), with a results file each.
 
 This module holds the resource: its config, the request it makes of SQLMesh and the order of one
 step's work. The shared execution and its waits are in `run.execution`, starting it in
@@ -17,6 +19,7 @@ runs SQLMesh again in `run.retry`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,13 +199,15 @@ class SQLMeshResource(dg.ConfigurableResource):
     # ------------------------------------------------------------------ per run
 
     def _execution_for(self, context: dg.AssetExecutionContext, model: str) -> SharedExecution:
-        """The execution that serves `model`'s step, starting one if this step is the first to
-        need it, or if the last one's outcome for it is spent by a retry (`run.retry`)."""
-        with executions_of_run(context.run_id) as known:
+        """The execution of this step's project that serves `model`'s step, starting one if this
+        step is the first of its project to need it, or if the last one's outcome for it is spent
+        by a retry (`run.retry`)."""
+        project = selection.step_project(context) or self.project(context).location
+        with executions_of_run(context.run_id, project) as known:
             found = self._serving(context, model, known)
             if found is not None:
                 return found
-            results_file = self._results_dir(context) / f"{context.run_id}.json"
+            results_file = self.results_file(context, project)
             lock = FileLock(results_file.with_suffix(".lock"), "run's SQLMesh execution")
             lock.acquire(self.lock_timeout_seconds, context.log.info)
             try:
@@ -237,8 +242,12 @@ class SQLMeshResource(dg.ConfigurableResource):
         return None if retry.is_spent(context, model, found.results) else found
 
     @staticmethod
-    def _results_dir(context: dg.AssetExecutionContext) -> Path:
-        return Path(context.instance.storage_directory()) / "mxm_dagster" / "runs"
+    def results_file(context: dg.AssetExecutionContext, project: str) -> Path:
+        """Where the run's executions of `project` (its folder) are written: one file per run
+        and project, so two projects' model names never meet."""
+        digest = hashlib.sha1(project.encode()).hexdigest()[:12]
+        runs = Path(context.instance.storage_directory()) / "mxm_dagster" / "runs"
+        return runs / f"{context.run_id}-{digest}.json"
 
     def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from mxm_dagster.assets import partitions
+from mxm_dagster.assets.loader import PROJECT_TAG
 from mxm_dagster.assets.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 
 if TYPE_CHECKING:
@@ -30,20 +31,45 @@ PARTITION_TAG = "dagster/partition"
 # ---------------------------------------------------------------------- pure: graph, keys, tags
 
 
-def asset_keys_by_model_of(graph: AssetGraph) -> dict[str, dg.AssetKey]:
-    """SQLMesh model name -> asset key for every SQLMesh model (not external source) of `graph`."""
-    mapping: dict[str, dg.AssetKey] = {}
+def project_of(graph: AssetGraph, key: dg.AssetKey) -> str | None:
+    """The SQLMesh project folder whose model asset `key` is (its step's tag), if any."""
+    assets_def = graph.get(key).assets_def if graph.has(key) else None
+    if assets_def is None or not assets_def.is_executable:
+        return None
+    return assets_def.node_def.tags.get(PROJECT_TAG)
+
+
+def sqlmesh_model_keys_of(graph: AssetGraph) -> set[dg.AssetKey]:
+    """The asset keys of every SQLMesh model of `graph`, whichever project it belongs to."""
+    keys: set[dg.AssetKey] = set()
     for key in graph.get_all_asset_keys():
         metadata = graph.get(key).metadata
-        model = metadata.get(MODEL_NAME_METADATA_KEY)
-        if model is not None and metadata.get(MODEL_KIND_METADATA_KEY) != "EXTERNAL":
-            mapping[getattr(model, "value", model)] = key
+        if MODEL_NAME_METADATA_KEY in metadata and (
+            metadata.get(MODEL_KIND_METADATA_KEY) != "EXTERNAL"
+        ):
+            keys.add(key)
+    return keys
+
+
+def asset_keys_by_model_of(graph: AssetGraph, project: str | None = None) -> dict[str, dg.AssetKey]:
+    """SQLMesh model name -> asset key for every SQLMesh model (not external source) of `graph`;
+    of `project`'s models only when given, as two projects may both name a model `a.b`."""
+    mapping: dict[str, dg.AssetKey] = {}
+    for key in sqlmesh_model_keys_of(graph):
+        if project is not None and project_of(graph, key) != project:
+            continue
+        model = graph.get(key).metadata[MODEL_NAME_METADATA_KEY]
+        mapping[getattr(model, "value", model)] = key
     return mapping
 
 
-def models_of(graph: AssetGraph, run_keys: set[dg.AssetKey]) -> set[str]:
-    """The SQLMesh models among the run's assets."""
-    return {model for model, key in asset_keys_by_model_of(graph).items() if key in run_keys}
+def models_of(
+    graph: AssetGraph, run_keys: set[dg.AssetKey], project: str | None = None
+) -> set[str]:
+    """The SQLMesh models among the run's assets (of `project` only, when given)."""
+    return {
+        model for model, key in asset_keys_by_model_of(graph, project).items() if key in run_keys
+    }
 
 
 def checks_only_models_of(
@@ -192,13 +218,20 @@ def asset_graph(context: dg.AssetExecutionContext) -> AssetGraph:
     return graph
 
 
+def step_project(context: dg.AssetExecutionContext) -> str | None:
+    """The SQLMesh project folder the step's model belongs to, as its assets were built."""
+    return context.op_def.tags.get(PROJECT_TAG)
+
+
 def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
-    """SQLMesh model name -> asset key for every SQLMesh model in the run's asset graph."""
-    return asset_keys_by_model_of(asset_graph(context))
+    """SQLMesh model name -> asset key for every model of the step's project in the run's graph."""
+    return asset_keys_by_model_of(asset_graph(context), step_project(context))
 
 
 def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
-    return models_of(asset_graph(context), asset_keys_for_run(context))
+    """The models of the step's project that the run selects: another project's models are
+    that project's execution's to run."""
+    return models_of(asset_graph(context), asset_keys_for_run(context), step_project(context))
 
 
 def checks_only_models_for_run(context: dg.AssetExecutionContext) -> set[str]:
@@ -222,7 +255,7 @@ def deferred_models(
     A Python asset that loads an external table may run after the first SQLMesh step of the run;
     models downstream of it are left for a later execution in the step that needs them.
     """
-    sqlmesh_keys = set(asset_keys_by_model.values())
+    sqlmesh_keys = sqlmesh_model_keys_of(asset_graph(context))  # any project's: not pending
     foreign = {k for k in asset_keys_for_run(context) if k not in sqlmesh_keys}
     if not foreign:
         return set()

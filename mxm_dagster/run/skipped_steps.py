@@ -26,11 +26,14 @@ def record_skipped_downstream(
     models_by_key = {
         key: name for name, key in selection.asset_keys_by_model_in_graph(context).items()
     }
+    sqlmesh_keys = selection.sqlmesh_model_keys_of(selection.asset_graph(context))
     upstream = context.asset_key.to_user_string()
     lines: list[str] = []
     for key in skipped:
         model = models_by_key.get(key)
-        if model is None:
+        if model is None and key in sqlmesh_keys:  # its project's SQLMesh runs from its steps
+            lines.append(f"{key.to_user_string()} (a model of another SQLMesh project: not run)")
+        elif model is None:
             lines.append(f"{key.to_user_string()} (not a SQLMesh model)")
         elif execution.claim_skipped_step(model):
             lines.append(_record_skipped(context, key, results.outcome(model), results))

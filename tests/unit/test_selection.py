@@ -146,3 +146,36 @@ def test_a_steps_partitions_are_the_runs_range_or_its_one_partition(graph) -> No
     assert selection.partition_keys_of(daily, RANGE) == ["2024-01-02", "2024-01-03", "2024-01-04"]
     assert selection.partition_keys_of(daily, {PARTITION_TAG: "2024-01-03"}) == ["2024-01-03"]
     assert selection.partition_keys_of(daily, {}) == []
+
+
+def test_two_projects_with_the_same_model_names_keep_their_own_models() -> None:
+    """Both projects name a model `"db"."s"."daily"`: each project's map and selection hold its
+    own keys only, and either project's models count as SQLMesh's."""
+
+    class Prefixed(SQLMeshTranslator):
+        prefix = ""
+
+        def get_asset_key(self, model):  # type: ignore[no-untyped-def]
+            return super().get_asset_key(model).with_prefix(self.prefix)
+
+    class Alpha(Prefixed):
+        prefix = "alpha"
+
+    class Beta(Prefixed):
+        prefix = "beta"
+
+    alpha = build_sqlmesh_assets(PROJECT, "/a", Alpha(PROJECT), resource_key="sqlmesh_alpha")
+    beta = build_sqlmesh_assets(PROJECT, "/b", Beta(PROJECT), resource_key="sqlmesh_beta")
+    sources = {key("alpha/raw/source"), key("alpha/raw/landed")}
+    beta = [a for a in beta if not isinstance(a, dg.AssetSpec)]  # one copy of the sources
+    resources = {"sqlmesh_alpha": SQLMeshResource(), "sqlmesh_beta": SQLMeshResource()}
+    graph = dg.Definitions(assets=[*alpha, *beta], resources=resources).resolve_asset_graph()
+    of_alpha = selection.asset_keys_by_model_of(graph, "/a")
+    of_beta = selection.asset_keys_by_model_of(graph, "/b")
+    assert of_alpha == {name: k.with_prefix("alpha") for name, k in ALL_MODELS.items()}
+    assert of_beta == {name: k.with_prefix("beta") for name, k in ALL_MODELS.items()}
+    run_keys = {key("alpha/s/daily"), key("beta/s/report")}
+    assert selection.models_of(graph, run_keys, "/a") == {DAILY.name}
+    assert selection.models_of(graph, run_keys, "/b") == {REPORT.name}
+    assert selection.sqlmesh_model_keys_of(graph) == {*of_alpha.values(), *of_beta.values()}
+    assert not sources & selection.sqlmesh_model_keys_of(graph)

@@ -132,10 +132,23 @@ def test_terminate_stops_sqlmesh_and_the_next_run_is_clean(
     assert environments(warehouse) == environments(reference_warehouse) == {"prod"}
 
 
+# The hanging model deaf to SIGTERM (it takes the signal over): only SIGKILL can end it.
+DEAF = "    import signal\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+
+
+@pytest.mark.parametrize(
+    ("deaf", "how"),
+    [(False, "it stopped at a safe point"), (True, "exit code -9")],
+    ids=["stops-at-sigterm", "killed-after-grace"],
+)
 def test_a_hanging_model_is_stopped_by_the_execution_bound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deaf: bool, how: str
 ) -> None:
     project = slow_project(tmp_path / "project")
+    if deaf:
+        model = project / "models" / "slow.py"
+        text = model.read_text()
+        model.write_text(text.replace("    marker = os.environ", DEAF + "    marker = os.environ"))
     marker = tmp_path / "slow_started"
     monkeypatch.setenv(SLOW_SECONDS, "100000")  # hangs: only the bound ends it
     monkeypatch.setenv(SLOW_MARKER, str(marker))
@@ -147,7 +160,8 @@ def test_a_hanging_model_is_stopped_by_the_execution_bound(
     assert not run.success
     assert took < bound + 90, f"the run took {took:.0f} s"
     message = run.failure_message("staging__slow")
-    assert f"execution_timeout_seconds={bound}" in message, message
+    assert f"SQLMesh did not finish within execution_timeout_seconds={bound}" in message, message
+    assert how in message, message
     unreported = message.split("did not report:")[1]
     assert "slow" in unreported and "after_slow" in unreported, message
     assert not sqlmesh_children(marker)

@@ -30,6 +30,14 @@ class MessageKind(StrEnum):
     CANCELLED = "cancelled"  # payload `error`: SIGTERM stopped SQLMesh at a safe point, unpromoted
 
 
+def execution_bound_seconds(
+    lock_timeout_seconds: float, warehouse_wait_seconds: float, execution_timeout_seconds: float
+) -> float:
+    """The longest one execution can take, from the child's start to its end, stopping included."""
+    start = START_MARGIN_SECONDS + lock_timeout_seconds + warehouse_wait_seconds
+    return start + execution_timeout_seconds + 2 * STOP_GRACE_SECONDS
+
+
 @dataclass(frozen=True)
 class ChildOrder:
     """What the child needs: which project, what to do, how long to wait for locks, and how long
@@ -47,7 +55,9 @@ class ChildOrder:
 
     def bound_seconds(self) -> float:
         """The longest one execution can take, stopping included: what any wait for it allows."""
-        return self.start_bound_seconds() + self.execution_timeout_seconds + 2 * STOP_GRACE_SECONDS
+        return execution_bound_seconds(
+            self.lock_timeout_seconds, self.warehouse_wait_seconds, self.execution_timeout_seconds
+        )
 
     def to_json(self) -> str:
         return json.dumps(

@@ -139,8 +139,14 @@ def run_in_child(
     if results is not None:
         return results
     if control.stopping:
-        how = "it stopped at a safe point" if cancelled else f"exit code {code}"
-        raise ExecutionFailed(f"{control.reason}; {how}, promoting nothing")
+        if cancelled:
+            how = "it stopped at a safe point, promoting nothing"
+        elif code == -signal.SIGKILL:
+            grace = f"{STOP_GRACE_SECONDS:.0f} s"
+            how = f"it did not stop within {grace} and was killed (exit code {code})"
+        else:
+            how = f"it ended with exit code {code}"
+        raise ExecutionFailed(f"{control.reason}; {how}")
     if error is None and code < 0:
         error = f"the SQLMesh process was killed by signal {-code}"
     raise ExecutionFailed(error or f"the SQLMesh process ended with exit code {code}")

@@ -27,7 +27,7 @@ from mxm_dagster.assets.loader import PROJECT_TAG
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
-from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder
+from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
 from mxm_dagster.run import selection
@@ -237,7 +237,8 @@ class SQLMeshResource(dg.ConfigurableResource):
                 return found
             results_file = self._results_dir(context) / f"{context.run_id}.json"
             lock = FileLock(results_file.with_suffix(".lock"), "run's SQLMesh execution")
-            lock.acquire(self.lock_timeout_seconds, context.log.info)
+            # held by another step process's execution of this run: as long as it may take
+            lock.acquire(self._execution_bound_seconds(), context.log.info)
             try:
                 stored = RunResults.read(results_file) if results_file.is_file() else RunResults()
                 seen = {e.results_without_models.execution_id for e in known}
@@ -256,6 +257,13 @@ class SQLMeshResource(dg.ConfigurableResource):
                 raise
             known.append(execution)
             return execution
+
+    def _execution_bound_seconds(self) -> float:
+        """The longest a SQLMesh execution of this resource takes, results file included."""
+        bound = execution_bound_seconds(
+            self.lock_timeout_seconds, self.warehouse_wait_seconds, self.execution_timeout_seconds
+        )
+        return bound + STOP_WAIT_SECONDS
 
     @staticmethod
     def _results_dir(context: dg.AssetExecutionContext) -> Path:

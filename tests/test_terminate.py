@@ -14,6 +14,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mxm_dagster.child import sqlmesh_api
+from mxm_dagster.child.project import open_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import materialize, views
 from tests.e2e.dagster_dev import DagsterDev, save_log
@@ -28,6 +30,7 @@ from tests.faults import (
     slow_project,
     state_tables,
 )
+from tests.sqlmesh_state import recorded_intervals
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -63,6 +66,17 @@ def environments(database: Path) -> set[str]:
     with duckdb.connect(str(database), read_only=True) as connection:
         rows = connection.execute(f"SELECT name FROM {STATE_SCHEMA}._environments").fetchall()
     return {name for (name,) in rows}
+
+
+def promoted(project: Path) -> tuple[dict[str, str], dict[str, list[tuple[int, int]]]]:
+    """SQLMesh's own record of prod: model -> snapshot fingerprint, and the intervals filled."""
+    context = open_context(SQLMeshProject(path=project), load=False)
+    try:
+        env = context.state_reader.get_environment("prod")
+        snapshots = {s.name: s.fingerprint.to_identifier() for s in (env.snapshots if env else [])}
+        return snapshots, recorded_intervals(context, "prod")
+    finally:
+        sqlmesh_api.close_context(context)
 
 
 def poll(condition, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
@@ -130,6 +144,7 @@ def test_terminate_stops_sqlmesh_and_the_next_run_is_clean(
     assert data_objects(warehouse) == data_objects(reference_warehouse)
     assert state_tables(warehouse) == state_tables(reference_warehouse)
     assert environments(warehouse) == environments(reference_warehouse) == {"prod"}
+    assert promoted(project) == promoted(reference)
 
 
 # The hanging model deaf to SIGTERM (it takes the signal over): only SIGKILL can end it.

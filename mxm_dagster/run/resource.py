@@ -203,7 +203,8 @@ class SQLMeshResource(dg.ConfigurableResource):
         """Never let the run end while SQLMesh still writes: wait for this process's threads,
         each at most as long as its execution may take; a run being terminated stops its own."""
         started, own = started_and_run_executions(context.run_id or "")
-        if _is_canceling(context):  # interrupted outside a wait of ours, e.g. between steps
+        canceling = _is_canceling(context)
+        if canceling:  # interrupted outside a wait of ours, e.g. while a step yielded events
             for execution in own:
                 if execution.results is None and context.log:
                     context.log.info("Run terminated: stopping SQLMesh at a safe point")
@@ -215,7 +216,7 @@ class SQLMeshResource(dg.ConfigurableResource):
                         "SQLMesh execution "
                         f"{execution.results_without_models.execution_id} outlived its bound"
                     )
-        for execution in own:
+        for execution in own if canceling else ():  # how it stopped: no step is left to say
             for message in execution.drain_messages(force=True):
                 if context.log:
                     context.log.info(message)

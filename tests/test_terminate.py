@@ -89,6 +89,7 @@ def poll(condition, timeout: float, what: str) -> float:  # type: ignore[no-unty
     return time.monotonic() - start
 
 
+@pytest.mark.e2e
 def test_terminate_stops_sqlmesh_and_the_next_run_is_clean(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

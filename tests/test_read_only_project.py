@@ -187,7 +187,7 @@ def test_every_process_finds_the_same_cache_folder(
     monkeypatch.setenv("MXM_SQLMESH_PROJECT", str(project))
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
     served = SQLMeshProject.from_env()
-    order = ChildOrder(served, ExecutionRequest(PROD, {"a"}), 1.0, 1.0)
+    order = ChildOrder(served, ExecutionRequest(PROD, {"a"}), 1.0, 1.0, 60.0)
     seen = [
         served,
         SQLMeshProject(path=project),  # built in code, the variable still applies

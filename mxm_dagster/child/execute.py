@@ -5,9 +5,12 @@ steps that report finished models (ADR 6), so it runs in its own interpreter: th
 request on stdin and reads JSON lines from a pipe (log lines, each model as soon as it is ready,
 then the results).
 
-The child ignores SIGINT and SIGTERM and finishes its plan even if the run worker goes away:
-a plan cut short is exactly what would leave SQLMesh state half-applied. SIGKILL of the run's
-process group still stops it, and the kernel then drops its locks.
+The child ignores SIGINT and finishes its plan even if the run worker goes away: a plan cut short
+anywhere is what would leave SQLMesh state half-applied. SIGTERM, which the run worker sends when
+Dagster terminates the run or the execution outlives its bound, stops SQLMesh at a safe point
+(`child.cancellation`) and the child exits saying so; the run worker SIGKILLs it after a grace
+period, and the kernel then drops its locks. A child whose run worker is gone stops itself the
+same way once its execution bound has passed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from typing import IO, Any
 
+from mxm_dagster.child.cancellation import Cancellation, ExecutionCancelled
 from mxm_dagster.child.plan.evaluator import PlanEvaluator
 from mxm_dagster.child.project import config, open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
@@ -29,8 +33,8 @@ from mxm_dagster.child.sqlmesh_api import close_context, load_models, postgres_s
 from mxm_dagster.child.state_lock import state_lock
 from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.child.warehouse import wait_until_writable
-from mxm_dagster.common.locks import file_lock
-from mxm_dagster.records.protocol import ChildOrder, MessageKind
+from mxm_dagster.common.locks import FileLock
+from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
 
@@ -54,7 +58,19 @@ class _Channel:
                 self._open = False  # the run worker is gone; SQLMesh still finishes its plan
 
 
-def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
+def _stop_self_after(seconds: float) -> None:
+    """The run worker enforces the execution bound; should it be gone, SIGTERM ourselves a grace
+    period later, and give up for good (as SIGKILL would) one more grace period on."""
+    for delay, stop in (
+        (seconds + STOP_GRACE_SECONDS, lambda: os.kill(os.getpid(), signal.SIGTERM)),
+        (seconds + 3 * STOP_GRACE_SECONDS, lambda: os._exit(70)),
+    ):
+        timer = threading.Timer(delay, stop)
+        timer.daemon = True
+        timer.start()
+
+
+def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -> ExecutionResults:
     def log(message: str) -> None:
         channel.send(MessageKind.LOG, message=message)
 
@@ -63,25 +79,26 @@ def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
 
     project = order.project
     spec = project.load_spec()  # from the cache the code server wrote
-    recorder = OutcomeRecorder(log=log)
+    recorder = OutcomeRecorder(log=log, cancellation=cancellation)
+    lock = FileLock(project.lock_path, "SQLMesh project lock")
     with ExitStack() as held:
-        held.enter_context(
-            file_lock(
-                project.lock_path,
-                timeout_seconds=order.lock_timeout_seconds,
-                on_wait=log,
-                what="SQLMesh project lock",
-            )
-        )
-        # runs on other machines share no file lock, only the state database (ADR 13)
-        shared_state = postgres_state(config(project), project.gateway)
-        if shared_state is not None:
-            arguments, schema = shared_state
-            held.enter_context(
-                state_lock(arguments, schema, project.environment, order.lock_timeout_seconds, log)
-            )
-        if project.warehouse_path is not None:
-            wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
+        with cancellation.interruptible():  # nothing written yet: a SIGTERM may stop the waits
+            lock.acquire(order.lock_timeout_seconds, log)
+        held.callback(lock.release)
+        with cancellation.interruptible():
+            # runs on other machines share no file lock, only the state database (ADR 13)
+            shared_state = postgres_state(config(project), project.gateway)
+            if shared_state is not None:
+                arguments, schema = shared_state
+                held.enter_context(
+                    state_lock(
+                        arguments, schema, project.environment, order.lock_timeout_seconds, log
+                    )
+                )
+            if project.warehouse_path is not None:
+                wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
+        channel.send(MessageKind.STARTED)
+        _stop_self_after(order.execution_timeout_seconds)
         fingerprint = project.fingerprint()  # the files the Context is about to load
         sqlmesh_context = open_context(project, recorder, load=False)
         loaded = False
@@ -103,16 +120,22 @@ def _execute(order: ChildOrder, channel: _Channel) -> ExecutionResults:
         # files edited while SQLMesh loaded them may not be what it planned: remember nothing
         if planner.serving_plan_id is not None and project.fingerprint() == fingerprint:
             project.remember_plan_id(fingerprint, planner.serving_plan_id)
+        if cancellation.requested:
+            log("The run was terminated while SQLMesh could not stop safely; it finished instead")
         return results
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    cancellation = Cancellation()
+    cancellation.install()
     channel = _Channel(os.fdopen(int(sys.argv[1]), "wb"))
     order = ChildOrder.from_json(sys.stdin.buffer.readline().decode())
     try:
-        results = _execute(order, channel)
+        results = _execute(order, channel, cancellation)
+    except ExecutionCancelled as exc:
+        channel.send(MessageKind.CANCELLED, error=str(exc))
+        return
     except Exception as exc:
         traceback.print_exc()
         channel.send(MessageKind.ERROR, error=f"{type(exc).__name__}: {exc}")

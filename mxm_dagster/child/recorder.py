@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from mxm_dagster.child.cancellation import Cancellation
 from mxm_dagster.records.results import AuditOutcome, TableInfo
 
 LogFn = Callable[[str], None]
@@ -57,15 +58,26 @@ class OutcomeRecorder:
         self,
         log: LogFn | None = None,
         on_complete: Callable[[str, ModelRecord], None] | None = None,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._log = log or (lambda _msg: None)
         self.on_complete = on_complete
+        self.cancellation = cancellation  # where a terminated run stops SQLMesh
         self.records: dict[str, ModelRecord] = {}
         self.destructive_changes: dict[str, str] = {}  # model -> what SQLMesh would drop
         self.owners: dict[str, str] = {}  # standalone audit node -> the model its check is on
         self.hook_errors: list[str] = []  # our console hooks that failed; SQLMesh carried on
         self._failure_tokens: dict[int, tuple[str, int]] = {}  # token -> (model, failure index)
+
+    def model_started(self) -> None:
+        """SQLMesh starts evaluating a model; raises `ExecutionCancelled` after a SIGTERM."""
+        if self.cancellation is not None:
+            self.cancellation.model_started()
+
+    def model_ended(self) -> None:
+        if self.cancellation is not None:
+            self.cancellation.model_ended()
 
     def _record(self, model: str) -> ModelRecord:
         return self.records.setdefault(model, ModelRecord())

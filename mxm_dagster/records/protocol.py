@@ -13,24 +13,51 @@ from enum import StrEnum
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.request import ExecutionRequest
 
+# After SIGTERM the child has this long to stop at a safe point before it is killed (SIGKILL).
+STOP_GRACE_SECONDS = 10.0
+# The child's start before it waits for locks: interpreter, imports, the project's spec.
+START_MARGIN_SECONDS = 120.0
+
 
 class MessageKind(StrEnum):
     """The `kind` of one line on the pipe from the child."""
 
     LOG = "log"  # payload `message`: a line for the run's log
+    STARTED = "started"  # no payload: locks held, SQLMesh starts; the execution bound counts
     READY = "ready"  # payload `outcome`: a model's final outcome, before the run ends
     DONE = "done"  # payload `results`: the whole execution's results, the last line
     ERROR = "error"  # payload `error`: `Type: message` of what stopped the child before results
+    CANCELLED = "cancelled"  # payload `error`: SIGTERM stopped SQLMesh at a safe point, unpromoted
+
+
+def execution_bound_seconds(
+    lock_timeout_seconds: float, warehouse_wait_seconds: float, execution_timeout_seconds: float
+) -> float:
+    """The longest one execution can take, from the child's start to its end, stopping included."""
+    start = START_MARGIN_SECONDS + lock_timeout_seconds + warehouse_wait_seconds
+    return start + execution_timeout_seconds + 2 * STOP_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
 class ChildOrder:
-    """What the child needs: which project, what to do, how long to wait for locks."""
+    """What the child needs: which project, what to do, how long to wait for locks, and how long
+    SQLMesh may take once it has them (`execution_timeout_seconds`)."""
 
     project: SQLMeshProject
     request: ExecutionRequest
     lock_timeout_seconds: float
     warehouse_wait_seconds: float
+    execution_timeout_seconds: float
+
+    def start_bound_seconds(self) -> float:
+        """How long the child may take to announce `STARTED`: its own lock waits are bounded."""
+        return START_MARGIN_SECONDS + self.lock_timeout_seconds + self.warehouse_wait_seconds
+
+    def bound_seconds(self) -> float:
+        """The longest one execution can take, stopping included: what any wait for it allows."""
+        return execution_bound_seconds(
+            self.lock_timeout_seconds, self.warehouse_wait_seconds, self.execution_timeout_seconds
+        )
 
     def to_json(self) -> str:
         return json.dumps(
@@ -44,6 +71,7 @@ class ChildOrder:
                 "request": self.request.to_dict(),
                 "lock_timeout_seconds": self.lock_timeout_seconds,
                 "warehouse_wait_seconds": self.warehouse_wait_seconds,
+                "execution_timeout_seconds": self.execution_timeout_seconds,
             }
         )
 
@@ -61,4 +89,5 @@ class ChildOrder:
             ExecutionRequest.from_dict(raw["request"]),
             raw["lock_timeout_seconds"],
             raw["warehouse_wait_seconds"],
+            raw["execution_timeout_seconds"],
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
@@ -19,6 +19,10 @@ from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelSta
 PROGRESS_INTERVAL_SECONDS = 2.0
 # After these SQLMesh materializes nothing more for the model in this execution.
 FINAL_STATUSES = frozenset({ModelStatus.FAILED, ModelStatus.SKIPPED})
+
+
+class ExecutionWaitTimeout(Exception):
+    """The SQLMesh thread gave no results within the execution's bound (it should never)."""
 
 
 class SharedExecution:
@@ -29,6 +33,9 @@ class SharedExecution:
         self.models = models
         self.results: ExecutionResults | None = None
         self.thread: threading.Thread | None = None
+        # Set where it is started: how long a wait for it may take, and how to stop its child.
+        self.wait_bound_seconds: float | None = None
+        self.stop_child: Callable[[str], None] | None = None
         self._early: dict[str, ModelOutcome] = {}
         self._messages: list[str] = []
         self._progress: list[str] = []
@@ -65,9 +72,22 @@ class SharedExecution:
             self._cond.notify_all()
 
     # called from asset steps
+    def stop(self, reason: str) -> None:
+        """Ask the SQLMesh child to stop (it ends at a safe point, then the results say so)."""
+        if self.stop_child is not None and self.results is None:
+            self.stop_child(reason)
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
+        if not self._cond.wait_for(ready, timeout=self.wait_bound_seconds):
+            raise ExecutionWaitTimeout(
+                f"SQLMesh execution {self.results_without_models.execution_id} gave no results "
+                f"within {self.wait_bound_seconds:.0f} s, the bound of its execution; models "
+                f"not reported: {', '.join(sorted(self.models - set(self._early)))}"
+            )
+
     def wait_for(self, model: str) -> tuple[ModelOutcome | None, ExecutionResults]:
         with self._cond:
-            self._cond.wait_for(lambda: model in self._early or self.results is not None)
+            self._wait(lambda: model in self._early or self.results is not None)
             if model in self._early and self.results is None:
                 return self._early[model], self.results_without_models
             assert self.results is not None
@@ -75,9 +95,16 @@ class SharedExecution:
 
     def wait_done(self) -> ExecutionResults:
         with self._cond:
-            self._cond.wait_for(lambda: self.results is not None)
+            self._wait(lambda: self.results is not None)
             assert self.results is not None
             return self.results
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """After `stop`: whether the SQLMesh thread ended (results written, run lock free)."""
+        if self.thread is None:
+            return True
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
 
     def drain_messages(self, force: bool = False) -> list[str]:
         """SQLMesh's messages and per-model progress, at most every few seconds unless forced:
@@ -119,6 +146,10 @@ class SharedExecution:
         with self._cond:
             return set(self._early)
 
+    def early_outcomes(self) -> dict[str, ModelOutcome]:
+        with self._cond:
+            return dict(self._early)
+
     def claim_finalization(self) -> bool:
         with self._cond:
             claimed, self._finalized = not self._finalized, True
@@ -138,10 +169,10 @@ def executions_of_run(run_id: str, project: str) -> Iterator[list[SharedExecutio
         yield _executions_by_run.setdefault((run_id, project), [])
 
 
-def threads_and_run_executions(run_id: str) -> tuple[list[threading.Thread], list[SharedExecution]]:
-    """The SQLMesh threads of every run in this process, and the executions of `run_id` (of
-    every project)."""
+def started_and_run_executions(run_id: str) -> tuple[list[SharedExecution], list[SharedExecution]]:
+    """The executions with a SQLMesh thread of every run in this process, and those of `run_id`
+    (of every project)."""
     with _process_lock:
-        threads = [e.thread for runs in _executions_by_run.values() for e in runs if e.thread]
+        started = [e for runs in _executions_by_run.values() for e in runs if e.thread]
         own = [e for (run, _), runs in _executions_by_run.items() if run == run_id for e in runs]
-        return threads, own
+        return started, own

@@ -31,7 +31,7 @@ from mxm_dagster.assets.loader import PROJECT_TAG
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
-from mxm_dagster.records.protocol import ChildOrder
+from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
 from mxm_dagster.run import retry, selection
@@ -39,7 +39,7 @@ from mxm_dagster.run.execution import (
     FINAL_STATUSES,
     SharedExecution,
     executions_of_run,
-    threads_and_run_executions,
+    started_and_run_executions,
 )
 from mxm_dagster.run.finalize import finalize
 from mxm_dagster.run.skipped_steps import record_skipped_downstream
@@ -50,6 +50,9 @@ RESTATE_TAG = "mxm/restate"
 UNIT_TESTS_TAG = "mxm/unit_tests"
 EXECUTION_TIME_TAG = "mxm/execution_time"  # SQLMesh's "now" for the run, e.g. a schedule's tick
 _TRUE = {"1", "true", "yes"}
+TERMINATED = "the run was terminated"
+# How long an interrupted step waits for SQLMesh to stop: its grace, the kill, the results file.
+STOP_WAIT_SECONDS = 2 * STOP_GRACE_SECONDS + 5
 
 
 def _latest_covering(known: list[SharedExecution], model: str) -> SharedExecution | None:
@@ -59,6 +62,14 @@ def _latest_covering(known: list[SharedExecution], model: str) -> SharedExecutio
 
 def _steps_share_process(context: dg.AssetExecutionContext) -> bool:
     return context.job_def.executor_def.name == dg.in_process_executor.name
+
+
+def _is_canceling(context: dg.InitResourceContext) -> bool:
+    """Whether Dagster is terminating this run (the UI's Terminate, `terminateRun`)."""
+    if context.instance is None or not context.run_id:
+        return False
+    run = context.instance.get_run_by_id(context.run_id)
+    return run is not None and run.status == dg.DagsterRunStatus.CANCELING
 
 
 class SQLMeshResource(dg.ConfigurableResource):
@@ -112,6 +123,12 @@ class SQLMeshResource(dg.ConfigurableResource):
     warehouse_wait_seconds: float = Field(
         default=30, description="How long a run waits for a DuckDB warehouse another process holds"
     )
+    execution_timeout_seconds: float = Field(
+        default=6 * 3600,
+        description="How long one SQLMesh execution may take once it holds the project lock; "
+        "then SQLMesh is stopped and the run fails naming the models it did not report. Every "
+        "wait of a step for SQLMesh is bounded by it (plus the lock waits)",
+    )
 
     def project(self, context: dg.AssetExecutionContext) -> SQLMeshProject:
         """The project this resource names, exactly as named: `sqlmesh_definitions` and the
@@ -146,7 +163,11 @@ class SQLMeshResource(dg.ConfigurableResource):
         """
         project = self.project(context)
         execution = self._execution_for(context, model)
-        outcome, results = execution.wait_for(model)
+        try:
+            outcome, results = execution.wait_for(model)
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+            self._stop_terminated(context, execution)
+            raise
         last = execution.mark_reported(model)
         # A step process of the multiprocess executor that started SQLMesh is the only one that
         # can record what the execution owes, so it waits for the end (as the last step does
@@ -158,7 +179,11 @@ class SQLMeshResource(dg.ConfigurableResource):
         output = None if outcome is None else step_output(context, outcome, results, project)
         if final or (output is not None and not output.materializes):
             final = True
-            results = execution.wait_done()
+            try:
+                results = execution.wait_done()
+            except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+                self._stop_terminated(context, execution)
+                raise
             outcome = results.outcome(model)
             output = (
                 step_output(context, outcome, results, project) if outcome is not None else None
@@ -183,11 +208,39 @@ class SQLMeshResource(dg.ConfigurableResource):
         if output.failure is not None:
             raise output.failure
 
+    @staticmethod
+    def _stop_terminated(context: dg.AssetExecutionContext, execution: SharedExecution) -> None:
+        """Dagster interrupted the step (the run is being terminated): SQLMesh stops at a safe
+        point before the step ends, so no process and no lock outlives the run."""
+        context.log.info("Run terminated: stopping SQLMesh at a safe point")
+        execution.stop(TERMINATED)
+        stopped = execution.wait_stopped(STOP_WAIT_SECONDS)
+        for message in execution.drain_messages(force=True):
+            context.log.info(message)
+        if not stopped:
+            context.log.warning(f"SQLMesh did not stop within {STOP_WAIT_SECONDS:.0f} s")
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Never let the run end while SQLMesh still writes: wait for this process's threads."""
-        threads, own = threads_and_run_executions(context.run_id or "")
-        for thread in threads:
-            thread.join()
+        """Never let the run end while SQLMesh still writes: wait for this process's threads,
+        each at most as long as its execution may take; a run being terminated stops its own."""
+        started, own = started_and_run_executions(context.run_id or "")
+        canceling = _is_canceling(context)
+        if canceling:  # interrupted outside a wait of ours, e.g. while a step yielded events
+            for execution in own:
+                if execution.results is None and context.log:
+                    context.log.info("Run terminated: stopping SQLMesh at a safe point")
+                execution.stop(TERMINATED)
+        for execution in started:
+            if not execution.wait_stopped(execution.wait_bound_seconds or STOP_WAIT_SECONDS):
+                if context.log:
+                    context.log.warning(
+                        "SQLMesh execution "
+                        f"{execution.results_without_models.execution_id} outlived its bound"
+                    )
+        for execution in own if canceling else ():  # how it stopped: no step is left to say
+            for message in execution.drain_messages(force=True):
+                if context.log:
+                    context.log.info(message)
         for execution in own:  # no step could record what it owed: at least say so
             if execution.thread is not None and execution.claim_finalization() and context.log:
                 context.log.warning(
@@ -209,7 +262,8 @@ class SQLMeshResource(dg.ConfigurableResource):
                 return found
             results_file = self.results_file(context, project)
             lock = FileLock(results_file.with_suffix(".lock"), "run's SQLMesh execution")
-            lock.acquire(self.lock_timeout_seconds, context.log.info)
+            # held by another step process's execution of this run: as long as it may take
+            lock.acquire(self._execution_bound_seconds(), context.log.info)
             try:
                 stored = RunResults.read(results_file) if results_file.is_file() else RunResults()
                 seen = {e.results_without_models.execution_id for e in known}
@@ -229,6 +283,13 @@ class SQLMeshResource(dg.ConfigurableResource):
                 raise
             known.append(execution)
             return execution
+
+    def _execution_bound_seconds(self) -> float:
+        """The longest a SQLMesh execution of this resource takes, results file included."""
+        bound = execution_bound_seconds(
+            self.lock_timeout_seconds, self.warehouse_wait_seconds, self.execution_timeout_seconds
+        )
+        return bound + STOP_WAIT_SECONDS
 
     @staticmethod
     def _serving(
@@ -307,7 +368,13 @@ class SQLMeshResource(dg.ConfigurableResource):
             + (f"; {len(deferred)} wait for upstream non-SQLMesh assets" if deferred else "")
             + (f"; the checks alone of {len(checks_only)} models" if checks_only else "")
         )
-        order = ChildOrder(project, request, self.lock_timeout_seconds, self.warehouse_wait_seconds)
+        order = ChildOrder(
+            project,
+            request,
+            self.lock_timeout_seconds,
+            self.warehouse_wait_seconds,
+            self.execution_timeout_seconds,
+        )
         return start_execution(
             order, stored, results_file, run_lock, thread_name=f"sqlmesh-{context.run_id[:8]}"
         )

@@ -147,6 +147,9 @@ class ForwardingConsole(NoopConsole):
         self._current.snapshot = snapshot
         self._current.claimed = set()  # audit uses whose failure this batch already recorded
         self._current.heard = 0  # failures the listener heard of in this batch
+        # Where SQLMesh checks its circuit breaker: the one exception a hook lets through is
+        # `ExecutionCancelled` (a BaseException, past `_hook`), after the run worker's SIGTERM.
+        self._recorder.model_started()
 
     def _table_info(self, snapshot: Any) -> TableInfo:
         """Where the model's data is; a standalone audit has no table (`table_name()` raises)."""
@@ -173,6 +176,7 @@ class ForwardingConsole(NoopConsole):
         execution_stats: Any = None,
         auto_restatement_triggers: Any = None,
     ) -> None:
+        self._recorder.model_ended()
         self._current.snapshot = None
         unheard = num_audits_failed - getattr(self._current, "heard", 0)
         if unheard > 0:  # SQLMesh counted failures no notification told us about

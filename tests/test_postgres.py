@@ -235,6 +235,7 @@ def test_profile_is_postgres_with_queued_runs(production: ProductionProfile) -> 
         assert limits[PROJECT_TAG]["limit"] == 1
         assert limits[PROJECT_TAG]["value"] == {"applyLimitPerUniqueValue": True}
         assert instance.run_monitoring_enabled
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 0
         assert not instance.telemetry_enabled
     assert {"runs", "event_logs", "jobs"} <= production.tables(production.dagster_db, "public")
 

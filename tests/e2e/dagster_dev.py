@@ -294,8 +294,12 @@ def _key_input(key: AssetPath) -> dict[str, list[str]]:
 class DagsterDev:
     """One `dagster dev` process group: webserver, daemon, code server and the runs they launch."""
 
-    def __init__(self, project: Path, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, project: Path, workdir: Path, port: int | None = None, instance_settings: str = ""
+    ) -> None:
+        """`instance_settings`: more top-level dagster.yaml sections (e.g. `run_retries`)."""
         self.project = project
+        self.instance_settings = instance_settings
         self.workdir = workdir
         self.home = workdir / "dagster_home"
         self.log_path = workdir / "dagster_dev.log"
@@ -314,7 +318,7 @@ class DagsterDev:
     def start(self) -> None:
         """Start without waiting; the instance and the project come only from the environment."""
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "dagster.yaml").write_text(INSTANCE_YAML)
+        (self.home / "dagster.yaml").write_text(INSTANCE_YAML + self.instance_settings)
         env = {k: v for k, v in os.environ.items() if k not in _CLEARED_ENV}
         env.update(
             DAGSTER_HOME=str(self.home),
@@ -493,10 +497,14 @@ class DagsterDev:
         return result
 
     def launch_assets(
-        self, nodes: Iterable[AssetNode], partition_range: tuple[str, str] | None = None
+        self,
+        nodes: Iterable[AssetNode],
+        partition_range: tuple[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
         """Materialize these assets and their checks, as the UI's Materialize button does; with a
-        partition range as one run over it (the single-run backfill the launchpad starts)."""
+        partition range as one run over it (the single-run backfill the launchpad starts); `tags`
+        as the launchpad's tag editor adds them (e.g. `dagster/max_retries`)."""
         nodes = list(nodes)
         selector = {
             "repositoryLocationName": self.location,
@@ -507,7 +515,7 @@ class DagsterDev:
                 {"assetKey": _key_input(n.key), "name": c.name} for n in nodes for c in n.checks
             ],
         }
-        tags = (
+        tags_input = (
             [
                 {"key": "dagster/asset_partition_range_start", "value": partition_range[0]},
                 {"key": "dagster/asset_partition_range_end", "value": partition_range[1]},
@@ -515,7 +523,8 @@ class DagsterDev:
             if partition_range
             else []
         )
-        metadata = {"tags": tags}
+        tags_input += [{"key": k, "value": v} for k, v in (tags or {}).items()]
+        metadata = {"tags": tags_input}
         result = self.graphql(
             "mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {"
             " __typename ... on LaunchRunSuccess { run { runId } }"
@@ -552,10 +561,11 @@ class DagsterDev:
         return result["run"]["runId"]
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """Status, tags, asset selection and per-step status of one run."""
+        """Status, tags, asset selection, the steps it was to execute (None: all of them) and
+        per-step status of one run."""
         return self.graphql(
             "query($id: ID!) { runOrError(runId: $id) { __typename"
-            " ... on Run { runId status tags { key value }"
+            " ... on Run { runId status parentRunId stepKeysToExecute tags { key value }"
             " assetSelection { path } stepStats { stepKey status } }"
             " ... on Error { message } } }",
             {"id": run_id},

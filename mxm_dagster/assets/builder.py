@@ -60,8 +60,8 @@ def sqlmesh_definitions(
         ModelSelection.of(select, exclude),
         resource,
         provided_keys,
-        retry_policy,
-        name,
+        retry_policy=retry_policy,
+        name=name,
     )
 
 
@@ -91,6 +91,7 @@ def assemble(
     selection: ModelSelection | None,
     resource: SQLMeshResource,
     provided_keys: Iterable[dg.AssetKey] = (),
+    *,
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
 ) -> dg.Definitions:

@@ -161,4 +161,4 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         )
         resource = pinned_resource(project)
         selection = ModelSelection.of(self.select, self.exclude)
-        return assemble(project, spec, translator, selection, resource, provided, self.name)
+        return assemble(project, spec, translator, selection, resource, provided, name=self.name)

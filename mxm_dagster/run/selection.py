@@ -206,14 +206,14 @@ def asset_graph(context: dg.AssetExecutionContext) -> AssetGraph:
     """The code location's whole asset graph; a subset job's own graph lacks unselected assets.
 
     The job's own graph when there is no repository (`materialize()`), or when the repository
-    does not hold the step's asset: `dg.reconstructable(job_fn)` (as `execute_job` needs) wraps
-    the job in a repository whose asset graph is empty.
+    has no assets: `dg.reconstructable(job_fn)` (as `execute_job` needs) wraps the job in a
+    repository whose asset graph is empty.
     """
     try:
         graph = context.repository_def.asset_graph
     except Exception:  # `materialize()` runs a job outside any repository
         graph = None
-    if graph is None or not graph.has(context.asset_key):
+    if graph is None or not graph.get_all_asset_keys():  # no step asset is sure: checks alone
         return context.job_def.asset_layer.asset_graph
     return graph
 

@@ -24,6 +24,18 @@ FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "faulty_project"
 REFERENCE_PROJECT = REPO / "sqlmesh_project"
 FAULTY_MODELS = ("broken.sql", "after_broken.sql", "blocked.sql", "after_blocked.sql")
 VENV_BIN = Path(sys.executable).parent
+#: The config.yaml of a one-file DuckDB project written at test time (warehouse.duckdb).
+DUCKDB_CONFIG = """\
+gateways:
+  local:
+    connection:
+      type: duckdb
+      database: warehouse.duckdb
+default_gateway: local
+model_defaults:
+  dialect: duckdb
+disable_anonymized_analytics: true
+"""
 
 
 def copy_project(source: Path, dest: Path, drop: Iterable[str] = ()) -> Path:

@@ -21,6 +21,7 @@ from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run.resource import SQLMeshResource
 from tests.conftest import (
+    DUCKDB_CONFIG,
     REFERENCE_PROJECT,
     REPO,
     RunOutcome,
@@ -343,17 +344,7 @@ DAILY = dg.AssetKey(["shop", "daily_orders"])
 TOTALS = dg.AssetKey(["shop", "order_totals"])
 DAILY_MODEL = '"warehouse"."shop"."daily_orders"'
 FILES = {
-    "config.yaml": """\
-gateways:
-  local:
-    connection:
-      type: duckdb
-      database: warehouse.duckdb
-default_gateway: local
-model_defaults:
-  dialect: duckdb
-disable_anonymized_analytics: true
-""",
+    "config.yaml": DUCKDB_CONFIG,
     "models/stores.sql": """\
 MODEL (name shop.stores, kind FULL, audits (not_null(columns := (store_id))));
 SELECT 1 AS store_id

@@ -15,18 +15,8 @@ from mxm_dagster.child.sqlmesh_api import bounds
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
+from tests.conftest import DUCKDB_CONFIG
 
-CONFIG = """\
-gateways:
-  local:
-    connection:
-      type: duckdb
-      database: warehouse.duckdb
-default_gateway: local
-model_defaults:
-  dialect: duckdb
-disable_anonymized_analytics: true
-"""
 EVENTS = dg.AssetKey(["shop", "events"])
 DAY_ONE = datetime(2026, 12, 10, 12, tzinfo=UTC)
 
@@ -34,7 +24,7 @@ DAY_ONE = datetime(2026, 12, 10, 12, tzinfo=UTC)
 def shop_project(tmp_path: Path, start: str) -> Path:
     project = tmp_path / "shop"
     (project / "models").mkdir(parents=True)
-    (project / "config.yaml").write_text(CONFIG)
+    (project / "config.yaml").write_text(DUCKDB_CONFIG)
     (project / "models" / "events.sql").write_text(
         "MODEL (\n  name shop.events,\n  kind INCREMENTAL_BY_TIME_RANGE (time_column ds),\n"
         f"  start '{start}',\n  cron '@daily'\n);\nSELECT @start_ds::DATE AS ds, 1 AS n\n"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mxm_dagster.common.errors import ProjectLoadError
     from mxm_dagster.common.project import SQLMeshProject
     from mxm_dagster.records.specs import ModelSpec, ProjectSpec
-    from mxm_dagster.run.resource import SQLMeshResource
+    from mxm_dagster.run.resource import SQLMeshResultsResource
 
 _MODULE_OF = {
     "sqlmesh_definitions": "mxm_dagster.assets.builder",
@@ -27,7 +27,7 @@ _MODULE_OF = {
     "ProjectLoadError": "mxm_dagster.common.errors",
     "ProjectSpec": "mxm_dagster.records.specs",
     "SQLMeshProject": "mxm_dagster.common.project",
-    "SQLMeshResource": "mxm_dagster.run.resource",
+    "SQLMeshResultsResource": "mxm_dagster.run.resource",
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }
 
@@ -37,7 +37,7 @@ __all__ = [
     "ProjectSpec",
     "SQLMeshProject",
     "SQLMeshProjectComponent",
-    "SQLMeshResource",
+    "SQLMeshResultsResource",
     "SQLMeshTranslator",
     "sqlmesh_definitions",
 ]

@@ -1,4 +1,4 @@
-"""`SQLMeshResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
+"""`SQLMeshResultsResource`: SQLMesh once per Dagster run, every asset step reporting its results.
 
 The first asset step of a run to need results starts SQLMesh for the run's whole selection in a
 child process (`mxm_dagster.child.execute`); a background thread reads its outcomes and holds a
@@ -72,8 +72,10 @@ def _is_canceling(context: dg.InitResourceContext) -> bool:
     return run is not None and run.status == dg.DagsterRunStatus.CANCELING
 
 
-class SQLMeshResource(dg.ConfigurableResource):
-    """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
+class SQLMeshResultsResource(dg.ConfigurableResource):
+    """Named for what the asset steps get from it: it runs SQLMesh once per Dagster run and holds
+    the results every asset step reports its own model from (in memory for the steps of its
+    process, in the run's results file for the others)."""
 
     project_dir: str | None = Field(
         default=None,

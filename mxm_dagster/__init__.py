@@ -31,6 +31,9 @@ _MODULE_OF = {
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }
 
+# Old names, still importable with a DeprecationWarning; never in __all__ (README: Changelog).
+_DEPRECATED_MODULE_OF = {"SQLMeshResource": "mxm_dagster.run.resource"}
+
 __all__ = [
     "ModelSpec",
     "ProjectLoadError",
@@ -44,6 +47,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED_MODULE_OF:  # not cached in globals(): every access warns
+        module = importlib.import_module(_DEPRECATED_MODULE_OF[name])
+        return getattr(module, module.deprecated_name(name, __name__, stacklevel=2))
     if name not in _MODULE_OF:
         raise AttributeError(f"module 'mxm_dagster' has no attribute {name!r}")
     value = getattr(importlib.import_module(_MODULE_OF[name]), name)

@@ -20,6 +20,7 @@ runs SQLMesh again in `run.retry`.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -380,3 +381,28 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         return start_execution(
             order, stored, results_file, run_lock, thread_name=f"sqlmesh-{context.run_id[:8]}"
         )
+
+
+#: Names the class had before, still importable (with a DeprecationWarning) by code written then.
+DEPRECATED_NAMES = {"SQLMeshResource": "SQLMeshResultsResource"}
+
+
+def deprecated_name(name: str, module: str, stacklevel: int) -> str | None:
+    """The current name for an old `name`, after warning its importer; None if it is no old name.
+    The old name is the same class, not a subclass, so Dagster shows only the current one."""
+    new = DEPRECATED_NAMES.get(name)
+    if new is not None:
+        warnings.warn(
+            f"{module}.{name} is deprecated: use {new}, the same class under the design's name",
+            DeprecationWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return new
+
+
+def __getattr__(name: str) -> Any:
+    """`from mxm_dagster.run.resource import SQLMeshResource` still works, and warns."""
+    new = deprecated_name(name, __name__, stacklevel=2)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return globals()[new]

@@ -21,6 +21,7 @@ from dagster.components.testing.utils import component_defs
 from mxm_dagster import (
     SQLMeshProject,
     SQLMeshProjectComponent,
+    SQLMeshResultsResource,
     SQLMeshTranslator,
     sqlmesh_definitions,
 )
@@ -247,6 +248,7 @@ def test_the_builder_selects_models_with_sqlmesh_selection_syntax(clean_project:
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_executable
     }
     assert executable == {"marts/healthy", "staging/doubled", "raw/numbers"}
+    assert isinstance(defs.resources["sqlmesh"], SQLMeshResultsResource)
     checks = {k.to_user_string() for k in graph.asset_check_keys}
     assert {c.split(":")[0] for c in checks} <= executable
     only_upstream = sqlmesh_definitions(str(clean_project), exclude=["raw.numbers+"])
@@ -305,6 +307,7 @@ def test_yaml_attributes_partition_select_and_translate_on_top_of_the_translator
     assert incremental.kinds == {"sqlmesh", "duckdb"}
     assert incremental.metadata["sqlmesh/model"] == '"db"."sqlmesh_example"."incremental_model"'
     resource = defs.resources["sqlmesh"]
+    assert isinstance(resource, SQLMeshResultsResource)
     assert (resource.project_dir, resource.environment) == (str(sqlmesh_project), "prod")
 
 

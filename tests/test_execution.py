@@ -187,7 +187,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     from mxm_dagster.assets.loader import build_sqlmesh_assets
     from mxm_dagster.assets.translator import SQLMeshTranslator
     from mxm_dagster.common.project import SQLMeshProject
-    from mxm_dagster.run.resource import SQLMeshResource
+    from mxm_dagster.run.resource import SQLMeshResultsResource
 
     database = clean_project / "warehouse.duckdb"
 
@@ -205,7 +205,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     )
     defs = dg.Definitions(
         assets=[readings, *sqlmesh_assets],
-        resources={"sqlmesh": SQLMeshResource()},
+        resources={"sqlmesh": SQLMeshResultsResource()},
         executor=dg.in_process_executor,
     )
     instance = dg.DagsterInstance.ephemeral()

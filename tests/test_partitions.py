@@ -19,7 +19,7 @@ from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.specs import ModelSpec
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (
     DUCKDB_CONFIG,
     REFERENCE_PROJECT,
@@ -286,7 +286,7 @@ def test_a_translator_decides_per_model(reference_project: Path) -> None:
     for time_partitions in (False, True):
         translator = ReturnsOnlyTranslator(spec, time_partitions=time_partitions)
         assets = build_sqlmesh_assets(spec, reference_project, translator)
-        resources = {RESOURCE_KEY: SQLMeshResource()}
+        resources = {RESOURCE_KEY: SQLMeshResultsResource()}
         graph = dg.Definitions(assets=assets, resources=resources).resolve_asset_graph()
         partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
         assert partitioned == {RETURNS}

@@ -13,8 +13,9 @@
         group_name: warehouse
         key_prefix: sqlmesh
 
-It builds what `sqlmesh_definitions` builds; the spec cache stays this package's own cache rather
-than Dagster's defs state (docs/adr/0011).
+It builds what `sqlmesh_definitions` builds, its `SQLMeshResultsResource` under the key `sqlmesh`
+(`sqlmesh_<name>`); the spec cache stays this package's own cache rather than Dagster's defs
+state (docs/adr/0011).
 """
 
 from collections.abc import Mapping
@@ -119,7 +120,8 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         gateway: The SQLMesh gateway runs use; default: the project's default gateway.
         environment: The SQLMesh environment runs plan and promote into.
         name: Names the project among several in one code location: its assets require the
-            resource `sqlmesh_<name>`, its sensor is `sqlmesh_<name>_cron`; default `sqlmesh`.
+            `SQLMeshResultsResource` under the key `sqlmesh_<name>`, its sensor is
+            `sqlmesh_<name>_cron`; default `sqlmesh`.
             Projects whose model names collide also need a `translation` key_prefix.
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.

@@ -22,6 +22,7 @@ from pathlib import Path
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.common.project_files import project_files
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
@@ -29,7 +30,6 @@ from mxm_dagster.records.specs import ProjectSpec
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
-_SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "6"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
@@ -167,10 +167,11 @@ class SQLMeshProject:
         return self._own_cache / f"warehouse-{digest}.lock"
 
     def fingerprint(self) -> str:
-        """A digest of every project file, the SQLMesh version, the gateway asked for and the
-        environment variables the config reads: the spec cache key, computed without SQLMesh.
-        The folders are part of it too: a spec names absolute paths (the DuckDB file, model
-        files), so a copy of the project with its `.cache` must not reuse the original's."""
+        """A digest of the project's files (`project_files`: what SQLMesh reads, not data files
+        nor caches), the SQLMesh version, the gateway asked for and the environment variables
+        the config reads: the spec cache key, computed without SQLMesh. The folders are part of
+        it too: a spec names absolute paths (the DuckDB file, model files), so a copy of the
+        project with its `.cache` must not reuse the original's."""
         digest = hashlib.sha256()
         digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
         digest.update(f"{self.location}|".encode())
@@ -178,9 +179,12 @@ class SQLMeshProject:
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())
         for index, folder in enumerate(self.paths):
-            for file in sorted(_project_files(folder)):
-                digest.update(f"{index}|{file.relative_to(folder)}".encode())
-                digest.update(file.read_bytes())
+            for file in project_files(folder):  # what SQLMesh reads there, not every file
+                digest.update(f"{index}|{os.path.relpath(file, folder)}|".encode())
+                try:
+                    digest.update(file.read_bytes())
+                except OSError as exc:  # gone since it was listed: this version is not the next
+                    digest.update(f"unreadable {exc.errno}".encode())
         return digest.hexdigest()[:24]
 
     def _config_env_names(self) -> set[str]:
@@ -302,16 +306,6 @@ class SQLMeshProject:
         if spec is None:
             raise ProjectLoadError(f"The spec of {self.path} vanished right after it was written")
         return spec
-
-
-def _project_files(folder: Path) -> list[Path]:
-    files: list[Path] = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
-        for name in names:
-            if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
-                files.append(Path(root) / name)
-    return files
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

@@ -61,6 +61,14 @@ class SQLMeshProject:
     more_paths: tuple[Path, ...] = ()
     cache_dir: Path | None = None
 
+    def __post_init__(self) -> None:
+        # Absolute from the start: the children work in the project folder (SQLMesh's working
+        # directory, common/interpreter.py), so a relative path would mean another folder there.
+        object.__setattr__(self, "path", _absolute(self.path))
+        object.__setattr__(self, "more_paths", tuple(_absolute(p) for p in self.more_paths))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", _absolute(self.cache_dir))
+
     @classmethod
     def at(
         cls,
@@ -285,6 +293,7 @@ class SQLMeshProject:
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, *arguments),
             env=child_env(),
+            cwd=self.path,  # where the `sqlmesh` CLI runs (common/interpreter.py)
             capture_output=True,
             text=True,
         )
@@ -306,6 +315,10 @@ class SQLMeshProject:
         if spec is None:
             raise ProjectLoadError(f"The spec of {self.path} vanished right after it was written")
         return spec
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
-from mxm_dagster.common.project_files import project_files
+from mxm_dagster.common.project_files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
@@ -175,7 +175,7 @@ class SQLMeshProject:
         return self._own_cache / f"warehouse-{digest}.lock"
 
     def fingerprint(self) -> str:
-        """A digest of the project's files (`project_files`: what SQLMesh reads, not data files
+        """A digest of the project's files (`project_contents`: what SQLMesh reads, not data files
         nor caches), the SQLMesh version, the gateway asked for and the environment variables
         the config reads: the spec cache key, computed without SQLMesh. The folders are part of
         it too: a spec names absolute paths (the DuckDB file, model files), so a copy of the
@@ -187,12 +187,9 @@ class SQLMeshProject:
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())
         for index, folder in enumerate(self.paths):
-            for file in project_files(folder):  # what SQLMesh reads there, not every file
-                digest.update(f"{index}|{os.path.relpath(file, folder)}|".encode())
-                try:
-                    digest.update(file.read_bytes())
-                except OSError as exc:  # gone since it was listed: this version is not the next
-                    digest.update(f"unreadable {exc.errno}".encode())
+            for name, content in project_contents(folder):  # what SQLMesh reads, not every file
+                digest.update(f"{index}|{name}|".encode())
+                digest.update(content)
         return digest.hexdigest()[:24]
 
     def _config_env_names(self) -> set[str]:

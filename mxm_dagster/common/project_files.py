@@ -26,6 +26,7 @@ import glob
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -71,11 +72,34 @@ SKIPPED_DIRS = frozenset(
     }
 )
 _SKIPPED_SUFFIXES = (".duckdb", ".wal", ".tmp", ".lock", ".pyc", ".swp", ".swo", "~")
-_SEED_PATH = re.compile(r"\bSEED\s*\(\s*path\s+['\"]([^'\"]+)['\"]", re.IGNORECASE)
+_SEED_PATH = re.compile(rb"\bSEED\s*\(\s*path\s+['\"]([^'\"]+)['\"]", re.IGNORECASE)
+
+
+def project_contents(folder: Path) -> Iterator[tuple[str, bytes]]:
+    """The name (relative to `folder`) and content of every file the spec cache key hashes, in
+    a stable order: `project_files`, then the seed files SEED models name elsewhere. Each file
+    is read once.
+
+    Raises `ProjectLoadError` naming a file SQLMesh would read that cannot be read.
+    """
+    listed = project_files(folder)
+    seeds: set[Path] = set()
+    for file in listed:
+        content = _read(file)
+        yield os.path.relpath(file, folder), content
+        if file.suffix == ".sql":
+            for path in _SEED_PATH.findall(content):
+                seed = Path(os.fsdecode(path)).expanduser()
+                seeds.add(Path(os.path.normpath(file.parent / seed)))
+    extra: set[Path] = set()
+    for seed in seeds.difference(listed):
+        _take(seed, extra, required=False)
+    for seed in sorted(extra):
+        yield os.path.relpath(seed, folder), _read(seed)
 
 
 def project_files(folder: Path) -> list[Path]:
-    """Every file of `folder` the spec cache key hashes, sorted; each one readable.
+    """The files of `folder` SQLMesh reads, and those it may import, sorted; each readable.
 
     Raises `ProjectLoadError` naming a file SQLMesh would read that cannot be read.
     """
@@ -98,8 +122,6 @@ def project_files(folder: Path) -> list[Path]:
         if (dbt or file.suffix == ".py") and not _editor_file(file.name):
             if not file.name.endswith(_SKIPPED_SUFFIXES):
                 _take(file, found, required=False)
-    for seed in _seed_files(found):
-        _take(seed, found, required=False)
     return sorted(found)
 
 
@@ -120,7 +142,7 @@ def _walk(top: Path, skip_dirs: frozenset[str], with_dirs: bool = False) -> list
             for d in dirs
             if d not in skip_dirs and not (skip_dirs and Path(root, d, "pyvenv.cfg").exists())
         ]
-        files.extend(Path(root) / name for name in (*dirs, *names) if with_dirs or name in names)
+        files.extend(Path(root, name) for name in ((*dirs, *names) if with_dirs else names))
     return files
 
 
@@ -130,14 +152,12 @@ def _take(file: Path, found: set[Path], required: bool) -> None:
         return
     try:
         mode = file.stat().st_mode  # follows the symlink, as reading does
-        if stat.S_ISREG(mode):
-            with file.open("rb"):
-                pass
+        if stat.S_ISREG(mode) and os.access(file, os.R_OK):
             found.add(file)
             return
-        if not stat.S_ISDIR(mode):
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
             return  # a FIFO, socket or device: reading it would block; SQLMesh skips size 0
-        problem = "it is a folder"
+        problem = "it is a folder" if stat.S_ISDIR(mode) else "permission denied"
     except OSError as exc:
         problem = exc.strerror or type(exc).__name__
         if file.is_symlink():
@@ -183,14 +203,9 @@ def _ignore_matchers(folder: Path, patterns: tuple[str, ...]) -> tuple[str, ...]
     return (*patterns, *sorted(globbed))
 
 
-def _seed_files(found: set[Path]) -> list[Path]:
-    """The files SEED models name (`kind SEED (path '...')`, relative to the model's file)."""
-    seeds: list[Path] = []
-    for model in sorted(f for f in found if f.suffix == ".sql"):
-        try:
-            text = model.read_text(errors="replace")
-        except OSError:
-            continue
-        for path in _SEED_PATH.findall(text):
-            seeds.append(Path(os.path.normpath(model.parent / Path(path).expanduser())))
-    return seeds
+def _read(file: Path) -> bytes:
+    try:
+        with open(file, "rb") as source:
+            return source.read()
+    except OSError as exc:  # gone since it was listed: this version is not the next one
+        return f"unreadable {exc.errno}".encode()

@@ -10,7 +10,7 @@ import pytest
 
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.common.project_files import project_files
+from mxm_dagster.common.project_files import project_contents, project_files
 
 CONFIG = "model_defaults:\n  dialect: duckdb\n"
 
@@ -85,7 +85,7 @@ def test_odd_entries_sqlmesh_does_not_read_are_skipped(tmp_path: Path) -> None:
     (venv / "bin" / "python").symlink_to("/nonexistent/python3")
     (venv / "bin" / "tool.py").write_text("")
 
-    listed = {str(f.relative_to(folder)) for f in project_files(folder)}
+    listed = {name for name, _ in project_contents(folder)}
 
     assert listed == {
         "config.yaml",

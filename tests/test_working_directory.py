@@ -196,3 +196,43 @@ def test_a_folder_with_dangling_links_fifos_and_a_venv_loads_and_builds(tmp_path
     _assert_materialized(recorded)
     assert _view_rows(project) == EXPECTED
     assert _view_rows(project) == _view_rows(twin)
+
+
+def test_a_multi_repo_project_runs_in_its_first_folder(tmp_path: Path) -> None:
+    """`sqlmesh -p first -p second plan` run in the first folder: SQLMesh takes the connection
+    from the first folder's config, and relative paths resolve there too."""
+    root = tmp_path / "multi"
+    first = _write_project(root / "first", "project: first\n")
+    second = root / "second"
+    (second / "models").mkdir(parents=True)
+    (second / "config.yaml").write_text(DUCKDB_CONFIG + "project: second\n")
+    (second / "models" / "big_spenders.sql").write_text(
+        "MODEL (name report.big_spenders, kind FULL);\n"
+        "SELECT name FROM shop.customer_totals WHERE total_eur > 11\n"
+    )
+    twin_root = tmp_path / "twin"
+    shutil.copytree(root, twin_root)
+    twin_first, twin_second = twin_root / "first", twin_root / "second"
+
+    done = run_cli(
+        ["sqlmesh", "-p", ".", "-p", str(twin_second), "plan", "--auto-apply", "--no-prompts"],
+        {},
+        cwd=twin_first,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    home = dagster_home(tmp_path)
+    env = environment(Path(f"{first}{os.pathsep}{second}"), home)
+    done = run_cli([*MATERIALIZE_ALL, "--select", "*"], env, cwd=elsewhere, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+
+    (run,) = runs(home)
+    assert set(run.materializations()) == {*ASSETS, "report/big_spenders"}
+    assert not (second / "warehouse.duckdb").exists()  # the second folder's config is not used
+    assert _view_rows(first) == EXPECTED == _view_rows(twin_first)
+    query = "SELECT * FROM report.big_spenders"
+    with duckdb.connect(str(first / "warehouse.duckdb"), read_only=True) as connection:
+        ours = connection.execute(query).fetchall()
+    with duckdb.connect(str(twin_first / "warehouse.duckdb"), read_only=True) as connection:
+        assert ours == connection.execute(query).fetchall() == [("Ada",)]

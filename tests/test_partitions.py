@@ -13,8 +13,7 @@ import pytest
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
@@ -49,11 +48,8 @@ def _day(ms: int) -> str:
 
 def recorded_days(project: Path, model: str) -> set[str]:
     """The days SQLMesh recorded as filled for `model` in prod."""
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         intervals = recorded_intervals(context, "prod").get(model, [])
-    finally:
-        sqlmesh_api.close_context(context)
     days: set[str] = set()
     for start, end in intervals:
         days.update(_day(ms) for ms in range(start, end, 86_400_000))

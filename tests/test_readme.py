@@ -21,8 +21,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
@@ -257,11 +256,8 @@ def _materialize_cli(env: dict[str, str], selection: str, *extra: str) -> None:
 
 
 def _recorded_intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         return recorded_intervals(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def _readings_total(project: Path) -> float:

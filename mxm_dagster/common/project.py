@@ -22,6 +22,7 @@ from pathlib import Path
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.common.project_files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
@@ -29,7 +30,6 @@ from mxm_dagster.records.specs import ProjectSpec
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
-_SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "6"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
@@ -60,6 +60,14 @@ class SQLMeshProject:
     environment: str = PROD
     more_paths: tuple[Path, ...] = ()
     cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Absolute from the start: the children work in the project folder (SQLMesh's working
+        # directory, common/interpreter.py), so a relative path would mean another folder there.
+        object.__setattr__(self, "path", _absolute(self.path))
+        object.__setattr__(self, "more_paths", tuple(_absolute(p) for p in self.more_paths))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", _absolute(self.cache_dir))
 
     @classmethod
     def at(
@@ -167,10 +175,11 @@ class SQLMeshProject:
         return self._own_cache / f"warehouse-{digest}.lock"
 
     def fingerprint(self) -> str:
-        """A digest of every project file, the SQLMesh version, the gateway asked for and the
-        environment variables the config reads: the spec cache key, computed without SQLMesh.
-        The folders are part of it too: a spec names absolute paths (the DuckDB file, model
-        files), so a copy of the project with its `.cache` must not reuse the original's."""
+        """A digest of the project's files (`project_contents`: what SQLMesh reads, not data files
+        nor caches), the SQLMesh version, the gateway asked for and the environment variables
+        the config reads: the spec cache key, computed without SQLMesh. The folders are part of
+        it too: a spec names absolute paths (the DuckDB file, model files), so a copy of the
+        project with its `.cache` must not reuse the original's."""
         digest = hashlib.sha256()
         digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
         digest.update(f"{self.location}|".encode())
@@ -178,9 +187,9 @@ class SQLMeshProject:
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())
         for index, folder in enumerate(self.paths):
-            for file in sorted(_project_files(folder)):
-                digest.update(f"{index}|{file.relative_to(folder)}".encode())
-                digest.update(file.read_bytes())
+            for name, content in project_contents(folder):  # what SQLMesh reads, not every file
+                digest.update(f"{index}|{name}|".encode())
+                digest.update(content)
         return digest.hexdigest()[:24]
 
     def _config_env_names(self) -> set[str]:
@@ -281,6 +290,7 @@ class SQLMeshProject:
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, *arguments),
             env=child_env(),
+            cwd=self.path,  # where the `sqlmesh` CLI runs (common/interpreter.py)
             capture_output=True,
             text=True,
         )
@@ -304,14 +314,8 @@ class SQLMeshProject:
         return spec
 
 
-def _project_files(folder: Path) -> list[Path]:
-    files: list[Path] = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
-        for name in names:
-            if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
-                files.append(Path(root) / name)
-    return files
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

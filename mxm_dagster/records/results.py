@@ -75,6 +75,10 @@ class ModelOutcome:
     #: `not_filled`: why due intervals are still missing; `up_to_date` past the model's end:
     #: that it ended, and when
     reason: str | None = None
+    #: What the environment serves of the model, from SQLMesh's state once the model was written
+    #: (its table, intervals and their last alteration): Dagster's data version (ADR 14). None
+    #: when the environment does not serve the model
+    data_version: str | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from mxm_dagster.assets.loader import built_asset_key_for_model
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
-from mxm_dagster.run import events, selection
+from mxm_dagster.run import data_versions, events, selection
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
 
 
@@ -32,11 +32,12 @@ def finalize(
             continue
         if outcome.status is ModelStatus.EVALUATED:
             partitions_def = selection.partitions_def_in_graph(context, key)
+            tags = data_versions.event_tags(context, key, outcome, results)
             if partitions_def is None:
-                context.log_event(events.materialization_for(key, outcome, results))
+                context.log_event(events.materialization_for(key, outcome, results, tags=tags))
             else:
                 for record in events.partition_materializations(
-                    key, partitions_def, outcome, results
+                    key, partitions_def, outcome, results, tags=tags
                 ):
                     context.log_event(record)
         for audit in outcome.audits:  # SQLMesh audited it with its evaluation: say how it went

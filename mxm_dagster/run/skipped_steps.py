@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
-from mxm_dagster.run import events, selection
+from mxm_dagster.run import data_versions, events, selection
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
 
 
@@ -58,8 +58,9 @@ def _record_skipped(
     notes = [outcome.status.value]
     if outcome.intervals and outcome.status not in FINAL_STATUSES:
         partitions_def = selection.partitions_def_in_graph(context, key)
+        tags = data_versions.event_tags(context, key, outcome, results)
         records = (
-            events.partition_materializations(key, partitions_def, outcome, results)
+            events.partition_materializations(key, partitions_def, outcome, results, tags=tags)
             if partitions_def is not None
             else [
                 events.materialization_for(
@@ -68,6 +69,7 @@ def _record_skipped(
                     results,
                     description="Evaluated by SQLMesh in this run; Dagster skipped its step "
                     "because an upstream step recorded no materialization",
+                    tags=tags,
                 )
             ]
         )

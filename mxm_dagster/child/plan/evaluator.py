@@ -82,6 +82,10 @@ class PlanEvaluator:
                 row_count=self.row_counts.get(name),
             )
             outcome.reported_before_promotion = self._promoting
+            # its intervals are recorded by now: the version the results will carry too
+            outcome.data_version = sqlmesh_api.written_data_version(
+                self.context, name, record.table
+            )
             self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
@@ -313,6 +317,11 @@ class PlanEvaluator:
             self.recorder.message,
             execution_time,
         )
+        served = [name for name, o in results.models.items() if o.snapshot_version]
+        for name, version in sqlmesh_api.data_versions(
+            self.context, request.environment, served
+        ).items():
+            results.models[name].data_version = version
         for name in to_audit:
             outcome = results.models[name]
             if name in not_audited:

@@ -14,6 +14,7 @@ from mxm_dagster.child.sqlmesh_api.config import (
     with_cache_dir,
 )
 from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
+from mxm_dagster.child.sqlmesh_api.data_versions import data_versions, written_data_version
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
 from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
@@ -44,6 +45,7 @@ __all__ = [
     "audit_current_data",
     "close_context",
     "count_rows",
+    "data_versions",
     "default_gateway",
     "destructive_models",
     "due_intervals",
@@ -69,4 +71,5 @@ __all__ = [
     "upstream",
     "warehouse_path",
     "with_cache_dir",
+    "written_data_version",
 ]

@@ -1,0 +1,196 @@
+"""Data versions from SQLMesh's state (ADR 14): real runs of a two-model project, asserted on the
+Dagster instance (each materialization's data version), on Dagster's staleness as the UI
+computes it (`CachingStaleStatusResolver`), and on SQLMesh's recorded intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import chdir
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
+from sqlmesh import Context
+
+from mxm_dagster.code_location import build_definitions
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.run.data_versions import latest_data_version
+from tests.conftest import DUCKDB_CONFIG
+from tests.sqlmesh_state import recorded_intervals
+
+EVENTS = dg.AssetKey(["shop", "events"])
+TOTALS = dg.AssetKey(["shop", "totals"])
+EVENTS_MODEL, TOTALS_MODEL = '"warehouse"."shop"."events"', '"warehouse"."shop"."totals"'
+DAILY = "kind INCREMENTAL_BY_TIME_RANGE (time_column ds),\n  start '2026-11-01',\n  cron '@daily'"
+
+
+def write_shop(project: Path) -> Path:
+    """Two daily models, totals reading events: one small project written at test time."""
+    (project / "models").mkdir(parents=True)
+    (project / "config.yaml").write_text(DUCKDB_CONFIG)
+    (project / "models" / "events.sql").write_text(
+        f"MODEL (\n  name shop.events,\n  {DAILY}\n);\nSELECT @start_ds::DATE AS ds, 1 AS n\n"
+    )
+    (project / "models" / "totals.sql").write_text(
+        f"MODEL (\n  name shop.totals,\n  {DAILY}\n);\n"
+        "SELECT ds, SUM(n) AS n FROM shop.events WHERE ds BETWEEN @start_ds AND @end_ds "
+        "GROUP BY ds\n"
+    )
+    return project
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    return write_shop(tmp_path / "shop")
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def materialize(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    keys: list[dg.AssetKey],
+    execution_time: str,
+    restate: bool = False,
+) -> None:
+    config = {"execution_time": execution_time, "restate": restate}
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=keys,
+        run_config={"resources": {"sqlmesh": {"config": config}}},
+        instance=instance,
+    )
+    assert result.success
+
+
+def stale_status(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> dict[dg.AssetKey, StaleStatus]:
+    """What the UI's asset graph shows (its GraphQL `staleStatus` uses this resolver)."""
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance, graph, view)
+    return {key: resolver.get_status(key) for key in (EVENTS, TOTALS)}
+
+
+def days(first: str, last: str) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+
+
+def versions(instance: dg.DagsterInstance) -> dict[dg.AssetKey, str | None]:
+    return {key: latest_data_version(instance, key) for key in (EVENTS, TOTALS)}
+
+
+def materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
+    return len(instance.fetch_materializations(key, limit=100).records)
+
+
+def intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
+    """SQLMesh's state, read as `sqlmesh` in the project folder reads it."""
+    with chdir(project):
+        context = Context(paths=[str(project)])
+        try:
+            return recorded_intervals(context, "prod")
+        finally:
+            context.close()
+
+
+def test_data_versions_follow_sqlmesh_state_and_drive_staleness(
+    shop: Path, instance: dg.DagsterInstance
+) -> None:
+    defs = build_definitions(SQLMeshProject(path=shop))
+    materialize(defs, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    first = versions(instance)
+    assert all(first.values())
+    assert first[EVENTS] != first[TOTALS]
+    assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.FRESH}
+    filled = intervals(shop)
+
+    # Up to date: SQLMesh fills nothing, the steps materialize with the same data versions
+    materialize(defs, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    assert materializations(instance, EVENTS) == 2
+    assert versions(instance) == first
+    assert intervals(shop) == filled
+    assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.FRESH}
+
+    # A later execution time for events alone: two new days in SQLMesh's state, a new data
+    # version, and totals (which read the old days) stale until it is filled too
+    materialize(defs, instance, [EVENTS], "2026-11-12 00:00:00")
+    grown = intervals(shop)
+    assert grown[EVENTS_MODEL] != filled[EVENTS_MODEL]
+    assert grown[TOTALS_MODEL] == filled[TOTALS_MODEL]
+    second = versions(instance)
+    assert second[EVENTS] != first[EVENTS]
+    assert second[TOTALS] == first[TOTALS]
+    assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.STALE}
+    resolver_causes = CachingStaleStatusResolver(
+        instance,
+        defs.resolve_asset_graph(),
+        AssetGraphView(
+            temporal_context=TemporalContext(
+                effective_dt=get_current_datetime(), last_event_id=None
+            ),
+            instance=instance,
+            asset_graph=defs.resolve_asset_graph(),
+        ),
+    ).get_stale_root_causes(TOTALS)
+    assert [cause.asset_key for cause in resolver_causes] == [EVENTS]
+
+    materialize(defs, instance, [TOTALS], "2026-11-12 00:00:00")
+    third = versions(instance)
+    assert third[TOTALS] != second[TOTALS]
+    assert third[EVENTS] == second[EVENTS]
+    assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.FRESH}
+
+    # A restatement recomputes the same intervals: new data, so a new data version
+    materialize(defs, instance, [EVENTS], "2026-11-12 00:00:00", restate=True)
+    assert intervals(shop)[EVENTS_MODEL] == grown[EVENTS_MODEL]
+    assert versions(instance)[EVENTS] != third[EVENTS]
+
+
+def test_models_beyond_the_selection_and_partitions_carry_the_data_version(
+    shop: Path, instance: dg.DagsterInstance
+) -> None:
+    """Totals selected alone at a later time makes SQLMesh fill events too (finalize records
+    it); with partitions every partition record carries the model's data version."""
+    defs = build_definitions(SQLMeshProject(path=shop), partitions=True)
+    job = defs.resolve_implicit_global_asset_job_def()
+    # a prod range is planned as of its end (README, Partitions): 11-10 00:00, then 11-11
+    result = job.execute_in_process(
+        asset_selection=[EVENTS, TOTALS], tags=days("2026-11-01", "2026-11-09"), instance=instance
+    )
+    assert result.success
+    first = versions(instance)
+    assert all(first.values())
+    records = instance.fetch_materializations(EVENTS, limit=100).records
+    assert {r.partition_key for r in records} == {f"2026-11-0{d}" for d in range(1, 10)}
+    assert {r.asset_materialization.tags["dagster/data_version"] for r in records} == {
+        first[EVENTS]
+    }
+
+    # totals alone for the next day: SQLMesh fills events' day too, beyond the selection
+    result = job.execute_in_process(
+        asset_selection=[TOTALS], tags=days("2026-11-10", "2026-11-10"), instance=instance
+    )
+    assert result.success
+    second = versions(instance)
+    assert second[EVENTS] != first[EVENTS]
+    assert second[TOTALS] != first[TOTALS]
+    latest = instance.fetch_materializations(EVENTS, limit=1).records[0]
+    assert latest.partition_key == "2026-11-10"
+    tags = instance.fetch_materializations(TOTALS, limit=1).records[0].asset_materialization.tags
+    assert tags["dagster/data_version"] == second[TOTALS]
+    assert intervals(shop)[EVENTS_MODEL][-1][1] == intervals(shop)[TOTALS_MODEL][-1][1]

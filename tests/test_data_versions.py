@@ -4,6 +4,7 @@ computes it (`CachingStaleStatusResolver`), and on SQLMesh's recorded intervals.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import chdir
 from pathlib import Path
@@ -18,17 +19,19 @@ from sqlmesh import Context
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.run.data_versions import latest_data_version
-from tests.conftest import DUCKDB_CONFIG
+from tests.conftest import DUCKDB_CONFIG, dagster_home, run_cli
 from tests.sqlmesh_state import recorded_intervals
 
 EVENTS = dg.AssetKey(["shop", "events"])
 TOTALS = dg.AssetKey(["shop", "totals"])
+SLOW = dg.AssetKey(["shop", "slow"])
 EVENTS_MODEL, TOTALS_MODEL = '"warehouse"."shop"."events"', '"warehouse"."shop"."totals"'
 DAILY = "kind INCREMENTAL_BY_TIME_RANGE (time_column ds),\n  start '2026-11-01',\n  cron '@daily'"
 
 
 def write_shop(project: Path) -> Path:
-    """Two daily models, totals reading events: one small project written at test time."""
+    """Two daily models, totals reading events, and a slow one below: one small project
+    written at test time."""
     (project / "models").mkdir(parents=True)
     (project / "config.yaml").write_text(DUCKDB_CONFIG)
     (project / "models" / "events.sql").write_text(
@@ -39,7 +42,30 @@ def write_shop(project: Path) -> Path:
         "SELECT ds, SUM(n) AS n FROM shop.events WHERE ds BETWEEN @start_ds AND @end_ds "
         "GROUP BY ds\n"
     )
+    # below them, slow enough that their steps report while SQLMesh still works (early reports)
+    (project / "models" / "slow.py").write_text(SLOW_MODEL)
     return project
+
+
+SLOW_MODEL = """\
+import time
+
+import pandas as pd
+from sqlmesh import model
+
+
+@model(
+    "shop.slow",
+    kind="FULL",
+    cron="@daily",
+    start="2026-11-01",
+    columns={"n": "int"},
+    depends_on=["shop.totals"],
+)
+def execute(context, **kwargs):
+    time.sleep(3)
+    return pd.DataFrame({"n": [1]})
+"""
 
 
 @pytest.fixture
@@ -48,9 +74,30 @@ def shop(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
+def home(tmp_path: Path) -> Path:
+    return dagster_home(tmp_path)
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
         yield instance
+    finally:
+        instance.dispose()
+
+
+def materialize_cli(home: Path, project: Path, keys: list[dg.AssetKey], execution_time: str):
+    """A run of the CLI, whose in-process executor lets each step report its model as soon as
+    SQLMesh wrote it (`execute_in_process` steps wait for the whole execution)."""
+    config = {"resources": {"sqlmesh": {"config": {"execution_time": execution_time}}}}
+    selection = ",".join(key.to_user_string() for key in keys)
+    done = run_cli(
+        ["dagster", "asset", "materialize", "-m", "mxm_dagster.definitions", "--select"]
+        + [selection, "--config-json", json.dumps(config)],
+        {"DAGSTER_HOME": str(home), "MXM_SQLMESH_PROJECT": str(project)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def materialize(
@@ -109,18 +156,22 @@ def intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
 
 
 def test_data_versions_follow_sqlmesh_state_and_drive_staleness(
-    shop: Path, instance: dg.DagsterInstance
+    shop: Path, home: Path, instance: dg.DagsterInstance
 ) -> None:
     defs = build_definitions(SQLMeshProject(path=shop))
-    materialize(defs, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    materialize_cli(home, shop, [EVENTS, TOTALS, SLOW], "2026-11-10 00:00:00")
     first = versions(instance)
     assert all(first.values())
     assert first[EVENTS] != first[TOTALS]
     assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.FRESH}
     filled = intervals(shop)
+    # the first run's steps reported as soon as SQLMesh wrote each model (before promotion)
+    record = instance.fetch_materializations(EVENTS, limit=1).records[0]
+    assert record.asset_materialization.metadata["sqlmesh/reported_before_promotion"].value
 
     # Up to date: SQLMesh fills nothing, the steps materialize with the same data versions
-    materialize(defs, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    # (read from state after the run, where the first run's were read as each model was written)
+    materialize(defs, instance, [EVENTS, TOTALS, SLOW], "2026-11-10 00:00:00")
     assert materializations(instance, EVENTS) == 2
     assert versions(instance) == first
     assert intervals(shop) == filled

@@ -29,7 +29,7 @@ EVENTS_MODEL, TOTALS_MODEL = '"warehouse"."shop"."events"', '"warehouse"."shop".
 DAILY = "kind INCREMENTAL_BY_TIME_RANGE (time_column ds),\n  start '2026-11-01',\n  cron '@daily'"
 
 
-def write_shop(project: Path) -> Path:
+def write_shop(project: Path, slow: bool = True) -> Path:
     """Two daily models, totals reading events, and a slow one below: one small project
     written at test time."""
     (project / "models").mkdir(parents=True)
@@ -43,7 +43,8 @@ def write_shop(project: Path) -> Path:
         "GROUP BY ds\n"
     )
     # below them, slow enough that their steps report while SQLMesh still works (early reports)
-    (project / "models" / "slow.py").write_text(SLOW_MODEL)
+    if slow:
+        (project / "models" / "slow.py").write_text(SLOW_MODEL)
     return project
 
 

@@ -7,6 +7,7 @@
       environment: prod
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
+      observe: false             # true: report SQLMesh runs made outside Dagster (ADR 14)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       translation:               # Dagster's standard asset attributes, over SQLMeshTranslator's
@@ -124,6 +125,8 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             `sqlmesh_<name>_cron`; default `sqlmesh`.
             Projects whose model names collide also need a `translation` key_prefix.
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
+        observe: Start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
+            SQLMesh runs made outside Dagster as materializations (off by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -137,6 +140,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     environment: str = PROD
     name: str | None = None
     partitions: bool = False
+    observe: bool = False
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -163,4 +167,13 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         )
         resource = pinned_resource(project)
         selection = ModelSelection.of(self.select, self.exclude)
-        return assemble(project, spec, translator, selection, resource, provided, name=self.name)
+        return assemble(
+            project,
+            spec,
+            translator,
+            selection,
+            resource,
+            provided,
+            name=self.name,
+            observe=self.observe,
+        )

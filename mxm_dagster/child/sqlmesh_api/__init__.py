@@ -14,7 +14,11 @@ from mxm_dagster.child.sqlmesh_api.config import (
     with_cache_dir,
 )
 from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
-from mxm_dagster.child.sqlmesh_api.data_versions import data_versions, written_data_version
+from mxm_dagster.child.sqlmesh_api.data_versions import (
+    data_versions,
+    served_models,
+    written_data_version,
+)
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
 from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
@@ -66,6 +70,7 @@ __all__ = [
     "run_standalone_audits",
     "run_unit_tests",
     "select_model_names",
+    "served_models",
     "served_table",
     "serves_project",
     "upstream",

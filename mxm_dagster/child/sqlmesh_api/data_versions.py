@@ -20,7 +20,9 @@ from sqlmesh import Context
 from sqlmesh.core.constants import PROD
 from sqlmesh.core.snapshot import DeployabilityIndex, SnapshotId
 
+from mxm_dagster.child.sqlmesh_api.state import table_info
 from mxm_dagster.records.results import TableInfo
+from mxm_dagster.records.served import ServedModel
 
 
 def snapshot_data_version(snapshot: Any, representative: bool = True) -> str:
@@ -40,29 +42,60 @@ def snapshot_data_version(snapshot: Any, representative: bool = True) -> str:
 
 
 def data_versions(context: Context, environment: str, models: Collection[str]) -> dict[str, str]:
-    """Per model of `models` promoted in the environment: its data version, read from state.
+    """Per model of `models` promoted in the environment: its data version, read from state."""
+    return {
+        snapshot.name: snapshot_data_version(snapshot, representative)
+        for snapshot, representative in _served_snapshots(context, environment, set(models))
+    }
+
+
+def served_models(context: Context, environment: str) -> list[ServedModel]:
+    """Every model the environment serves: where its data is, its recorded intervals and its
+    data version, from state alone (no model file is read)."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return []
+    served = []
+    for snapshot, representative in _served_snapshots(context, environment, None):
+        table = table_info(snapshot, env.naming_info, context.default_dialect, representative)
+        intervals = snapshot.intervals if representative else snapshot.dev_intervals
+        served.append(
+            ServedModel(
+                model=snapshot.name,
+                data_version=snapshot_data_version(snapshot, representative),
+                intervals=[(int(a), int(b)) for a, b in intervals],
+                **table,
+            )
+        )
+    return served
+
+
+def _served_snapshots(
+    context: Context, environment: str, models: set[str] | None
+) -> list[tuple[Any, bool]]:
+    """The environment's model snapshots (of `models`, or all), each with whether the
+    environment reads its own table (deployable as is) rather than its dev table.
 
     Read after SQLMesh finished writing: the snapshot cache is dropped first, as a restatement
     may have removed intervals of snapshots that share the version (the cache keeps those)."""
     env = context.state_reader.get_environment(environment)
     if env is None:
-        return {}
+        return []
     clear = getattr(context.state_reader, "clear_cache", None)
     if clear is not None:
         clear()
-    names = set(models)
-    ids = {info.snapshot_id for info in env.snapshots if info.name in names}
+    ids = {info.snapshot_id for info in env.snapshots if models is None or info.name in models}
     snapshots = context.state_reader.get_snapshots(ids)
     deployability = (
         DeployabilityIndex.all_deployable()
         if environment == PROD
         else DeployabilityIndex.create(snapshots)
     )
-    return {
-        snapshot.name: snapshot_data_version(snapshot, deployability.is_representative(snapshot))
+    return [
+        (snapshot, deployability.is_representative(snapshot))
         for snapshot in snapshots.values()
         if snapshot.is_model
-    }
+    ]
 
 
 def written_data_version(context: Context, model: str, table: TableInfo) -> str | None:

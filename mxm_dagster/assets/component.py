@@ -9,6 +9,11 @@
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
+      retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
+        max_retries: 2
+        delay: 60                # seconds
+        backoff: EXPONENTIAL     # or LINEAR
+        jitter: PLUS_MINUS       # or FULL
       translation:               # Dagster's standard asset attributes, over SQLMeshTranslator's
         group_name: warehouse
         key_prefix: sqlmesh
@@ -21,9 +26,11 @@ state (docs/adr/0011).
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import dagster as dg
+from dagster.components.resolved.context import ResolutionContext
+from dagster.components.resolved.model import Model
 from dagster.components.utils.translation import ResolvedTranslationFn, TranslationFn
 from pydantic import BaseModel
 
@@ -68,6 +75,33 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
     ) -> dg.AssetSpec:
         base = super().get_asset_spec(model, super().get_asset_key(model), deps, keys)
         return self._translate(model, base).replace_attributes(key=key)
+
+
+class RetryPolicyModel(dg.Resolvable, Model):
+    """`dg.RetryPolicy` in YAML, as Dagster's own components spell an op's `retry_policy`:
+    `max_retries`, `delay` (seconds), `backoff` (LINEAR, EXPONENTIAL), `jitter` (FULL,
+    PLUS_MINUS). Dagster 1.13 ships no resolvable RetryPolicy, hence this one."""
+
+    max_retries: int = 1
+    delay: float | None = None
+    backoff: dg.Backoff | None = None
+    jitter: dg.Jitter | None = None
+
+
+def _resolve_retry_policy(
+    context: ResolutionContext, model: RetryPolicyModel | None
+) -> dg.RetryPolicy | None:
+    if model is None:
+        return None
+    return dg.RetryPolicy(
+        max_retries=model.max_retries, delay=model.delay, backoff=model.backoff, jitter=model.jitter
+    )
+
+
+ResolvedRetryPolicy = Annotated[
+    dg.RetryPolicy | None,
+    dg.Resolver(_resolve_retry_policy, model_field_type=RetryPolicyModel),
+]
 
 
 class SQLMeshProjectScaffoldParams(BaseModel):
@@ -128,6 +162,9 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
             definitions produce those tables under the same keys.
+        retry_policy: How Dagster retries a model's step when its model fails (`max_retries`,
+            `delay`, `backoff`, `jitter`); a retried step runs SQLMesh again (README, Retries).
+            A translator's `get_retry_policy` wins for its models.
         translation: Dagster's asset attributes (group_name, tags, owners, kinds, key_prefix,
             ...) applied over the translator's; `{{ data }}` is the model's ModelSpec.
     """
@@ -140,6 +177,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
+    retry_policy: ResolvedRetryPolicy = None
     translation: ResolvedTranslationFn[ModelSpec] = None
 
     def sqlmesh_project(self, context: dg.ComponentLoadContext) -> SQLMeshProject:
@@ -163,4 +201,13 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         )
         resource = pinned_resource(project)
         selection = ModelSelection.of(self.select, self.exclude)
-        return assemble(project, spec, translator, selection, resource, provided, name=self.name)
+        return assemble(
+            project,
+            spec,
+            translator,
+            selection,
+            resource,
+            provided,
+            retry_policy=self.retry_policy,
+            name=self.name,
+        )

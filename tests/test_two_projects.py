@@ -249,3 +249,27 @@ def test_two_component_instances_in_one_dg_project_launch_together(tmp_path: Pat
     _assert_served_by_own_sqlmesh(alpha)
     _assert_served_by_own_sqlmesh(beta)
     assert json.loads(_results_files(run)[0].read_text())  # each file holds its execution
+
+
+def test_two_components_whose_keys_collide_fail_naming_both_projects_and_the_key(
+    tmp_path: Path,
+) -> None:
+    home = dagster_home(tmp_path)
+    alpha, beta = _projects(tmp_path / "elsewhere")
+    project = _user_dg_project(tmp_path / "dg")
+    for name, folder in (("alpha", alpha), ("beta", beta)):
+        defs_dir = project / "shop" / "defs" / name
+        defs_dir.mkdir()
+        declared = {
+            "type": "mxm_dagster.SQLMeshProjectComponent",
+            "attributes": {"project": str(folder), "name": name},  # names, but no key prefix
+        }
+        (defs_dir / "defs.yaml").write_text(yaml.safe_dump(declared))
+
+    env = {"DAGSTER_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "400", **_MXM_BLANK}
+    done = run_cli(["dg", "check", "defs"], env, cwd=project)
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())  # rich wraps long lines
+    assert re.search(r"Asset key sqlmesh_example/\w+ \(and 2 more keys\) comes from two", said)
+    assert str(alpha) in said and str(beta) in said
+    assert "Duplicate asset key" not in said

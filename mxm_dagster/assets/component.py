@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from mxm_dagster.assets.builder import assemble, pinned_resource
 from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
@@ -102,6 +103,49 @@ ResolvedRetryPolicy = Annotated[
     dg.RetryPolicy | None,
     dg.Resolver(_resolve_retry_policy, model_field_type=RetryPolicyModel),
 ]
+
+
+#: Where a load's component tree keeps which component built each asset key (see `_claim_keys`).
+_CLAIMS_ATTRIBUTE = "_mxm_sqlmesh_asset_keys"
+
+
+def _asset_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
+    keys: set[dg.AssetKey] = set()
+    for asset in defs.assets or ():
+        if isinstance(asset, dg.AssetSpec):
+            keys.add(asset.key)
+        elif isinstance(asset, dg.AssetsDefinition):
+            keys.update(asset.keys)
+    return keys
+
+
+def _claim_keys(context: dg.ComponentLoadContext, defs: dg.Definitions, owner: str) -> None:
+    """Fail the load when another SQLMesh component of it already built one of `defs`' keys.
+
+    Dagster's own error, raised once everything is merged, names the key only ("Duplicate asset
+    key"); here both projects are known. The claims live on the load's component tree, so they
+    last one load (a second load, or another dg project in the process, starts afresh).
+    """
+    tree = context.component_tree
+    claims: dict[dg.AssetKey, str] | None = getattr(tree, _CLAIMS_ATTRIBUTE, None)
+    if claims is None:
+        claims = {}
+        try:
+            setattr(tree, _CLAIMS_ATTRIBUTE, claims)
+        except AttributeError:  # a tree that takes no attribute: Dagster's error remains
+            return
+    keys = _asset_keys(defs)
+    taken = sorted((k for k in keys if claims.get(k, owner) != owner), key=lambda k: k.path)
+    if taken:
+        first = taken[0]
+        more = f" (and {len(taken) - 1} more keys)" if len(taken) > 1 else ""
+        raise ProjectLoadError(
+            f"Asset key {first.to_user_string()}{more} comes from two SQLMesh projects: "
+            f"{claims[first]} and {owner}. Give one of them a `translation: {{key_prefix: ...}}` "
+            "(README, Two SQLMesh projects), or `external_assets: false` when the key is an "
+            "external table both read"
+        )
+    claims.update(dict.fromkeys(keys, owner))
 
 
 class SQLMeshProjectScaffoldParams(BaseModel):
@@ -201,7 +245,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         )
         resource = pinned_resource(project)
         selection = ModelSelection.of(self.select, self.exclude)
-        return assemble(
+        defs = assemble(
             project,
             spec,
             translator,
@@ -211,3 +255,5 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             retry_policy=self.retry_policy,
             name=self.name,
         )
+        _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
+        return defs

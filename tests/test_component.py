@@ -383,3 +383,26 @@ def test_yaml_retry_policy_is_each_model_steps_and_retries_a_failing_model(tmp_p
     assert run.step_statuses() == {"raw__fine": "STEP_SUCCESS", "raw__broken": "STEP_FAILURE"}
     assert set(run.materializations()) == {"raw/fine"}
     assert query(project / "warehouse.duckdb", "SELECT n FROM raw.fine") == [(1,)]
+
+
+def test_the_readme_component_listing_resolves_every_attribute_it_shows() -> None:
+    """The README's "Every attribute" YAML is valid for the component as written (its project
+    template aside), retry policy included."""
+    from tests.test_readme import readme_blocks
+
+    [listing] = [
+        yaml.safe_load(b.code)
+        for b in readme_blocks()
+        if b.language == "yaml" and "retry_policy:" in b.code and "translation:" in b.code
+    ]
+    assert listing["type"] == COMPONENT
+    attributes = {**listing["attributes"], "project": "/srv/sqlmesh/project"}
+    component = SQLMeshProjectComponent.resolve_from_yaml(yaml.safe_dump(attributes))
+    assert component.retry_policy == dg.RetryPolicy(
+        max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
+    assert (component.gateway, component.select, component.partitions) == (
+        "local",
+        ["+marts.*"],
+        False,
+    )

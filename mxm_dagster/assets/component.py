@@ -109,13 +109,14 @@ ResolvedRetryPolicy = Annotated[
 _CLAIMS_ATTRIBUTE = "_mxm_sqlmesh_asset_keys"
 
 
-def _asset_keys(defs: dg.Definitions) -> set[dg.AssetKey]:
-    keys: set[dg.AssetKey] = set()
+def _asset_keys(defs: dg.Definitions) -> dict[dg.AssetKey, dg.AssetSpec | None]:
+    """Every asset key of `defs` -> its source spec (an external table), None for a model's."""
+    keys: dict[dg.AssetKey, dg.AssetSpec | None] = {}
     for asset in defs.assets or ():
         if isinstance(asset, dg.AssetSpec):
-            keys.add(asset.key)
+            keys.setdefault(asset.key, asset)
         elif isinstance(asset, dg.AssetsDefinition):
-            keys.update(asset.keys)
+            keys.update(dict.fromkeys(asset.keys))
     return keys
 
 
@@ -123,11 +124,15 @@ def _claim_keys(context: dg.ComponentLoadContext, defs: dg.Definitions, owner: s
     """Fail the load when another SQLMesh component of it already built one of `defs`' keys.
 
     Dagster's own error, raised once everything is merged, names the key only ("Duplicate asset
-    key"); here both projects are known. The claims live on the load's component tree, so they
-    last one load (a second load, or another dg project in the process, starts afresh).
+    key") or prints both specs; here both projects are known. Two projects may declare the same
+    external table only with equal source specs (Dagster merges those, as it decides). The claims
+    live on the load's component tree, so they last one load (a second load, or another dg
+    project in the process, starts afresh).
     """
     tree = context.component_tree
-    claims: dict[dg.AssetKey, str] | None = getattr(tree, _CLAIMS_ATTRIBUTE, None)
+    claims: dict[dg.AssetKey, tuple[str, dg.AssetSpec | None]] | None = getattr(
+        tree, _CLAIMS_ATTRIBUTE, None
+    )
     if claims is None:
         claims = {}
         try:
@@ -135,17 +140,35 @@ def _claim_keys(context: dg.ComponentLoadContext, defs: dg.Definitions, owner: s
         except AttributeError:  # a tree that takes no attribute: Dagster's error remains
             return
     keys = _asset_keys(defs)
-    taken = sorted((k for k in keys if claims.get(k, owner) != owner), key=lambda k: k.path)
+    taken = sorted(
+        (
+            key
+            for key, source in keys.items()
+            if key in claims
+            and claims[key][0] != owner
+            and (source is None or claims[key][1] is None or source != claims[key][1])
+        ),
+        key=lambda k: k.path,
+    )
     if taken:
         first = taken[0]
+        other, other_source = claims[first]
         more = f" (and {len(taken) - 1} more keys)" if len(taken) > 1 else ""
+        if other_source is None and keys[first] is None:
+            hint = "Give one a `translation: {key_prefix: ...}` (README, Two SQLMesh projects)"
+        else:
+            hint = (
+                "One of them reads it as an external table: if both mean the same table, set "
+                "`external_assets: false` on a component reading it, else give one a "
+                "`translation: {key_prefix: ...}`"
+            )
         raise ProjectLoadError(
             f"Asset key {first.to_user_string()}{more} comes from two SQLMesh projects: "
-            f"{claims[first]} and {owner}. Give one of them a `translation: {{key_prefix: ...}}` "
-            "(README, Two SQLMesh projects), or `external_assets: false` when the key is an "
-            "external table both read"
+            f"{other} and {owner}. {hint}"
         )
-    claims.update(dict.fromkeys(keys, owner))
+    for key, source in keys.items():
+        if key not in claims or source is None:
+            claims[key] = (owner, source)
 
 
 class SQLMeshProjectScaffoldParams(BaseModel):

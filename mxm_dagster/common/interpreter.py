@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
-#: Variables a child reads as paths: made absolute, since the child works in another folder.
-_PATH_VARIABLES = ("MXM_SQLMESH_CACHE_DIR",)
+#: Variables a child reads as paths: made absolute, since the child works in another folder
+#: (DAGSTER_HOME: a read-only project's default cache folder, `SQLMeshProject.cache_root`).
+_PATH_VARIABLES = ("MXM_SQLMESH_CACHE_DIR", "DAGSTER_HOME")
 
 
 def child_command(module: str, *args: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Where the SQLMesh project is (path, gateway, environment), its fingerprint, spec cache, locks
-and serving marker, and where those caches live (the project's `.cache`, or MXM_SQLMESH_CACHE_DIR).
+and serving marker, and where those caches live (the project's `.cache`; MXM_SQLMESH_CACHE_DIR;
+for a read-only project folder without it, DAGSTER_HOME's `mxm_dagster/cache`).
 
 Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
 it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import subprocess
@@ -36,6 +38,12 @@ SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
 #: A writable folder for the caches and locks of projects whose folder is read-only (an image).
 CACHE_DIR_ENV = "MXM_SQLMESH_CACHE_DIR"
+#: Without it, a read-only project's caches go under the Dagster instance's folder, which every
+#: process serving the project (code server, run workers, SQLMesh children) shares and may write.
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DAGSTER_HOME_CACHE = Path("mxm_dagster") / "cache"
+
+_log = logging.getLogger(__name__)
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: Environment variables a config file may read: `env_var('NAME')` in YAML, any upper-case
@@ -52,7 +60,8 @@ class SQLMeshProject:
     folders sharing one state and warehouse) lists its other folders in `more_paths`. The first
     folder's config decides the connections, as in SQLMesh, and its `.cache` holds SQLMesh's and
     the code location's caches and locks, unless `cache_dir` (default: MXM_SQLMESH_CACHE_DIR)
-    names a writable folder for them: a read-only project folder needs one (`cache_root`).
+    names a writable folder for them; a read-only project folder without one keeps them under
+    DAGSTER_HOME (`cache_root`).
     """
 
     path: Path
@@ -103,22 +112,35 @@ class SQLMeshProject:
 
         The project's `.cache` unless a cache folder is named (`cache_dir`, else
         MXM_SQLMESH_CACHE_DIR): then its subfolder for this project, so several projects may share
-        it. A read-only project folder without one is an error, not a silent per-user fallback:
-        the locks only serialise runs whose processes all agree on where they are.
+        it. A read-only project folder (an image) without one uses `mxm_dagster/cache` under
+        DAGSTER_HOME the same way: every Dagster process serving the project names the same
+        instance folder, so they agree on the locks, as they must (a per-user or temporary
+        folder would not). The subfolder is keyed by the project's absolute location, as the
+        spec's paths are. Without DAGSTER_HOME either, it is an error.
         """
         named = self.cache_dir or os.environ.get(CACHE_DIR_ENV)
         if named:
-            key = hashlib.sha1(self.location.encode()).hexdigest()[:12]
-            return Path(named).expanduser().resolve() / f"{self.path.name}-{key}"
+            return self._subfolder_of(Path(named))
         default = self.path / ".cache"
         probe = default if default.is_dir() else self.path
-        if self.path.is_dir() and not os.access(probe, os.W_OK):
+        if not self.path.is_dir() or os.access(probe, os.W_OK):
+            return default
+        home = os.environ.get(DAGSTER_HOME_ENV)
+        if not home:
             raise ProjectLoadError(
                 f"The SQLMesh project folder {self.path} is read-only, and SQLMesh's cache, the "
-                f"spec cache and the run locks go into its .cache: set {CACHE_DIR_ENV} to a "
-                "writable folder, the same for every process serving this project on this machine"
+                f"spec cache and the run locks need a writable folder: set {DAGSTER_HOME_ENV} "
+                f"(they then go to its {DAGSTER_HOME_CACHE}) or {CACHE_DIR_ENV} to a writable "
+                "folder, the same for every process serving this project on this machine"
             )
-        return default
+        root = self._subfolder_of(Path(home) / DAGSTER_HOME_CACHE)
+        _say_once(self.path, root)
+        return root
+
+    def _subfolder_of(self, folder: Path) -> Path:
+        """This project's folder in a cache folder several projects may share."""
+        key = hashlib.sha1(self.location.encode()).hexdigest()[:12]
+        return folder.expanduser().resolve() / f"{self.path.name}-{key}"
 
     @property
     def sqlmesh_cache_dir(self) -> Path | None:
@@ -316,6 +338,30 @@ class SQLMeshProject:
 
 def _absolute(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
+
+
+def _say_once(project: Path, root: Path) -> None:
+    """Log where a read-only project's caches went, once: the process that creates the folder
+    says so; the others (run workers, SQLMesh children, later starts) find it there."""
+    if root.is_dir():
+        return
+    try:
+        root.mkdir(parents=True)
+    except FileExistsError:  # another process got there first, and said so
+        return
+    except OSError as exc:
+        raise ProjectLoadError(
+            f"The SQLMesh project folder {project} is read-only, and its caches cannot go to "
+            f"{root} either ({exc.strerror}): set {CACHE_DIR_ENV} to a writable folder"
+        ) from exc
+    _log.warning(
+        "The SQLMesh project folder %s is read-only: its caches, spec cache and run locks go to "
+        "%s (under %s); set %s to choose another folder",
+        project,
+        root,
+        DAGSTER_HOME_ENV,
+        CACHE_DIR_ENV,
+    )
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

@@ -35,7 +35,7 @@ def build_definitions(
 
     `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models; None reads
     MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5). MXM_SQLMESH_OBSERVE=on starts
-    the sensor reporting SQLMesh runs made outside Dagster (ADR 14).
+    the sensor reporting SQLMesh runs made outside Dagster (ADR 15).
     """
     project = project or SQLMeshProject.from_env()
     spec = project.load_spec()

@@ -1,4 +1,4 @@
-"""Data versions from SQLMesh's state (ADR 14): real runs of a two-model project, asserted on the
+"""Data versions from SQLMesh's state (ADR 15): real runs of a two-model project, asserted on the
 Dagster instance (each materialization's data version), on Dagster's staleness as the UI
 computes it (`CachingStaleStatusResolver`), and on SQLMesh's recorded intervals."""
 

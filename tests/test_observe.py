@@ -1,4 +1,4 @@
-"""The observing sensor (ADR 14): a real SQLMesh run made outside Dagster between two ticks on a
+"""The observing sensor (ADR 15): a real SQLMesh run made outside Dagster between two ticks on a
 real instance is reported once, for exactly the models it changed, with the data version SQLMesh's
 state gives; a Dagster run's own changes are never reported."""
 

@@ -52,7 +52,7 @@ def sqlmesh_definitions(
     Two projects need distinct names, and distinct asset keys (a translator's key prefix) when
     their model names collide.
     `observe`: start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
-    SQLMesh runs made outside Dagster as materializations; it exists stopped otherwise (ADR 14).
+    SQLMesh runs made outside Dagster as materializations; it exists stopped otherwise (ADR 15).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))

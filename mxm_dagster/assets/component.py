@@ -7,7 +7,7 @@
       environment: prod
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
-      observe: false             # true: report SQLMesh runs made outside Dagster (ADR 14)
+      observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again

@@ -2,7 +2,7 @@
 
 Teams keep running `sqlmesh plan` and `sqlmesh run` themselves. Each tick a SQLMesh child reads
 what the environment serves (`mxm_dagster.child.observe`), and every model whose data version
-(ADR 14) differs from the one of its latest materialization in Dagster is reported once, with
+(ADR 15) differs from the one of its latest materialization in Dagster is reported once, with
 the provenance fields of a run's materialization and the same data version, so the asset graph
 and its staleness follow SQLMesh whoever ran it.
 

@@ -1,5 +1,5 @@
 """What the environment serves, read from SQLMesh's state in a child interpreter for the observing
-sensor (ADR 14): `python -m mxm_dagster.child.observe LOCATION GATEWAY CACHE_DIR ENVIRONMENT`
+sensor (ADR 15): `python -m mxm_dagster.child.observe LOCATION GATEWAY CACHE_DIR ENVIRONMENT`
 prints one line `MXM_SERVED {...}` (`records.served.ServedState`).
 
 A sensor tick must stay cheap and must never get in a run's way: no model file is loaded (state

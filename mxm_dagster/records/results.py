@@ -76,7 +76,7 @@ class ModelOutcome:
     #: that it ended, and when
     reason: str | None = None
     #: What the environment serves of the model, from SQLMesh's state once the model was written
-    #: (its table, intervals and their last alteration): Dagster's data version (ADR 14). None
+    #: (its table, intervals and their last alteration): Dagster's data version (ADR 15). None
     #: when the environment does not serve the model
     data_version: str | None = None
 

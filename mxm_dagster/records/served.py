@@ -1,5 +1,5 @@
 """What an environment serves, as SQLMesh's state records it: the reply of the SQLMesh child the
-observing sensor starts (`mxm_dagster.child.observe`), for runs made outside Dagster (ADR 14)."""
+observing sensor starts (`mxm_dagster.child.observe`), for runs made outside Dagster (ADR 15)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Data version tags for materializations logged as events rather than step outputs (ADR 14).
+"""Data version tags for materializations logged as events rather than step outputs (ADR 15).
 
 A step's `MaterializeResult(data_version=...)` gets Dagster's provenance tags from Dagster: its
 code version and each upstream asset's data version as the step saw it, which the UI's staleness

@@ -63,7 +63,7 @@ def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
 
 
 def data_version(outcome: ModelOutcome) -> dg.DataVersion | None:
-    """What the environment serves of the model, as SQLMesh's state says (ADR 14)."""
+    """What the environment serves of the model, as SQLMesh's state says (ADR 15)."""
     return dg.DataVersion(outcome.data_version) if outcome.data_version else None
 
 

@@ -244,7 +244,7 @@ def test_a_check_run_in_the_evaluation_says_nothing_of_unchanged_data() -> None:
 
 @pytest.mark.parametrize("status", [ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE])
 def test_the_materialization_carries_sqlmeshs_data_version(status: ModelStatus) -> None:
-    """Evaluated or up to date, the data version is what state gave the outcome (ADR 14)."""
+    """Evaluated or up to date, the data version is what state gave the outcome (ADR 15)."""
     (result,) = step_events(outcome(status, data_version="abc123"), results(), set())
     assert isinstance(result, dg.MaterializeResult)
     assert result.data_version == dg.DataVersion("abc123")

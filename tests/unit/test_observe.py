@@ -1,4 +1,4 @@
-"""The observing sensor's pure parts: its switch and the served-state reply (ADR 14)."""
+"""The observing sensor's pure parts: its switch and the served-state reply (ADR 15)."""
 
 from __future__ import annotations
 

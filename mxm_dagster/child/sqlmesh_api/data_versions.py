@@ -1,4 +1,4 @@
-"""A model's data version, from what SQLMesh's state records about the data it serves (ADR 14).
+"""A model's data version, from what SQLMesh's state records about the data it serves (ADR 15).
 
 The served data of a model in an environment is one physical table (the snapshot's version, or
 its dev version when the environment does not deploy it as is) holding the intervals SQLMesh

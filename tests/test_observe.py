@@ -22,6 +22,7 @@ from tests.test_data_versions import (
     EVENTS_MODEL,
     TOTALS,
     TOTALS_MODEL,
+    days,
     materialize,
     stale_status,
     write_shop,
@@ -130,3 +131,28 @@ def test_a_sqlmesh_run_outside_dagster_is_reported_once(
     assert latest_data_version(instance, TOTALS) != dagster_versions[TOTALS]
     assert tick(defs, instance, cursor)[0] == []
     assert stale_status(defs, instance)[TOTALS] == StaleStatus.FRESH
+
+
+def test_partitions_sqlmesh_filled_outside_dagster_are_reported_each(
+    shop: Path, instance: dg.DagsterInstance
+) -> None:
+    defs = build_definitions(SQLMeshProject(path=shop), partitions=True)
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        asset_selection=[EVENTS, TOTALS], tags=days("2026-11-01", "2026-11-09"), instance=instance
+    )
+    assert result.success
+    reported, cursor = tick(defs, instance, None)
+    assert reported == []
+
+    sqlmesh_run_outside_dagster(shop, ["shop.events"], "2026-11-12 00:00:00")
+    reported, cursor = tick(defs, instance, cursor)
+    assert sorted((e.asset_key, e.partition) for e in reported) == [
+        (EVENTS, "2026-11-10"),
+        (EVENTS, "2026-11-11"),
+    ]
+    version = latest_data_version(instance, EVENTS)
+    assert {e.tags["dagster/data_version"] for e in reported} == {version}
+    every_day = {f"2026-11-{day:02d}" for day in range(1, 12)}
+    assert instance.get_materialized_partitions(EVENTS) == every_day
+    assert tick(defs, instance, cursor)[0] == []

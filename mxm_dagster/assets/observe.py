@@ -28,6 +28,7 @@ from mxm_dagster.assets import partitions
 from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.interpreter import child_command, child_env
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.served import SERVED_REPLY_PREFIX, ServedModel, ServedState
 from mxm_dagster.run import events
@@ -37,6 +38,14 @@ OBSERVE_ENV = "MXM_SQLMESH_OBSERVE"
 OBSERVE_CHILD_MODULE = "mxm_dagster.child.observe"
 COMMAND = "outside_dagster"  # `sqlmesh/command` of what the sensor reports
 DESCRIPTION = "Built by SQLMesh outside Dagster (sqlmesh plan / sqlmesh run), seen in its state"
+#: Runs whose SQLMesh changes are theirs to record: the sensor waits for them to end
+IN_PROGRESS = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
 
 
 def observe_sensor_name_for(resource_key: str) -> str:
@@ -179,6 +188,7 @@ def _partition_records(
     results: ExecutionResults,
     tags: dict[str, str],
 ) -> list[dg.AssetMaterialization]:
+    """The partitions SQLMesh recorded that Dagster has not, else the latest recorded one."""
     assert asset.partitions_def is not None
     recorded = partitions.keys_for_intervals(asset.partitions_def, served.intervals)
     known = instance.get_materialized_partitions(asset.key)
@@ -190,15 +200,12 @@ def _partition_records(
             partition=key,
             description=DESCRIPTION,
             metadata=events.provenance(
-                _outcome(
-                    served,
-                    [(int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000))],
-                ),
+                _outcome(served, [(to_ms(window.start), to_ms(window.end))]),
                 results,
             ),
             tags=tags,
         )
-        for key, w in windows.items()
+        for key, window in windows.items()
     ]
 
 
@@ -211,15 +218,6 @@ def _run_in_progress(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> bo
         or bool(keys & set(run.asset_selection or ()))
         for run in runs
     )
-
-
-IN_PROGRESS = (
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-)
 
 
 def observe_sensor(

@@ -117,18 +117,22 @@ def materialize(
     assert result.success
 
 
-def stale_status(
-    defs: dg.Definitions, instance: dg.DagsterInstance
-) -> dict[dg.AssetKey, StaleStatus]:
-    """What the UI's asset graph shows (its GraphQL `staleStatus` uses this resolver)."""
+def resolver(defs: dg.Definitions, instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
+    """What the UI's asset graph asks (its GraphQL `staleStatus` and `staleCauses`)."""
     graph = defs.resolve_asset_graph()
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
         instance=instance,
         asset_graph=graph,
     )
-    resolver = CachingStaleStatusResolver(instance, graph, view)
-    return {key: resolver.get_status(key) for key in (EVENTS, TOTALS)}
+    return CachingStaleStatusResolver(instance, graph, view)
+
+
+def stale_status(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> dict[dg.AssetKey, StaleStatus]:
+    statuses = resolver(defs, instance)
+    return {key: statuses.get_status(key) for key in (EVENTS, TOTALS)}
 
 
 def days(first: str, last: str) -> dict[str, str]:
@@ -188,17 +192,7 @@ def test_data_versions_follow_sqlmesh_state_and_drive_staleness(
     assert second[EVENTS] != first[EVENTS]
     assert second[TOTALS] == first[TOTALS]
     assert stale_status(defs, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.STALE}
-    resolver_causes = CachingStaleStatusResolver(
-        instance,
-        defs.resolve_asset_graph(),
-        AssetGraphView(
-            temporal_context=TemporalContext(
-                effective_dt=get_current_datetime(), last_event_id=None
-            ),
-            instance=instance,
-            asset_graph=defs.resolve_asset_graph(),
-        ),
-    ).get_stale_root_causes(TOTALS)
+    resolver_causes = resolver(defs, instance).get_stale_root_causes(TOTALS)
     assert [cause.asset_key for cause in resolver_causes] == [EVENTS]
 
     materialize(defs, instance, [TOTALS], "2026-11-12 00:00:00")
@@ -246,3 +240,25 @@ def test_models_beyond_the_selection_and_partitions_carry_the_data_version(
     tags = instance.fetch_materializations(TOTALS, limit=1).records[0].asset_materialization.tags
     assert tags["dagster/data_version"] == second[TOTALS]
     assert intervals(shop)[EVENTS_MODEL][-1][1] == intervals(shop)[TOTALS_MODEL][-1][1]
+
+
+def test_an_edited_model_shows_a_new_code_version_until_a_run_plans_it(
+    shop: Path, instance: dg.DagsterInstance
+) -> None:
+    (shop / "models" / "slow.py").unlink()
+    defs = build_definitions(SQLMeshProject(path=shop))
+    materialize(defs, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    before = versions(instance)
+    model = shop / "models" / "events.sql"
+    model.write_text(model.read_text().replace("1 AS n", "2 AS n"))  # a breaking change
+
+    edited = build_definitions(SQLMeshProject(path=shop))
+    assert stale_status(edited, instance)[EVENTS] == StaleStatus.STALE
+    causes = resolver(edited, instance).get_stale_causes(EVENTS)
+    assert [c.reason for c in causes] == ["has a new code version"]
+
+    # the plan backfills events into a new table and totals below it: new data versions
+    materialize(edited, instance, [EVENTS, TOTALS], "2026-11-10 00:00:00")
+    after = versions(instance)
+    assert after[EVENTS] != before[EVENTS] and after[TOTALS] != before[TOTALS]
+    assert stale_status(edited, instance) == {EVENTS: StaleStatus.FRESH, TOTALS: StaleStatus.FRESH}

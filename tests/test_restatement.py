@@ -220,23 +220,28 @@ def test_a_restated_partition_range_restates_that_range_below(
     """With partitions on, a run over a range of the daily model with restate restates that
     range in the daily model and below it, as raw SQLMesh does with the same start and end: the
     same days of the weekly model (SQLMesh 0.236 gives an @weekly model day intervals, due once
-    a week) and the FULL model. Dagster records only what SQLMesh recomputed: the partitions of
-    the range in both partitioned models, one materialization of the FULL model."""
+    a week: the restatement is not widened to whole weeks) and the FULL model. Dagster records
+    only what SQLMesh recomputed: the partitions of the range in both partitioned models, one
+    materialization of the FULL model. The range is the correction's whole week, so the weekly
+    row changes (a range of part of a week re-evaluates those days, but SQLMesh keeps only rows
+    whose `week_start` lies in them)."""
     dagster_copy, raw_copy = twins
     instance = dg.DagsterInstance.ephemeral()
     # built with partitions off (one run of models whose partitions differ, daily and weekly),
     # then turned on: partition records exist for what a run with them on fills (ADR 5)
     build(dagster_copy, raw_copy, instance)
+    before = view_rows(dagster_copy)
     monkeypatch.setenv(partitions.PARTITIONS_ENV, "on")
     for project in twins:
         correct_source(project)
 
-    first, last = "2026-11-09", "2026-11-11"
+    first, last = "2026-11-08", "2026-11-14"  # the week (Sunday to Saturday) of the correction
+    days = [f"2026-11-{day:02d}" for day in range(8, 15)]
     raw_plan(
         raw_copy,
         restate_models=[DAILY],
         start=first,
-        end="2026-11-12",
+        end=last,  # SQLMesh's end date is inclusive
         execution_time=BUILT_AS_OF,
     )
     run = materialize(
@@ -250,22 +255,25 @@ def test_a_restated_partition_range_restates_that_range_below(
         resource_config={"restate": True, "execution_time": BUILT_AS_OF},
     )
     assert run.success
-    assert view_rows(dagster_copy) == view_rows(raw_copy)
+    after = view_rows(raw_copy)
+    assert after["shop.weekly"] != before["shop.weekly"]
+    assert after["marts.total"] != before["marts.total"]
+    assert view_rows(dagster_copy) == after
     assert intervals(dagster_copy) == intervals(raw_copy)
 
     recorded = materializations(run)
     assert set(recorded) == set(KEYS.values())
     daily = sorted(m.partition for m in recorded["shop/daily"] if m.partition)
-    assert daily == ["2026-11-09", "2026-11-10", "2026-11-11"]
+    assert daily == days
     # SQLMesh 0.236 gives an @weekly model day intervals (its interval unit), due weekly: it
-    # restated the same three days below, and its partitions are days
+    # restated the same days below, and its partitions are days
     weekly = sorted(m.partition for m in recorded["shop/weekly"])
-    assert weekly == ["2026-11-09", "2026-11-10", "2026-11-11"]
+    assert weekly == days
     intervals_of = {
         key: mats[0].metadata["sqlmesh/intervals"].value for key, mats in recorded.items()
     }
     assert intervals_of["shop/weekly"] == [
-        ["2026-11-09T00:00:00+00:00", "2026-11-12T00:00:00+00:00"]
+        ["2026-11-08T00:00:00+00:00", "2026-11-15T00:00:00+00:00"]
     ]
     assert [m.partition for m in recorded["marts/total"]] == [None]
     for key, mats in recorded.items():

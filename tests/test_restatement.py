@@ -18,6 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 from sqlmesh import Context
+from sqlmesh.utils.errors import PlanError
 
 from mxm_dagster.assets import partitions
 from mxm_dagster.child import sqlmesh_api
@@ -84,12 +85,18 @@ EXTERNAL_MODELS = """\
 """
 
 
-def write_project(root: Path) -> Path:
+#: A blocking audit of the FULL model that the correction breaks (its total passes 1000)
+TOTAL_CAPPED = "not_null(columns := (amount)), accepted_range(column := amount, max_v := 1000)"
+
+
+def write_project(root: Path, total_audits: str | None = None) -> Path:
     """The project and its landed source: one sale a day, amount = day of month."""
     (root / "models").mkdir(parents=True)
     (root / "config.yaml").write_text(DUCKDB_CONFIG)
     (root / "external_models.yaml").write_text(EXTERNAL_MODELS)
     for name, text in MODELS.items():
+        if name == "total.sql" and total_audits:
+            text = text.replace("not_null(columns := (amount))", total_audits)
         (root / "models" / name).write_text(text)
     with duckdb.connect(str(root / "warehouse.duckdb")) as connection:
         connection.execute("CREATE SCHEMA landing")
@@ -278,3 +285,41 @@ def test_a_restated_partition_range_restates_that_range_below(
     assert [m.partition for m in recorded["marts/total"]] == [None]
     for key, mats in recorded.items():
         assert {m.metadata["sqlmesh/restated"].value for m in mats} == {True}, key
+
+
+def test_a_model_below_that_fails_its_restatement_is_isolated(tmp_path: Path) -> None:
+    """The FULL model's blocking audit fails on the corrected data: SQLMesh's plan fails, the
+    code location promotes what succeeded without it (ADR 4). The daily and weekly models are
+    restated and recorded, the FULL model's failed check is recorded and the run's log names
+    it; the warehouse and SQLMesh's state end as raw SQLMesh leaves them after its failed plan."""
+    dagster_copy = write_project(tmp_path / "dagster", TOTAL_CAPPED)
+    raw_copy = write_project(tmp_path / "raw", TOTAL_CAPPED)
+    instance = dg.DagsterInstance.ephemeral()
+    build(dagster_copy, raw_copy, instance)
+    before = view_rows(dagster_copy)
+    for project in (dagster_copy, raw_copy):
+        correct_source(project)
+
+    with pytest.raises(PlanError):
+        raw_plan(raw_copy, restate_models=[DAILY], execution_time=BUILT_AS_OF)
+    run = materialize(
+        dagster_copy,
+        selection=[KEYS[DAILY]],
+        instance=instance,
+        resource_config={"restate": True, "execution_time": BUILT_AS_OF},
+    )
+    assert run.success  # the selected model succeeded; no step of the run is the FULL model's
+
+    after = view_rows(raw_copy)
+    assert after["shop.weekly"] != before["shop.weekly"]
+    assert view_rows(dagster_copy) == after
+    assert intervals(dagster_copy) == intervals(raw_copy)
+    recorded = materializations(run)
+    assert set(recorded) == {KEYS[DAILY], KEYS[WEEKLY]}
+    for key in (KEYS[DAILY], KEYS[WEEKLY]):
+        assert recorded[key][0].metadata["sqlmesh/restated"].value is True
+    assert run.checks()[f"{KEYS[TOTAL]}:accepted_range"] == (False, "ERROR")
+    assert any(
+        m.startswith(f"SQLMesh model {TOTAL} (marts/total), which this run did not select, failed")
+        for m in run.messages()
+    )

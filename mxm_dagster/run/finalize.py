@@ -46,6 +46,17 @@ def finalize(
                     key, partitions_def, outcome, results
                 ):
                     context.log_event(record)
+        elif outcome.status is ModelStatus.FAILED:  # no step of the run fails for it: say so
+            context.log.error(
+                f"SQLMesh model {outcome.model} ({key.to_user_string()}), which this run did "
+                f"not select, failed: {outcome.error}. The models that succeeded are promoted "
+                "without it (failure isolation)"
+            )
+        elif outcome.status is ModelStatus.SKIPPED:
+            context.log.warning(
+                f"SQLMesh did not evaluate {outcome.model} ({key.to_user_string()}), which this "
+                f"run did not select: upstream model {outcome.failed_upstream} failed"
+            )
         for audit in outcome.audits:  # SQLMesh audited it with its evaluation: say how it went
             context.log_event(events.check_evaluation(key, audit))
     changed = sorted(

@@ -323,3 +323,32 @@ def test_a_model_below_that_fails_its_restatement_is_isolated(tmp_path: Path) ->
         m.startswith(f"SQLMesh model {TOTAL} (marts/total), which this run did not select, failed")
         for m in run.messages()
     )
+
+
+def test_an_edit_made_before_a_restatement_is_still_deployed_after_it(tmp_path: Path) -> None:
+    """A restating plan works from SQLMesh's state and ignores local edits (as `sqlmesh plan
+    --restate-model` does). Restating the daily model now plans every model of the project; the
+    run after it must still plan the edit, not take the environment for one serving the files."""
+    project = write_project(tmp_path / "dagster")
+    instance = dg.DagsterInstance.ephemeral()
+    as_of = {"execution_time": BUILT_AS_OF}
+    assert materialize(project, instance=instance, resource_config=as_of).success
+    total = project / "models" / "total.sql"
+    total.write_text(total.read_text().replace("COUNT(*)::INT AS weeks", "COUNT(*)::INT AS n"))
+
+    restated = materialize(
+        project, [KEYS[DAILY]], instance=instance, resource_config={"restate": True, **as_of}
+    )
+    assert restated.success
+    columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'total'"
+    assert ("weeks",) in query(project / "warehouse.duckdb", columns)  # the edit is not deployed
+
+    after = materialize(project, [KEYS[TOTAL]], instance=instance, resource_config=as_of)
+    assert after.success
+    assert after.materializations()[KEYS[TOTAL]]["sqlmesh/command"] == "plan"
+    view_columns = f"{columns} AND table_schema = 'marts'"
+    assert query(project / "warehouse.duckdb", view_columns) == [
+        ("amount",),
+        ("last_week",),
+        ("n",),
+    ]

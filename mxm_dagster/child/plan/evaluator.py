@@ -133,6 +133,7 @@ class PlanEvaluator:
             self.recorder.message(message)
         self._report_early = decision.report_early
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
+        restated_first = bool(decision.restate)  # a re-plan restates nothing, but the first did
         attempts = 0
         while decision.models:
             attempts += 1
@@ -162,8 +163,10 @@ class PlanEvaluator:
                         excluded.setdefault(child, name)
                 decision = replan(decision, excluded, request, self.all_models, clock)
         planned = set(decision.models)
+        # A plan of every model deploys the project as it is, unless it restates: SQLMesh plans
+        # a restatement from its state and ignores local edits, so ask the environment then
         if not excluded and (
-            planned >= self.all_models  # a plan of every model deploys the project as it is
+            (planned >= self.all_models and not restated_first)
             or sqlmesh_api.serves_project(self.context, request.environment)
         ):
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)

@@ -21,8 +21,7 @@ from sqlmesh import Context
 from sqlmesh.utils.errors import PlanError
 
 from mxm_dagster.assets import partitions
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import DUCKDB_CONFIG, RunOutcome, materialize, query
 from tests.sqlmesh_state import recorded_intervals
@@ -132,15 +131,12 @@ def view_rows(project: Path) -> dict[str, list[tuple]]:
 
 
 def intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         return {
             name: spans
             for name, spans in recorded_intervals(context, "prod").items()
             if name in KEYS
         }
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def materializations(run: RunOutcome) -> dict[str, list[dg.AssetMaterialization]]:

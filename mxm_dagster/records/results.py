@@ -75,6 +75,9 @@ class ModelOutcome:
     #: `not_filled`: why due intervals are still missing; `up_to_date` past the model's end:
     #: that it ended, and when
     reason: str | None = None
+    #: SQLMesh restated the model in this execution and evaluated it: a model the run restated,
+    #: or one below it (SQLMesh restates every model downstream of a restated one)
+    restated: bool = False
     #: What the environment serves of the model, from SQLMesh's state once the model was written
     #: (its table, intervals and their last alteration): Dagster's data version (ADR 15). None
     #: when the environment does not serve the model
@@ -100,7 +103,7 @@ class ExecutionResults:
     finished_at: float
     plan_attempts: int = 1
     command: str = "plan"  # "run" when the environment already served the project (no plan)
-    restated: bool = False
+    restated: bool = False  # the run asked for a restatement; which models: `ModelOutcome.restated`
     window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
     #: SQLMesh's "now" for the execution (epoch ms): what the crons were due as of
     execution_time: int | None = None

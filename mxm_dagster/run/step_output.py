@@ -84,7 +84,7 @@ def step_output(
         )
     output = StepOutput(produced, None, withheld=withheld)
     covered = set(step_keys) if output.materializes else set()
-    tags = data_versions.event_tags(context, context.asset_key, outcome, results)
+    tags = data_versions.event_tags(context, context.asset_key, outcome, results, project)
     output.records = events.partition_materializations(
         context.asset_key, partitions_def, outcome, results, covered, tags
     )

@@ -16,13 +16,13 @@ from sqlmesh import Context
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.run.data_versions import latest_data_version
-from tests.sqlmesh_state import recorded_intervals
 from tests.test_data_versions import (
     EVENTS,
     EVENTS_MODEL,
     TOTALS,
     TOTALS_MODEL,
     days,
+    intervals,
     materialize,
     stale_status,
     write_shop,
@@ -68,15 +68,6 @@ def sqlmesh_run_outside_dagster(project: Path, models: list[str], execution_time
             context.run(
                 "prod", select_models=models, execution_time=execution_time, end=execution_time
             )
-        finally:
-            context.close()
-
-
-def intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    with chdir(project):
-        context = Context(paths=[str(project)])
-        try:
-            return recorded_intervals(context, "prod")
         finally:
             context.close()
 

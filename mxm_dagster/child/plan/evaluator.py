@@ -328,10 +328,7 @@ class PlanEvaluator:
             execution_time,
             restated=self.recorder.restated,
         )
-        served = [name for name, o in results.models.items() if o.snapshot_version]
-        for name, version in sqlmesh_api.data_versions(
-            self.context, request.environment, served
-        ).items():
+        for name, version in self._data_versions(request, results).items():
             results.models[name].data_version = version
         for name in to_audit:
             outcome = results.models[name]
@@ -350,6 +347,21 @@ class PlanEvaluator:
         results.plan_attempts = attempts
         results.execution_time = execution_time
         return results
+
+    def _data_versions(
+        self, request: ExecutionRequest, results: ExecutionResults
+    ) -> dict[str, str]:
+        """The data versions of the models the environment serves, read from state once SQLMesh
+        is done (ADR 15); a run whose writes succeeded is not failed for them."""
+        served = [name for name, o in results.models.items() if o.snapshot_version]
+        try:
+            return sqlmesh_api.data_versions(self.context, request.environment, served)
+        except Exception as exc:
+            self.recorder.message(
+                "Could not read the data versions from SQLMesh's state; these materializations "
+                f"carry Dagster's default data version: {type(exc).__name__}: {exc}"
+            )
+            return {}
 
     def _unchanged_to_audit(
         self,

@@ -40,6 +40,7 @@ COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
 	tests/test_environments.py::test_destructive_change_to_prod_is_refused_unless_allowed \
 	tests/test_environments.py::test_a_destructive_change_sqlmesh_finds_only_when_migrating_is_refused_naming_the_model \
 	tests/test_execution.py::test_restatement_by_run_tag \
+	tests/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
 	tests/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
 	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range
 

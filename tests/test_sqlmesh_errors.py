@@ -120,6 +120,20 @@ def test_a_destructive_change_the_plan_builder_refuses(tmp_path: Path) -> None:
     assert allowed is None
 
 
+def test_a_destructive_change_a_model_allows_with_warn_is_a_log_line(tmp_path: Path) -> None:
+    """`log_destructive_change(error=False)`: SQLMesh applies the change; no refusal is kept."""
+    warn = EVENTS.replace("forward_only true)", "forward_only true, on_destructive_change warn)")
+    project = _project(tmp_path, {"numbers.sql": NUMBERS, "events.sql": warn})
+    assert _plan(project, OutcomeRecorder()) is None
+    (project / "models" / "events.sql").write_text(warn.replace(", n * 100 AS hundred_n", ""))
+    recorder = _Recorder()
+
+    assert _plan(project, recorder) is None
+
+    assert not recorder.destructive_changes
+    assert [line for line in recorder.lines if "hundred_n" in line], recorder.lines
+
+
 def test_a_destructive_change_the_migration_stage_refuses(tmp_path: Path) -> None:
     """Columns read from an undeclared table have unknown types: the builder cannot compare
     the schemas, SQLMesh finds the dropped column only when it migrates the table."""

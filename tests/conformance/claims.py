@@ -1,0 +1,59 @@
+"""What the Dagster run says happened, read from the DagsterInstance's event log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+
+
+@dataclass(frozen=True)
+class CheckClaim:
+    model: str
+    audit: str
+    passed: bool
+    unchanged_data: bool
+
+
+@dataclass
+class Claims:
+    """Per SQLMesh model: the outcomes its materializations state (`sqlmesh/outcome`), its check
+    evaluations, and whether its step failed."""
+
+    success: bool
+    outcomes: dict[str, set[str]] = field(default_factory=dict)
+    checks: list[CheckClaim] = field(default_factory=list)
+    failed_steps: set[str] = field(default_factory=set)
+
+
+def read_claims(
+    instance: dg.DagsterInstance, run_id: str, model_by_key: dict[dg.AssetKey, str]
+) -> Claims:
+    run = instance.get_run_by_id(run_id)
+    claims = Claims(success=bool(run and run.is_success))
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type_value
+        if kind == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            model = str(meta.get(MODEL_NAME_METADATA_KEY) or model_by_key.get(mat.asset_key))
+            claims.outcomes.setdefault(model, set()).add(str(meta.get("sqlmesh/outcome")))
+        elif kind == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            meta = {k: v.value for k, v in data.metadata.items()}
+            claims.checks.append(
+                CheckClaim(
+                    model=model_by_key.get(data.asset_key, data.asset_key.to_user_string()),
+                    audit=str(meta.get("sqlmesh/audit", data.check_name)),
+                    passed=bool(data.passed),
+                    unchanged_data=bool(meta.get("sqlmesh/data_unchanged", False)),
+                )
+            )
+        elif kind == "STEP_FAILURE" and event.step_key:
+            claims.failed_steps.add(event.step_key)
+    return claims

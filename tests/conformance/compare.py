@@ -1,0 +1,191 @@
+"""After every step: the twins' environments must hold the same rows and intervals, and every
+Dagster claim must be true of SQLMesh's state of the Dagster twin. Anything else, unless the step
+declared it, is a divergence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from tests.conformance.claims import Claims
+from tests.conformance.state import TwinState, audit_failures, missing_as_of
+from tests.conformance.steps import Step
+
+_SHOWN_ROWS = 6
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: str
+    kind: str  # view, intervals, claim
+    subject: str  # the view or model
+    raw: str
+    dagster: str
+
+    def __str__(self) -> str:
+        return (
+            f"[{self.step}] {self.kind} {self.subject}\n"
+            f"    raw SQLMesh: {self.raw}\n    code location: {self.dagster}"
+        )
+
+
+def _short(rows: list[tuple] | None) -> str:
+    if rows is None:
+        return "absent"
+    shown = ", ".join(str(r) for r in rows[:_SHOWN_ROWS])
+    more = f", ... ({len(rows)} rows)" if len(rows) > _SHOWN_ROWS else f" ({len(rows)} rows)"
+    return f"[{shown}{more}]"
+
+
+def compare_views(step: Step, raw: TwinState, dagster: TwinState) -> list[Divergence]:
+    found = []
+    for view in sorted(set(raw.views) | set(dagster.views)):
+        ours, theirs = dagster.views.get(view), raw.views.get(view)
+        if ours != theirs:
+            if theirs is not None and ours is not None:
+                extra = [r for r in ours if r not in theirs][:3]
+                missing = [r for r in theirs if r not in ours][:3]
+                detail = f" (only raw: {missing}; only ours: {extra})"
+            else:
+                detail = ""
+            found.append(Divergence(step.name, "view", view, _short(theirs), _short(ours) + detail))
+    return found
+
+
+def compare_intervals(step: Step, raw: TwinState, dagster: TwinState) -> list[Divergence]:
+    found = []
+    for env in sorted(set(raw.intervals) | set(dagster.intervals)):
+        theirs, ours = raw.intervals.get(env, {}), dagster.intervals.get(env, {})
+        for model in sorted(set(theirs) | set(ours)):
+            if theirs.get(model) != ours.get(model):
+                found.append(
+                    Divergence(
+                        step.name,
+                        "intervals",
+                        model,
+                        f"{env}: {_iso(theirs.get(model))}",
+                        f"{env}: {_iso(ours.get(model))}",
+                    )
+                )
+    return found
+
+
+def _iso(intervals: tuple[tuple[int, int], ...] | None) -> str:
+    if intervals is None:
+        return "not in the environment"
+    return ", ".join(
+        f"[{datetime.utcfromtimestamp(a / 1000):%m-%d %H:%M}, "
+        f"{datetime.utcfromtimestamp(b / 1000):%m-%d %H:%M})"
+        for a, b in intervals
+    )
+
+
+def compare_claims(
+    step: Step, folder: Path, state: TwinState, claims: Claims, audits: dict[str, list[str]]
+) -> list[Divergence]:
+    """Every claim of the Dagster run against SQLMesh's state of the Dagster twin.
+
+    - `evaluated` only for models SQLMesh wrote intervals for in the step, and every such model
+      claimed `evaluated`;
+    - `up_to_date` only for models SQLMesh wrote nothing for and that have nothing due;
+    - one check evaluation per audit of every model SQLMesh evaluated, with the outcome SQLMesh's
+      own evaluator finds on the data written in the step; at most one for any other model.
+    """
+    found = []
+    written = state.written
+    claimed = claims.outcomes
+
+    def diverge(model: str, truth: str, claim: str) -> None:
+        found.append(Divergence(step.name, "claim", model, truth, claim))
+
+    for model in sorted(set(written) | set(claimed)):
+        outcomes = claimed.get(model, set())
+        if model in written and "evaluated" not in outcomes:
+            diverge(model, f"wrote intervals {_iso(tuple(written[model]))}", _claim(outcomes))
+        if model not in written and "evaluated" in outcomes:
+            diverge(model, "wrote no interval in this step", "materialization: evaluated")
+    up_to_date = sorted(m for m, o in claimed.items() if "up_to_date" in o and m not in written)
+    if up_to_date:
+        missing = missing_as_of(folder, step.environment, step.at)
+        for model in up_to_date:
+            if model in missing:
+                diverge(model, f"due and missing: {_iso(missing[model])}", "up_to_date")
+    found += _compare_checks(step, folder, written, claims, audits)
+    return found
+
+
+def _claim(outcomes: set[str]) -> str:
+    return f"materialization: {', '.join(sorted(outcomes))}" if outcomes else "no materialization"
+
+
+def _compare_checks(
+    step: Step,
+    folder: Path,
+    written: dict[str, list[tuple[int, int]]],
+    claims: Claims,
+    audits: dict[str, list[str]],
+) -> list[Divergence]:
+    found = []
+    per_audit: dict[tuple[str, str], list[bool]] = {}
+    for check in claims.checks:
+        per_audit.setdefault((check.model, check.audit), []).append(check.passed)
+    for (model, audit), results in sorted(per_audit.items()):
+        if len(results) > 1:
+            found.append(
+                Divergence(
+                    step.name,
+                    "claim",
+                    model,
+                    f"audit {audit} runs once",
+                    f"{len(results)} check evaluations",
+                )
+            )
+    for model in sorted(written):
+        if not audits.get(model):
+            continue
+        start = min(a for a, _ in written[model])
+        end = max(b for _, b in written[model])
+        truth = audit_failures(folder, step.environment, model, start, end, step.at)
+        for audit in audits[model]:
+            results = per_audit.get((model, audit))
+            if results is None:
+                found.append(
+                    Divergence(
+                        step.name,
+                        "claim",
+                        model,
+                        f"audit {audit} ran ({truth.get(audit, 0)} failing rows)",
+                        "no check evaluation",
+                    )
+                )
+            elif results[0] != (truth.get(audit, 0) == 0):
+                found.append(
+                    Divergence(
+                        step.name,
+                        "claim",
+                        model,
+                        f"audit {audit}: {truth.get(audit, 0)} failing rows",
+                        f"check passed={results[0]}",
+                    )
+                )
+    return found
+
+
+def declared_away(divergences: list[Divergence], step: Step) -> tuple[list, list]:
+    """(undeclared, declared): a divergence is declared when the step names its kind and
+    subject (the subject may be given without its catalog)."""
+    undeclared, declared = [], []
+    for divergence in divergences:
+        if any(
+            d.kind == divergence.kind and _same(d.name, divergence.subject) for d in step.declared
+        ):
+            declared.append(divergence)
+        else:
+            undeclared.append(divergence)
+    return undeclared, declared
+
+
+def _same(declared: str, subject: str) -> bool:
+    bare = subject.replace('"', "")
+    return bare == declared or bare.endswith("." + declared)

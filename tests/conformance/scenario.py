@@ -1,0 +1,106 @@
+"""Runs a scenario: two copies of a project, every step on both, a comparison after each."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mxm_dagster.assets.loader import asset_keys_by_model
+from mxm_dagster.common.project import SQLMeshProject
+from tests.conformance.claims import read_claims
+from tests.conformance.compare import (
+    Divergence,
+    compare_claims,
+    compare_intervals,
+    compare_views,
+    declared_away,
+)
+from tests.conformance.projects import PROJECTS
+from tests.conformance.sides import DagsterTwin, run_raw, sqlmesh_context
+from tests.conformance.state import environment_snapshots, observe
+from tests.conformance.steps import Step
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    project: str
+    steps: tuple[Step, ...]
+
+
+@dataclass
+class Report:
+    scenario: str
+    steps_run: int = 0
+    divergences: list[Divergence] = field(default_factory=list)
+    declared: list[Divergence] = field(default_factory=list)
+    raw_errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        lines = [
+            f"{self.scenario}: {self.steps_run} steps, {len(self.divergences)} divergences, "
+            f"{len(self.declared)} declared differences, {self.seconds:.1f} s"
+        ]
+        lines += [f"  raw SQLMesh failed in {s}: {e[:200]}" for s, e in self.raw_errors.items()]
+        lines += [str(d) for d in self.divergences]
+        return "\n".join(lines)
+
+
+def run_scenario(scenario: Scenario, root: Path, stop_at_first: bool = False) -> Report:
+    """Both twins from the same project files at the calendar's first time, then every step."""
+    started = time.monotonic()
+    project = PROJECTS[scenario.project]
+    first = scenario.steps[0].at
+    raw_folder = project.write(root / "raw" / scenario.project, first)
+    ours_folder = root / "dagster" / scenario.project
+    ours_folder.parent.mkdir(parents=True)
+    shutil.copytree(raw_folder, ours_folder, symlinks=True)
+    dagster = DagsterTwin(ours_folder, root / "dagster_home")
+    report = Report(scenario.name)
+    for step in scenario.steps:
+        found = run_step(step, project, raw_folder, dagster, report)
+        undeclared, declared = declared_away(found, step)
+        report.divergences += undeclared
+        report.declared += declared
+        report.steps_run += 1
+        if stop_at_first and undeclared:
+            break
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def run_step(step: Step, project, raw_folder: Path, dagster: DagsterTwin, report: Report):
+    for folder in (raw_folder, dagster.folder):
+        project.land(folder, step.at)
+        for change in step.changes:
+            change(folder)
+    since = int(time.time() * 1000)
+    error = run_raw(raw_folder, step)
+    if error:
+        report.raw_errors[step.name] = error
+    raw_state = observe(raw_folder, since)
+    since = int(time.time() * 1000)
+    run_id = dagster.run(step)
+    ours = observe(dagster.folder, since)
+    spec = SQLMeshProject(path=dagster.folder).load_spec()
+    model_by_key = {key: name for name, key in asset_keys_by_model(spec).items()}
+    claims = read_claims(dagster.instance, run_id, model_by_key)
+    audits = audits_by_model(dagster.folder, step.environment)
+    return (
+        compare_views(step, raw_state, ours)
+        + compare_intervals(step, raw_state, ours)
+        + compare_claims(step, dagster.folder, ours, claims, audits)
+    )
+
+
+def audits_by_model(folder: Path, environment: str) -> dict[str, list[str]]:
+    """Model -> names of the audits SQLMesh runs after evaluating it (skipped ones left out)."""
+    with sqlmesh_context(folder, load=False) as context:
+        return {
+            name: [a.name for a, _ in snapshot.model.audits_with_args if not a.skip]
+            for name, snapshot in environment_snapshots(context, environment).items()
+            if snapshot.is_model and not snapshot.is_external
+        }

@@ -20,12 +20,12 @@ class CheckClaim:
 @dataclass
 class Claims:
     """Per SQLMesh model: the outcomes its materializations state (`sqlmesh/outcome`), its check
-    evaluations, and whether its step failed."""
+    evaluations, and the models whose step failed."""
 
     success: bool
     outcomes: dict[str, set[str]] = field(default_factory=dict)
     checks: list[CheckClaim] = field(default_factory=list)
-    failed_steps: set[str] = field(default_factory=set)
+    failed_models: set[str] = field(default_factory=set)
 
 
 def read_claims(
@@ -54,6 +54,9 @@ def read_claims(
                     unchanged_data=bool(meta.get("sqlmesh/data_unchanged", False)),
                 )
             )
-        elif kind == "STEP_FAILURE" and event.step_key:
-            claims.failed_steps.add(event.step_key)
+        elif kind == "STEP_FAILURE":
+            failure = event.event_specific_data.user_failure_data
+            meta = {k: v.value for k, v in (failure.metadata if failure else {}).items()}
+            if meta.get(MODEL_NAME_METADATA_KEY):
+                claims.failed_models.add(str(meta[MODEL_NAME_METADATA_KEY]))
     return claims

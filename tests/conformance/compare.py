@@ -4,15 +4,16 @@ declared it, is a divergence."""
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from tests.conformance.claims import Claims
 from tests.conformance.state import TwinState, audit_failures, missing_as_of
-from tests.conformance.steps import Step
+from tests.conformance.steps import Declared, Step
 
-_SHOWN_ROWS = 6
+_SHOWN_ROWS = 3
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,18 @@ class Divergence:
     step: str
     kind: str  # view, intervals, claim
     subject: str  # the view or model
-    raw: str
-    dagster: str
+    raw: str  # raw SQLMesh's side; for a claim, SQLMesh's state of the Dagster twin
+    dagster: str  # the code location's side; for a claim, what the Dagster run claims
 
     def __str__(self) -> str:
+        left, right = (
+            ("SQLMesh state", "Dagster claims")
+            if self.kind == "claim"
+            else ("raw SQLMesh", "code location")
+        )
         return (
             f"[{self.step}] {self.kind} {self.subject}\n"
-            f"    raw SQLMesh: {self.raw}\n    code location: {self.dagster}"
+            f"    {left}: {self.raw}\n    {right}: {self.dagster}"
         )
 
 
@@ -39,17 +45,27 @@ def _short(rows: list[tuple] | None) -> str:
 
 
 def compare_views(step: Step, raw: TwinState, dagster: TwinState) -> list[Divergence]:
+    """Same views, same rows (sorted contents, not counts); a report shows the rows only one
+    side has."""
     found = []
     for view in sorted(set(raw.views) | set(dagster.views)):
         ours, theirs = dagster.views.get(view), raw.views.get(view)
-        if ours != theirs:
-            if theirs is not None and ours is not None:
-                extra = [r for r in ours if r not in theirs][:3]
-                missing = [r for r in theirs if r not in ours][:3]
-                detail = f" (only raw: {missing}; only ours: {extra})"
-            else:
-                detail = ""
-            found.append(Divergence(step.name, "view", view, _short(theirs), _short(ours) + detail))
+        if ours == theirs:
+            continue
+        if ours is None or theirs is None:
+            found.append(Divergence(step.name, "view", view, _short(theirs), _short(ours)))
+            continue
+        only_raw = [r for r in theirs if r not in ours]
+        only_ours = [r for r in ours if r not in theirs]
+        found.append(
+            Divergence(
+                step.name,
+                "view",
+                view,
+                f"{len(theirs)} rows; only here: {_short(only_raw)}",
+                f"{len(ours)} rows; only here: {_short(only_ours)}",
+            )
+        )
     return found
 
 
@@ -101,7 +117,8 @@ def compare_claims(
 
     for model in sorted(set(written) | set(claimed)):
         outcomes = claimed.get(model, set())
-        if model in written and "evaluated" not in outcomes:
+        failed = model in claims.failed_models  # a failed step: its data was not promoted
+        if model in written and "evaluated" not in outcomes and not failed:
             diverge(model, f"wrote intervals {_iso(tuple(written[model]))}", _claim(outcomes))
         if model not in written and "evaluated" in outcomes:
             diverge(model, "wrote no interval in this step", "materialization: evaluated")
@@ -142,7 +159,7 @@ def _compare_checks(
                 )
             )
     for model in sorted(written):
-        if not audits.get(model):
+        if not audits.get(model) or model in claims.failed_models:
             continue
         start = min(a for a, _ in written[model])
         end = max(b for _, b in written[model])
@@ -172,13 +189,15 @@ def _compare_checks(
     return found
 
 
-def declared_away(divergences: list[Divergence], step: Step) -> tuple[list, list]:
-    """(undeclared, declared): a divergence is declared when the step names its kind and
-    subject (the subject may be given without its catalog)."""
+def declared_away(
+    divergences: list[Divergence], declarations: tuple[Declared, ...]
+) -> tuple[list[Divergence], list[Divergence]]:
+    """(undeclared, declared): a divergence is declared when a declaration names its kind and
+    subject (without the catalog; `*` matches as in a shell pattern)."""
     undeclared, declared = [], []
     for divergence in divergences:
         if any(
-            d.kind == divergence.kind and _same(d.name, divergence.subject) for d in step.declared
+            d.kind == divergence.kind and _same(d.name, divergence.subject) for d in declarations
         ):
             declared.append(divergence)
         else:
@@ -188,4 +207,4 @@ def declared_away(divergences: list[Divergence], step: Step) -> tuple[list, list
 
 def _same(declared: str, subject: str) -> bool:
     bare = subject.replace('"', "")
-    return bare == declared or bare.endswith("." + declared)
+    return fnmatch.fnmatchcase(bare, declared) or fnmatch.fnmatchcase(bare, "*." + declared)

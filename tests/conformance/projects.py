@@ -204,7 +204,7 @@ SELECT account_id, owner, tier, updated_at FROM src.accounts
     "models/balances.sql": """\
 MODEL (
   name ledger.balances,
-  kind INCREMENTAL_BY_UNIQUE_KEY (unique_key account_id),
+  kind INCREMENTAL_BY_UNIQUE_KEY (unique_key account_id, forward_only true),
   cron '@daily',
   start '2026-10-26',
   audits (unique_values(columns := (account_id)), not_null(columns := (balance)))

@@ -18,9 +18,9 @@ from tests.conformance.compare import (
     declared_away,
 )
 from tests.conformance.projects import PROJECTS
-from tests.conformance.sides import DagsterTwin, run_raw, sqlmesh_context
+from tests.conformance.sides import DagsterTwin, NoRun, run_raw, sqlmesh_context
 from tests.conformance.state import environment_snapshots, observe
-from tests.conformance.steps import Step
+from tests.conformance.steps import Declared, Step
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Scenario:
     name: str
     project: str
     steps: tuple[Step, ...]
+    #: differences declared for every step (e.g. one that persists once made)
+    declared: tuple[Declared, ...] = ()
 
 
 @dataclass
@@ -62,7 +64,7 @@ def run_scenario(scenario: Scenario, root: Path, stop_at_first: bool = False) ->
     report = Report(scenario.name)
     for step in scenario.steps:
         found = run_step(step, project, raw_folder, dagster, report)
-        undeclared, declared = declared_away(found, step)
+        undeclared, declared = declared_away(found, step.declared + scenario.declared)
         report.divergences += undeclared
         report.declared += declared
         report.steps_run += 1
@@ -83,7 +85,14 @@ def run_step(step: Step, project, raw_folder: Path, dagster: DagsterTwin, report
         report.raw_errors[step.name] = error
     raw_state = observe(raw_folder, since)
     since = int(time.time() * 1000)
-    run_id = dagster.run(step)
+    try:
+        run_id = dagster.run(step)
+    except NoRun as exc:
+        ours = observe(dagster.folder, since)
+        started = Divergence(step.name, "run", "code location", "ran", str(exc))
+        return [started, *compare_views(step, raw_state, ours)] + compare_intervals(
+            step, raw_state, ours
+        )
     ours = observe(dagster.folder, since)
     spec = SQLMeshProject(path=dagster.folder).load_spec()
     model_by_key = {key: name for name, key in asset_keys_by_model(spec).items()}

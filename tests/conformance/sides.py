@@ -87,7 +87,10 @@ class DagsterTwin:
         """One Dagster run of the step; returns its run id."""
         if step.cli:
             return self._run_cli(step)
-        defs = build_definitions(SQLMeshProject(path=self.folder), partitions=step.partitions)
+        try:
+            defs = build_definitions(SQLMeshProject(path=self.folder), partitions=step.partitions)
+        except Exception as exc:  # noqa: BLE001 - the code location did not load: a divergence
+            raise NoRun(f"the code location did not load: {type(exc).__name__}: {exc}") from exc
         keys = [asset_key(name) for name in step.select] or None
         if keys is None:
             job = defs.resolve_implicit_global_asset_job_def()
@@ -108,7 +111,11 @@ class DagsterTwin:
             config["restate"] = True
         if step.environment != "prod":
             config["environment"] = step.environment
-        return {"resources": {"sqlmesh": {"config": config}}}
+        # Dagster's console logger only for warnings: the report is the harness's output
+        return {
+            "resources": {"sqlmesh": {"config": config}},
+            "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        }
 
     @staticmethod
     def partition_tags(step: Step) -> dict[str, str] | None:
@@ -137,8 +144,17 @@ class DagsterTwin:
         done = run_cli(command, env, cwd=self.home.parent)
         new = [r for r in self.instance.get_run_records() if r.dagster_run.run_id not in before]
         if not new:
-            raise AssertionError(f"the CLI recorded no run: {done.stderr[-3000:]}")
+            raise NoRun(f"the CLI recorded no run: {_last_line(done.stderr)}")
         return new[0].dagster_run.run_id
+
+
+class NoRun(Exception):
+    """The code location started no run (it did not load, or its CLI refused)."""
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
 
 
 def asset_key(model: str) -> dg.AssetKey:

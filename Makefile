@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint format bench ui clean
+.PHONY: setup run test test-fast conformance lint format bench ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ test: setup
 # Seconds: unit tests of the pure modules only (no SQLMesh Context, no DuckDB, no Dagster run).
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit
+
+# The code location against raw SQLMesh on twin projects: SEEDS random scenarios (seeded, each a
+# build and a few steps), every divergence printed; exit 1 on one not declared (ADR 14).
+SEEDS ?= 20
+conformance: setup
+	$(BIN)/python -m tests.conformance.random_runs --seeds $(SEEDS)
 
 lint: setup
 	$(BIN)/ruff check --fix .

@@ -111,6 +111,23 @@ RETAIL_PARTITIONS = Scenario(
     ),
 )
 
+# --- retail: a dev plan while prod's crons are due (found by random seed 2) ------------------
+RETAIL_DEV_WHILE_DUE = Scenario(
+    "retail_dev_while_due",
+    "retail",
+    (
+        Step("first build", day(0)),
+        Step(
+            "next day 02:00, before prod ran: a breaking edit planned in dev",
+            day(1, 2),
+            changes=(edit("models/morning_report.sql", " AS amount", " + 1 AS amount"),),
+            environment="dev",
+        ),
+        Step("promoted to prod", day(1, 3)),
+    ),
+    declared=(Declared("view", "retail__dev.*", "a dev run names every model for backfill"),),
+)
+
 # --- ledger: failures, environments, forward-only ---------------------------------------------
 LEDGER_LIFE = Scenario(
     "ledger_life",
@@ -207,4 +224,11 @@ FILES_CLI = Scenario(
     ),
 )
 
-FIXED = (RETAIL_CALENDAR, RETAIL_EDITS, RETAIL_PARTITIONS, LEDGER_LIFE, FILES_CLI)
+FIXED = (
+    RETAIL_CALENDAR,
+    RETAIL_EDITS,
+    RETAIL_PARTITIONS,
+    RETAIL_DEV_WHILE_DUE,
+    LEDGER_LIFE,
+    FILES_CLI,
+)

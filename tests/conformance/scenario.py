@@ -51,27 +51,46 @@ class Report:
         return "\n".join(lines)
 
 
-def run_scenario(scenario: Scenario, root: Path, stop_at_first: bool = False) -> Report:
-    """Both twins from the same project files at the calendar's first time, then every step."""
+def run_scenario(scenario: Scenario, root: Path, baseline: Path | None = None) -> Report:
+    """Both twins from the same project files at the calendar's first time, then every step.
+
+    With `baseline` (the root of a scenario that ran this one's first step alone, see
+    `build_baseline`), the twins, their warehouses and the Dagster instance are copied from it
+    instead of running that step again: random seeds all start with the same build.
+    """
     started = time.monotonic()
     project = PROJECTS[scenario.project]
-    first = scenario.steps[0].at
-    raw_folder = project.write(root / "raw" / scenario.project, first)
+    raw_folder = root / "raw" / scenario.project
     ours_folder = root / "dagster" / scenario.project
-    ours_folder.parent.mkdir(parents=True)
-    shutil.copytree(raw_folder, ours_folder, symlinks=True)
+    steps = scenario.steps
+    if baseline is None:
+        project.write(raw_folder, steps[0].at)
+        ours_folder.parent.mkdir(parents=True)
+        shutil.copytree(raw_folder, ours_folder, symlinks=True)
+    else:
+        for part in ("raw", "dagster", "dagster_home"):
+            shutil.copytree(baseline / part, root / part, symlinks=True)
+        steps = steps[1:]
     dagster = DagsterTwin(ours_folder, root / "dagster_home")
-    report = Report(scenario.name)
-    for step in scenario.steps:
+    report = Report(scenario.name)  # with a baseline, its first step counts there
+    for step in steps:
         found = run_step(step, project, raw_folder, dagster, report)
         undeclared, declared = declared_away(found, step.declared + scenario.declared)
         report.divergences += undeclared
         report.declared += declared
         report.steps_run += 1
-        if stop_at_first and undeclared:
-            break
     report.seconds = time.monotonic() - started
     return report
+
+
+def build_baseline(scenario: Scenario, root: Path) -> Report:
+    """Run only the scenario's first step under `root`, for `run_scenario(..., baseline=root)`."""
+    return run_scenario(
+        Scenario(
+            f"{scenario.name} (baseline)", scenario.project, scenario.steps[:1], scenario.declared
+        ),
+        root,
+    )
 
 
 def run_step(step: Step, project, raw_folder: Path, dagster: DagsterTwin, report: Report):

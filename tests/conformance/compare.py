@@ -7,10 +7,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from tests.conformance.claims import Claims
-from tests.conformance.state import TwinState, audit_failures, missing_as_of
+from tests.conformance.state import SQLMeshTruth, TwinState
 from tests.conformance.steps import Declared, Step
 
 _SHOWN_ROWS = 3
@@ -98,7 +97,11 @@ def _iso(intervals: tuple[tuple[int, int], ...] | None) -> str:
 
 
 def compare_claims(
-    step: Step, folder: Path, state: TwinState, claims: Claims, audits: dict[str, list[str]]
+    step: Step,
+    truth: SQLMeshTruth,
+    state: TwinState,
+    claims: Claims,
+    audits: dict[str, list[str]],
 ) -> list[Divergence]:
     """Every claim of the Dagster run against SQLMesh's state of the Dagster twin.
 
@@ -112,8 +115,8 @@ def compare_claims(
     written = state.written
     claimed = claims.outcomes
 
-    def diverge(model: str, truth: str, claim: str) -> None:
-        found.append(Divergence(step.name, "claim", model, truth, claim))
+    def diverge(model: str, fact: str, claim: str) -> None:
+        found.append(Divergence(step.name, "claim", model, fact, claim))
 
     for model in sorted(set(written) | set(claimed)):
         outcomes = claimed.get(model, set())
@@ -124,11 +127,11 @@ def compare_claims(
             diverge(model, "wrote no interval in this step", "materialization: evaluated")
     up_to_date = sorted(m for m, o in claimed.items() if "up_to_date" in o and m not in written)
     if up_to_date:
-        missing = missing_as_of(folder, step.environment, step.at)
+        missing = truth.missing_as_of(step.environment, step.at)
         for model in up_to_date:
             if model in missing:
                 diverge(model, f"due and missing: {_iso(missing[model])}", "up_to_date")
-    found += _compare_checks(step, folder, written, claims, audits)
+    found += _compare_checks(step, truth, written, claims, audits)
     return found
 
 
@@ -138,7 +141,7 @@ def _claim(outcomes: set[str]) -> str:
 
 def _compare_checks(
     step: Step,
-    folder: Path,
+    truth: SQLMeshTruth,
     written: dict[str, list[tuple[int, int]]],
     claims: Claims,
     audits: dict[str, list[str]],
@@ -163,7 +166,7 @@ def _compare_checks(
             continue
         start = min(a for a, _ in written[model])
         end = max(b for _, b in written[model])
-        truth = audit_failures(folder, step.environment, model, start, end, step.at)
+        failing = truth.audit_failures(step.environment, model, start, end, step.at)
         for audit in audits[model]:
             results = per_audit.get((model, audit))
             if results is None:
@@ -172,17 +175,17 @@ def _compare_checks(
                         step.name,
                         "claim",
                         model,
-                        f"audit {audit} ran ({truth.get(audit, 0)} failing rows)",
+                        f"audit {audit} ran ({failing.get(audit, 0)} failing rows)",
                         "no check evaluation",
                     )
                 )
-            elif results[0] != (truth.get(audit, 0) == 0):
+            elif results[0] != (failing.get(audit, 0) == 0):
                 found.append(
                     Divergence(
                         step.name,
                         "claim",
                         model,
-                        f"audit {audit}: {truth.get(audit, 0)} failing rows",
+                        f"audit {audit}: {failing.get(audit, 0)} failing rows",
                         f"check passed={results[0]}",
                     )
                 )

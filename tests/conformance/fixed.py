@@ -3,7 +3,7 @@ code location must do like raw SQLMesh (see docs/adr/0014-conformance-harness.md
 
 from __future__ import annotations
 
-from tests.conformance.projects import change_tier, correct_orders, set_rate
+from tests.conformance.projects import book_transfer, change_tier, correct_orders, set_rate
 from tests.conformance.scenario import Scenario
 from tests.conformance.steps import Declared, Step, day, edit, remove, write
 
@@ -50,6 +50,12 @@ RETAIL_EDITS = Scenario(
                     "sum(h.orders) * 2 AS orders",
                 ),
             ),
+        ),
+        Step(
+            "11-02 corrected into refunds: its daily row fails the non-blocking audit next day",
+            day(0, 20),
+            changes=(correct_orders("2026-11-02", "-100"),),
+            command="run",
         ),
         Step(
             "non-breaking edit: a new column on the hourly model",
@@ -141,11 +147,17 @@ LEDGER_LIFE = Scenario(
             command="run",
         ),
         Step(
-            "fees broken, fee rates edited in the same change",
+            "a large debit: a negative fee fails the blocking audit of fees",
+            day(1, 8),
+            changes=(book_transfer(1, 3, "-99999", "2026-11-02 20:00:00"),),
+        ),
+        Step(
+            "fees broken, fee rates edited in the same change; the debit reversed",
             day(1, 9),
             changes=(
                 edit("models/fees.sql", "b.balance, (", "b.balance, no_such_column, ("),
                 edit("models/tier_fees.py", "[40, 20, 5]", "[45, 20, 5]"),
+                book_transfer(2, 3, "99999", "2026-11-02 21:00:00"),
             ),
             declared=(
                 Declared(

@@ -300,6 +300,19 @@ def change_tier(account: int, tier: str, at: str) -> Callable[[Path], None]:
     return change
 
 
+def book_transfer(transfer_id: int, account: int, amount: str, at: str) -> Callable[[Path], None]:
+    """One extra transfer in the source (a large debit makes a balance, and its fee, negative)."""
+
+    def book(folder: Path) -> None:
+        execute(
+            folder,
+            f"INSERT INTO src.transfers VALUES ({transfer_id}, {account}, {amount}, "
+            f"TIMESTAMP '{at}')",
+        )
+
+    return book
+
+
 # --- files ----------------------------------------------------------------------------------
 
 FILES = {

@@ -19,7 +19,7 @@ from tests.conformance.compare import (
 )
 from tests.conformance.projects import PROJECTS
 from tests.conformance.sides import DagsterTwin, NoRun, run_raw, sqlmesh_context
-from tests.conformance.state import environment_snapshots, observe
+from tests.conformance.state import SQLMeshTruth, environment_snapshots, observe
 from tests.conformance.steps import Declared, Step
 
 
@@ -117,11 +117,12 @@ def run_step(step: Step, project, raw_folder: Path, dagster: DagsterTwin, report
     model_by_key = {key: name for name, key in asset_keys_by_model(spec).items()}
     claims = read_claims(dagster.instance, run_id, model_by_key)
     audits = audits_by_model(dagster.folder, step.environment)
-    return (
-        compare_views(step, raw_state, ours)
-        + compare_intervals(step, raw_state, ours)
-        + compare_claims(step, dagster.folder, ours, claims, audits)
-    )
+    truth = SQLMeshTruth(dagster.folder)
+    try:
+        claimed = compare_claims(step, truth, ours, claims, audits)
+    finally:
+        truth.close()
+    return compare_views(step, raw_state, ours) + compare_intervals(step, raw_state, ours) + claimed
 
 
 def audits_by_model(folder: Path, environment: str) -> dict[str, list[str]]:

@@ -3,6 +3,7 @@ code location's log or results file)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -94,25 +95,41 @@ def observe(folder: Path, since_ms: int) -> TwinState:
     return TwinState(environment_views(folder), intervals, written_since(folder, since_ms))
 
 
-def missing_as_of(folder: Path, environment: str, at: datetime) -> dict[str, Intervals]:
-    """Model -> intervals due by its cron as of `at` that SQLMesh has not recorded, computed by
-    SQLMesh's scheduler from the environment's snapshots in state."""
-    with sqlmesh_context(folder, load=False) as context:
-        snapshots = environment_snapshots(context, environment)
+class SQLMeshTruth:
+    """SQLMesh's answers about one twin's state in a step, from one Context opened on the first
+    question and closed with `close()` (before the next run: DuckDB has one writer)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._stack = contextlib.ExitStack()
+        self._context = None
+
+    def _open(self):
+        if self._context is None:
+            self._context = self._stack.enter_context(sqlmesh_context(self.folder, load=False))
+        return self._context
+
+    def close(self) -> None:
+        self._stack.close()
+        self._context = None
+
+    def missing_as_of(self, environment: str, at: datetime) -> dict[str, Intervals]:
+        """Model -> intervals due by its cron as of `at` that SQLMesh has not recorded, computed
+        by SQLMesh's scheduler from the environment's snapshots in state."""
+        snapshots = environment_snapshots(self._open(), environment)
         missing = merged_missing_intervals(list(snapshots.values()), execution_time=at, end=at)
-    return {
-        snapshot.name: tuple((int(a), int(b)) for a, b in found)
-        for snapshot, found in missing.items()
-        if found
-    }
+        return {
+            snapshot.name: tuple((int(a), int(b)) for a, b in found)
+            for snapshot, found in missing.items()
+            if found
+        }
 
-
-def audit_failures(
-    folder: Path, environment: str, model: str, start: int, end: int, at: datetime
-) -> dict[str, int]:
-    """Audit name -> rows it finds on `model`'s data over [start, end), run by SQLMesh's own
-    evaluator on the environment's snapshot (skipped audits left out)."""
-    with sqlmesh_context(folder, load=False) as context:
+    def audit_failures(
+        self, environment: str, model: str, start: int, end: int, at: datetime
+    ) -> dict[str, int]:
+        """Audit name -> rows it finds on `model`'s data over [start, end), run by SQLMesh's
+        own evaluator on the environment's snapshot (skipped audits left out)."""
+        context = self._open()
         snapshots = environment_snapshots(context, environment)
         results = context.snapshot_evaluator.audit(
             snapshot=snapshots[model],

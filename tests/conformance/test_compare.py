@@ -12,7 +12,7 @@ from tests.conformance.compare import (
     compare_views,
     declared_away,
 )
-from tests.conformance.state import TwinState
+from tests.conformance.state import SQLMeshTruth, TwinState
 from tests.conformance.steps import Declared, Step, day
 
 STEP = Step("a step", day(0))
@@ -41,14 +41,14 @@ def test_intervals_per_environment_and_model() -> None:
 def test_a_claim_without_a_write_and_a_write_without_a_claim(tmp_path: Path) -> None:
     state = TwinState({}, {}, written={HOURLY: [(0, 3_600_000)]})
     claims = Claims(success=True, outcomes={DAILY: {"evaluated"}})
-    found = compare_claims(STEP, tmp_path, state, claims, audits={})
+    found = compare_claims(STEP, SQLMeshTruth(tmp_path), state, claims, audits={})
     assert {(d.subject, d.dagster) for d in found} == {
         (HOURLY, "no materialization"),
         (DAILY, "materialization: evaluated"),
     }
     # a failed step owes no materialization for what SQLMesh wrote but did not promote
     failed = Claims(success=False, outcomes={}, failed_models={HOURLY})
-    assert compare_claims(STEP, tmp_path, state, failed, audits={}) == []
+    assert compare_claims(STEP, SQLMeshTruth(tmp_path), state, failed, audits={}) == []
 
 
 def test_declared_differences_are_set_apart_with_patterns() -> None:

@@ -193,7 +193,7 @@ def _compare_checks(
 
 
 def declared_away(
-    divergences: list[Divergence], declarations: tuple[Declared, ...]
+    divergences: list[Divergence], declarations: tuple[Declared, ...], step: Step | None = None
 ) -> tuple[list[Divergence], list[Divergence]]:
     """(undeclared, declared): a divergence is declared when a declaration names its kind and
     subject (without the catalog; `*` matches as in a shell pattern)."""
@@ -205,6 +205,17 @@ def declared_away(
             declared.append(divergence)
         else:
             undeclared.append(divergence)
+    for required in (d for d in declarations if d.required):
+        if not any(required.kind == d.kind and _same(required.name, d.subject) for d in declared):
+            undeclared.append(
+                Divergence(
+                    step.name if step else "",
+                    required.kind,
+                    required.name,
+                    "(the declared difference: " + required.reason + ")",
+                    "no difference: the code location did the same as raw SQLMesh",
+                )
+            )
     return undeclared, declared
 
 

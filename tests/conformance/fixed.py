@@ -148,37 +148,44 @@ LEDGER_LIFE = Scenario(
         ),
         Step(
             "a large debit: a negative fee fails the blocking audit of fees",
-            day(1, 8),
-            changes=(book_transfer(1, 3, "-99999", "2026-11-02 20:00:00"),),
+            day(2, 7),
+            changes=(book_transfer(1, 3, "-99999", "2026-11-03 20:00:00"),),
         ),
         Step(
             "fees broken, fee rates edited in the same change; the debit reversed",
-            day(1, 9),
+            day(2, 9),
             changes=(
                 edit("models/fees.sql", "b.balance, (", "b.balance, no_such_column, ("),
                 edit("models/tier_fees.py", "[40, 20, 5]", "[45, 20, 5]"),
-                book_transfer(2, 3, "99999", "2026-11-02 21:00:00"),
+                book_transfer(2, 3, "99999", "2026-11-03 21:00:00"),
             ),
             declared=(
                 Declared(
                     "view",
                     "ledger.tier_fees",
-                    "failure isolation promotes the fee "
-                    "rates (ADR 4); raw SQLMesh's failed plan promotes nothing",
+                    "failure isolation promotes the fee rates (ADR 4); raw SQLMesh's failed plan "
+                    "promotes nothing",
+                    required=True,
                 ),
-                Declared("intervals", "ledger.tier_fees", "the promoted version's intervals"),
+                Declared(
+                    "intervals",
+                    "ledger.tier_fees",
+                    "the promoted version's intervals",
+                    required=True,
+                ),
                 Declared(
                     "intervals",
                     "ledger.fees",
                     "failure isolation re-plans without fees; the promoted environment then "
                     "holds fees' new version (downstream of the new fee rates) unfilled, while "
                     "its view still serves the old data, as raw SQLMesh's does",
+                    required=True,
                 ),
             ),
         ),
         Step(
             "fees fixed; forward-only balances: a column added",
-            day(2, 7),
+            day(3, 7),
             changes=(
                 edit("models/fees.sql", "b.balance, no_such_column, (", "b.balance, ("),
                 edit(
@@ -190,14 +197,14 @@ LEDGER_LIFE = Scenario(
         ),
         Step(
             "fees edited in dev",
-            day(2, 8),
+            day(3, 8),
             changes=(edit("models/fees.sql", "/ 10000", "/ 1000"),),
             environment="dev",
         ),
-        Step("dev promoted to prod", day(2, 9)),
+        Step("dev promoted to prod", day(3, 9)),
         Step(
             "metadata-only and audit-only edits",
-            day(3, 7),
+            day(4, 7),
             changes=(
                 edit("models/fees.sql", "kind FULL,", "kind FULL, description 'fees',"),
                 edit(

@@ -75,7 +75,7 @@ def run_scenario(scenario: Scenario, root: Path, baseline: Path | None = None) -
     report = Report(scenario.name)  # with a baseline, its first step counts there
     for step in steps:
         found = run_step(step, project, raw_folder, dagster, report)
-        undeclared, declared = declared_away(found, step.declared + scenario.declared)
+        undeclared, declared = declared_away(found, step.declared + scenario.declared, step)
         report.divergences += undeclared
         report.declared += declared
         report.steps_run += 1

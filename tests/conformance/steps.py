@@ -24,12 +24,15 @@ class Declared:
 
     `kind` is what may differ: "view" (its rows, or whether it exists), "intervals" (a model's
     recorded intervals), or "claim" (a Dagster claim about a model); `name` is the view or model
-    as the divergence report names it.
+    as the divergence report names it. A `required` difference that does not show is itself a
+    divergence (the code location did not do what it does on purpose).
     """
 
     kind: Literal["view", "intervals", "claim"]
     name: str
     reason: str
+    #: the difference must show: e.g. failure isolation must have promoted the good models
+    required: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,12 @@ RETAIL_CALENDAR = Scenario(
         Step(
             "next day 05:00: the daily model is due, the 6 am one not yet", day(1, 5), command="run"
         ),
-        Step("06:30: the 6 am cron comes due", day(1, 6, 30), command="run"),
+        Step(
+            "06:30: the 6 am cron comes due; a group selected (daily and morning report)",
+            day(1, 6, 30),
+            command="run",
+            select=("retail.sales_daily", "retail.morning_report"),
+        ),
         Step("the hourly model alone", day(1, 10), select=("retail.orders_hourly",)),
         Step(
             "a past day corrected at the source, the hourly model restated",
@@ -202,18 +207,6 @@ LEDGER_LIFE = Scenario(
             environment="dev",
         ),
         Step("dev promoted to prod", day(3, 9)),
-        Step(
-            "metadata-only and audit-only edits",
-            day(4, 7),
-            changes=(
-                edit("models/fees.sql", "kind FULL,", "kind FULL, description 'fees',"),
-                edit(
-                    "models/balances.sql",
-                    "not_null(columns := (balance))",
-                    "not_null(columns := (balance, last_booked))",
-                ),
-            ),
-        ),
     ),
     declared=(
         Declared(

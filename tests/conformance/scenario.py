@@ -46,7 +46,12 @@ class Report:
             f"{self.scenario}: {self.steps_run} steps, {len(self.divergences)} divergences, "
             f"{len(self.declared)} declared differences, {self.seconds:.1f} s"
         ]
-        lines += [f"  raw SQLMesh failed in {s}: {e[:200]}" for s, e in self.raw_errors.items()]
+        lines += [
+            f"  raw SQLMesh failed in [{step}]: {error.splitlines()[0][:200]}"
+            for step, error in self.raw_errors.items()
+        ]
+        declared = sorted({(d.kind, d.subject) for d in self.declared})
+        lines += [f"  declared, and found: {kind} {subject}" for kind, subject in declared]
         lines += [str(d) for d in self.divergences]
         return "\n".join(lines)
 

@@ -22,6 +22,7 @@ class Divergence:
     subject: str  # the view or model
     raw: str  # raw SQLMesh's side; for a claim, SQLMesh's state of the Dagster twin
     dagster: str  # the code location's side; for a claim, what the Dagster run claims
+    where: str = ""  # the environment, for intervals
 
     def __str__(self) -> str:
         left, right = (
@@ -30,7 +31,7 @@ class Divergence:
             else ("raw SQLMesh", "code location")
         )
         return (
-            f"[{self.step}] {self.kind} {self.subject}\n"
+            f"[{self.step}] {self.kind}{f' ({self.where})' if self.where else ''} {self.subject}\n"
             f"    {left}: {self.raw}\n    {right}: {self.dagster}"
         )
 
@@ -79,8 +80,9 @@ def compare_intervals(step: Step, raw: TwinState, dagster: TwinState) -> list[Di
                         step.name,
                         "intervals",
                         model,
-                        f"{env}: {_iso(theirs.get(model))}",
-                        f"{env}: {_iso(ours.get(model))}",
+                        _iso(theirs.get(model)),
+                        _iso(ours.get(model)),
+                        where=env,
                     )
                 )
     return found

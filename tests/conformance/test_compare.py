@@ -35,7 +35,7 @@ def test_intervals_per_environment_and_model() -> None:
     raw = TwinState({}, {"prod": {HOURLY: ((0, 3_600_000),)}})
     ours = TwinState({}, {"prod": {HOURLY: ()}, "dev": {HOURLY: ()}})
     found = compare_intervals(STEP, raw, ours)
-    assert [(d.subject, d.raw.split(":")[0]) for d in found] == [(HOURLY, "dev"), (HOURLY, "prod")]
+    assert [(d.subject, d.where) for d in found] == [(HOURLY, "dev"), (HOURLY, "prod")]
 
 
 def test_a_claim_without_a_write_and_a_write_without_a_claim(tmp_path: Path) -> None:

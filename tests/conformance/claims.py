@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -26,11 +27,18 @@ class Claims:
     outcomes: dict[str, set[str]] = field(default_factory=dict)
     checks: list[CheckClaim] = field(default_factory=list)
     failed_models: set[str] = field(default_factory=set)
+    #: model -> [start, end) epoch ms of every partition a materialization was recorded for
+    partitions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 def read_claims(
-    instance: dg.DagsterInstance, run_id: str, model_by_key: dict[dg.AssetKey, str]
+    instance: dg.DagsterInstance,
+    run_id: str,
+    model_by_key: dict[dg.AssetKey, str],
+    windows: Callable[[dg.AssetKey, str], tuple[int, int]] | None = None,
 ) -> Claims:
+    """`windows` turns an asset's partition key into its time window (from the definitions the
+    run used), for partition records."""
     run = instance.get_run_by_id(run_id)
     claims = Claims(success=bool(run and run.is_success))
     for record in instance.all_logs(run_id):
@@ -43,6 +51,9 @@ def read_claims(
             meta = {k: v.value for k, v in mat.metadata.items()}
             model = str(meta.get(MODEL_NAME_METADATA_KEY) or model_by_key.get(mat.asset_key))
             claims.outcomes.setdefault(model, set()).add(str(meta.get("sqlmesh/outcome")))
+            if mat.partition and windows is not None:
+                window = windows(mat.asset_key, mat.partition)
+                claims.partitions.setdefault(model, []).append(window)
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             meta = {k: v.value for k, v in data.metadata.items()}

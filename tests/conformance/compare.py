@@ -109,6 +109,7 @@ def compare_claims(
 
     - `evaluated` only for models SQLMesh wrote intervals for in the step, and every such model
       claimed `evaluated`;
+    - a partition record only for a partition inside the intervals SQLMesh wrote in the step;
     - `up_to_date` only for models SQLMesh wrote nothing for and that have nothing due;
     - one check evaluation per audit of every model SQLMesh evaluated, with the outcome SQLMesh's
       own evaluator finds on the data written in the step; at most one for any other model.
@@ -127,6 +128,14 @@ def compare_claims(
             diverge(model, f"wrote intervals {_iso(tuple(written[model]))}", _claim(outcomes))
         if model not in written and "evaluated" in outcomes:
             diverge(model, "wrote no interval in this step", "materialization: evaluated")
+    for model, windows in sorted(claims.partitions.items()):
+        unwritten = [w for w in windows if not _within(w, written.get(model, []))]
+        if unwritten:
+            diverge(
+                model,
+                f"wrote {_iso(tuple(written.get(model, [])))}",
+                f"partition records for {_iso(tuple(sorted(unwritten)))}",
+            )
     up_to_date = sorted(m for m, o in claimed.items() if "up_to_date" in o and m not in written)
     if up_to_date:
         missing = truth.missing_as_of(step.environment, step.at)
@@ -135,6 +144,17 @@ def compare_claims(
                 diverge(model, f"due and missing: {_iso(missing[model])}", "up_to_date")
     found += _compare_checks(step, truth, written, claims, audits)
     return found
+
+
+def _within(window: tuple[int, int], intervals: list[tuple[int, int]]) -> bool:
+    """Whether the window lies inside what SQLMesh wrote (adjacent rows merged)."""
+    merged: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return any(start <= window[0] and window[1] <= end for start, end in merged)
 
 
 def _claim(outcomes: set[str]) -> str:

@@ -120,7 +120,7 @@ def run_step(step: Step, project, raw_folder: Path, dagster: DagsterTwin, report
     ours = observe(dagster.folder, since)
     spec = SQLMeshProject(path=dagster.folder).load_spec()
     model_by_key = {key: name for name, key in asset_keys_by_model(spec).items()}
-    claims = read_claims(dagster.instance, run_id, model_by_key)
+    claims = read_claims(dagster.instance, run_id, model_by_key, dagster.partition_window)
     audits = audits_by_model(dagster.folder, step.environment)
     truth = SQLMeshTruth(dagster.folder)
     try:

@@ -96,6 +96,7 @@ class DagsterTwin:
             job = defs.resolve_implicit_global_asset_job_def()
         else:
             job = defs.resolve_implicit_job_def_def_for_assets(keys)  # type: ignore[attr-defined]
+        self.definitions: dg.Definitions | None = defs
         result = job.execute_in_process(
             asset_selection=keys,
             instance=self.instance,
@@ -104,6 +105,15 @@ class DagsterTwin:
             raise_on_error=False,
         )
         return result.run_id
+
+    def partition_window(self, key: dg.AssetKey, partition: str) -> tuple[int, int]:
+        """[start, end) epoch ms of an asset's partition, by the definitions of the last run."""
+        if self.definitions is None:
+            project = SQLMeshProject(path=self.folder)
+            self.definitions = build_definitions(project, partitions=self._partitions)
+        partitions_def = self.definitions.get_assets_def(key).partitions_def
+        window = partitions_def.time_window_for_partition_key(partition)  # type: ignore[union-attr]
+        return int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
 
     def run_config(self, step: Step) -> dict[str, Any]:
         config: dict[str, Any] = {"execution_time": step.execution_time}
@@ -140,6 +150,8 @@ class DagsterTwin:
             "DAGSTER_HOME": str(self.home),
             "MXM_SQLMESH_PARTITIONS": "on" if step.partitions else "off",
         }
+        self.definitions = None  # built on demand for partition windows (the CLI built its own)
+        self._partitions = step.partitions
         before = {r.dagster_run.run_id for r in self.instance.get_run_records()}
         done = run_cli(command, env, cwd=self.home.parent)
         new = [r for r in self.instance.get_run_records() if r.dagster_run.run_id not in before]

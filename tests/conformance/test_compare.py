@@ -59,3 +59,13 @@ def test_declared_differences_are_set_apart_with_patterns() -> None:
     undeclared, set_apart = declared_away(found, declared)
     assert [d.subject for d in undeclared] == ["retail.b"]
     assert [d.subject for d in set_apart] == ["retail__dev.a"]
+
+
+def test_a_partition_record_outside_what_sqlmesh_wrote(tmp_path: Path) -> None:
+    day_ms = 86_400_000
+    state = TwinState({}, {}, written={DAILY: [(0, day_ms), (day_ms, 2 * day_ms)]})
+    inside = Claims(True, {DAILY: {"evaluated"}}, partitions={DAILY: [(day_ms, 2 * day_ms)]})
+    assert compare_claims(STEP, SQLMeshTruth(tmp_path), state, inside, audits={}) == []
+    outside = Claims(True, {DAILY: {"evaluated"}}, partitions={DAILY: [(2 * day_ms, 3 * day_ms)]})
+    (found,) = compare_claims(STEP, SQLMeshTruth(tmp_path), state, outside, audits={})
+    assert found.subject == DAILY and "partition records" in found.dagster

@@ -108,7 +108,8 @@ def compare_claims(
     """Every claim of the Dagster run against SQLMesh's state of the Dagster twin.
 
     - `evaluated` only for models SQLMesh wrote intervals for in the step, and every such model
-      claimed `evaluated`;
+      claimed `evaluated`, or its step failed, but not when the environment now records the very
+      version SQLMesh wrote for (that model succeeded);
     - a partition record only for a partition inside the intervals SQLMesh wrote in the step;
     - `up_to_date` only for models SQLMesh wrote nothing for and that have nothing due;
     - one check evaluation per audit of every model SQLMesh evaluated, with the outcome SQLMesh's
@@ -128,6 +129,14 @@ def compare_claims(
             diverge(model, f"wrote intervals {_iso(tuple(written[model]))}", _claim(outcomes))
         if model not in written and "evaluated" in outcomes:
             diverge(model, "wrote no interval in this step", "materialization: evaluated")
+        promoted = state.identifiers.get(step.environment, {}).get(model)
+        if failed and promoted in state.written_ids.get(model, set()):
+            diverge(
+                model,
+                f"wrote intervals {_iso(tuple(written[model]))} for the version "
+                f"{step.environment} now records",
+                "its step failed",
+            )
     for model, windows in sorted(claims.partitions.items()):
         unwritten = [w for w in windows if not _within(w, written.get(model, []))]
         if unwritten:

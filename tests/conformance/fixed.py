@@ -176,7 +176,6 @@ LEDGER_LIFE = Scenario(
                     "intervals",
                     "ledger.tier_fees",
                     "the promoted version's intervals",
-                    required=True,
                 ),
                 Declared(
                     "intervals",

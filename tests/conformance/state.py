@@ -26,6 +26,10 @@ class TwinState:
     views: dict[str, list[tuple]]
     intervals: dict[str, dict[str, Intervals]]  # environment -> model -> intervals
     written: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # model -> since
+    #: model -> identifiers of the snapshots those intervals were written for
+    written_ids: dict[str, set[str]] = field(default_factory=dict)
+    #: environment -> model -> identifier of the snapshot the environment records
+    identifiers: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _sortable(row: tuple) -> tuple:
@@ -50,7 +54,9 @@ def environment_views(folder: Path) -> dict[str, list[tuple]]:
     return views
 
 
-def written_since(folder: Path, since_ms: int) -> dict[str, list[tuple[int, int]]]:
+def written_since(
+    folder: Path, since_ms: int
+) -> tuple[dict[str, list[tuple[int, int]]], dict[str, set[str]]]:
     """Model -> intervals SQLMesh wrote into its state since `since_ms` (wall clock): what it
     evaluated or recorded in the step. Removals, compactions and pending restatements are not
     writes of data."""
@@ -60,17 +66,20 @@ def written_since(folder: Path, since_ms: int) -> dict[str, list[tuple[int, int]
             "AND table_name = '_intervals'"
         ).fetchall()
         if not tables:
-            return {}
+            return {}, {}
         rows = connection.execute(
-            "SELECT name, start_ts, end_ts FROM sqlmesh._intervals WHERE created_ts >= ? "
+            "SELECT name, start_ts, end_ts, identifier FROM sqlmesh._intervals "
+            "WHERE created_ts >= ? "
             "AND NOT is_removed AND NOT is_compacted AND NOT coalesce(is_pending_restatement, "
             "false) ORDER BY 1, 2",
             [since_ms],
         ).fetchall()
     written: dict[str, list[tuple[int, int]]] = {}
-    for name, start, end in rows:
+    identifiers: dict[str, set[str]] = {}
+    for name, start, end, identifier in rows:
         written.setdefault(name, []).append((int(start), int(end)))
-    return written
+        identifiers.setdefault(name, set()).add(str(identifier))
+    return written, identifiers
 
 
 def environment_snapshots(context, environment: str) -> dict[str, Snapshot]:
@@ -83,16 +92,22 @@ def environment_snapshots(context, environment: str) -> dict[str, Snapshot]:
 
 def observe(folder: Path, since_ms: int) -> TwinState:
     """The twin's views and SQLMesh's intervals per environment (state only: no project load)."""
+    intervals: dict[str, dict[str, Intervals]] = {}
+    identifiers: dict[str, dict[str, str]] = {}
     with sqlmesh_context(folder, load=False) as context:
-        intervals = {
-            env.name: {
-                name: tuple((int(a), int(b)) for a, b in snapshot.intervals)
+        for env in context.state_reader.get_environments():
+            snapshots = {
+                name: snapshot
                 for name, snapshot in environment_snapshots(context, env.name).items()
                 if not snapshot.is_external
             }
-            for env in context.state_reader.get_environments()
-        }
-    return TwinState(environment_views(folder), intervals, written_since(folder, since_ms))
+            intervals[env.name] = {
+                name: tuple((int(a), int(b)) for a, b in snapshot.intervals)
+                for name, snapshot in snapshots.items()
+            }
+            identifiers[env.name] = {n: str(s.identifier) for n, s in snapshots.items()}
+    written, written_ids = written_since(folder, since_ms)
+    return TwinState(environment_views(folder), intervals, written, written_ids, identifiers)
 
 
 class SQLMeshTruth:

@@ -49,6 +49,11 @@ def test_a_claim_without_a_write_and_a_write_without_a_claim(tmp_path: Path) -> 
     # a failed step owes no materialization for what SQLMesh wrote but did not promote
     failed = Claims(success=False, outcomes={}, failed_models={HOURLY})
     assert compare_claims(STEP, SQLMeshTruth(tmp_path), state, failed, audits={}) == []
+    # ... but a failed step of a model whose written version the environment now records is false
+    state.written_ids = {HOURLY: {"42"}}
+    state.identifiers = {"prod": {HOURLY: "42"}}
+    (found,) = compare_claims(STEP, SQLMeshTruth(tmp_path), state, failed, audits={})
+    assert found.dagster == "its step failed"
 
 
 def test_declared_differences_are_set_apart_with_patterns() -> None:

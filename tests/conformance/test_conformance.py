@@ -34,14 +34,6 @@ DEV_FILLS_PROD = (
     "is rebuilt up to 11-03, so prod's view serves data prod never ran (raw plan('dev') leaves "
     "it at 11-02)"
 )
-ISOLATION_AFTER_AUDIT_FAILURE = (
-    "after fees failed its blocking audit (previous step), the run that breaks fees and edits "
-    "its upstream tier_fees fails in SQLMesh's virtual layer update of the failure-isolation "
-    "re-plan ('Table ledger__fees__1320476704 does not exist': fees' version downstream of the "
-    "new fee rates was never created); every step fails with 'SQLMesh stopped before evaluating "
-    "any model', the tier_fees view serves the new rates but prod's recorded tier_fees version "
-    "(its intervals) is raw SQLMesh's old one"
-)
 FILES_FOLDER = (
     "the dangling symlink latest_export.csv breaks loading the project (FileNotFoundError in "
     "SQLMeshProject.fingerprint): the code location starts no run"
@@ -66,7 +58,7 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
         _param(fixed.RETAIL_EDITS),
         _param(fixed.RETAIL_PARTITIONS, RESTATE_DOWNSTREAM, slow=True),
         _param(fixed.RETAIL_DEV_WHILE_DUE, DEV_FILLS_PROD, slow=True),
-        _param(fixed.LEDGER_LIFE, ISOLATION_AFTER_AUDIT_FAILURE),
+        _param(fixed.LEDGER_LIFE),
         _param(fixed.FILES_CLI, FILES_FOLDER),
     ],
 )

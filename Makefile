@@ -27,7 +27,7 @@ test: setup
 	bash scripts/install_browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
 
 # Seconds: unit tests of the pure modules only (no SQLMesh Context, no DuckDB, no Dagster run).
 test-fast: setup

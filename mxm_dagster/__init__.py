@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from mxm_dagster.common.errors import ProjectLoadError
     from mxm_dagster.common.project import SQLMeshProject
     from mxm_dagster.records.specs import ModelSpec, ProjectSpec
-    from mxm_dagster.run.resource import SQLMeshResource
+    from mxm_dagster.run.resource import SQLMeshResultsResource
 
 _MODULE_OF = {
     "sqlmesh_definitions": "mxm_dagster.assets.builder",
@@ -27,9 +27,12 @@ _MODULE_OF = {
     "ProjectLoadError": "mxm_dagster.common.errors",
     "ProjectSpec": "mxm_dagster.records.specs",
     "SQLMeshProject": "mxm_dagster.common.project",
-    "SQLMeshResource": "mxm_dagster.run.resource",
+    "SQLMeshResultsResource": "mxm_dagster.run.resource",
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }
+
+# Old names, still importable with a DeprecationWarning; never in __all__ (README: Changelog).
+_DEPRECATED_MODULE_OF = {"SQLMeshResource": "mxm_dagster.run.resource"}
 
 __all__ = [
     "ModelSpec",
@@ -37,13 +40,16 @@ __all__ = [
     "ProjectSpec",
     "SQLMeshProject",
     "SQLMeshProjectComponent",
-    "SQLMeshResource",
+    "SQLMeshResultsResource",
     "SQLMeshTranslator",
     "sqlmesh_definitions",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED_MODULE_OF:  # not cached in globals(): every access warns
+        module = importlib.import_module(_DEPRECATED_MODULE_OF[name])
+        return getattr(module, module.deprecated_name(name, __name__, stacklevel=2))
     if name not in _MODULE_OF:
         raise AttributeError(f"module 'mxm_dagster' has no attribute {name!r}")
     value = getattr(importlib.import_module(_MODULE_OF[name]), name)

@@ -12,7 +12,7 @@ from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.justetf.landing import landing_assets
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 
 EXECUTOR_ENV = "MXM_DAGSTER_EXECUTOR"
 
@@ -45,7 +45,7 @@ def build_definitions(
     # time, as this code location is configured (`sqlmesh_definitions` pins them instead). The
     # project's cache folder goes to the run's steps: the landing asset and the SQLMesh child
     # then take the same lock.
-    resource = SQLMeshResource(cache_dir=_cache_dir(project))
+    resource = SQLMeshResultsResource(cache_dir=_cache_dir(project))
     sqlmesh = assemble(project, spec, translator, None, resource, provided)
     return dg.Definitions.merge(
         dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
@@ -37,19 +37,13 @@ def _edit(project: Path, model: str, old: str, new: str) -> None:
 
 def _environment_nodes(project: Path) -> set[str]:
     """What SQLMesh's prod environment holds: models and standalone audits."""
-    context = open_context(SQLMeshProject(path=project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=project), load=False) as context:
         return sqlmesh_api.environment_model_names(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def _intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = open_context(SQLMeshProject(path=project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=project), load=False) as context:
         return recorded_intervals(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def test_standalone_audits_build_on_a_fresh_warehouse_and_report_on_the_model_they_query(
@@ -140,12 +134,9 @@ def test_a_run_of_a_selection_runs_the_standalone_audits_on_it(audits_project: P
     """The same without a plan (ADR 7): SQLMesh's run selects models only too."""
     _edit(audits_project, "orders.sql", "(3, 10, 7.25)", "(3, 10, -7.25)")
     assert materialize(audits_project).success
-    context = open_context(SQLMeshProject(path=audits_project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=audits_project), load=False) as context:
         for node in (ORDERS, "assert_orders_positive"):
             remove_latest_interval(context, "prod", node)
-    finally:
-        sqlmesh_api.close_context(context)
 
     result = materialize(audits_project, selection=["shop/orders"])
 
@@ -305,11 +296,8 @@ class _FaultyRecorder(OutcomeRecorder):
 
 def test_hooks_that_raise_are_recorded_and_sqlmesh_carries_on(audits_project: Path) -> None:
     recorder = _FaultyRecorder()
-    context = open_context(SQLMeshProject(path=audits_project), recorder)
-    try:
+    with opened_context(SQLMeshProject(path=audits_project), recorder) as context:
         sqlmesh_api.apply_plan(context, "prod", None)
-    finally:
-        sqlmesh_api.close_context(context)
 
     assert views(audits_project / "warehouse.duckdb") == ALL_VIEWS
     hooks = {error.split()[2] for error in recorder.hook_errors}

@@ -371,16 +371,18 @@ def test_a_multi_repo_project_keeps_its_caches_in_the_first_folder_and_hashes_ev
     assert SQLMeshProject.at(str(orders)).fingerprint() != project.fingerprint()
 
 
-def test_each_folder_anchors_its_own_duckdb_paths(tmp_path: Path) -> None:
+def test_duckdb_paths_mean_what_they_mean_in_the_first_folder(tmp_path: Path) -> None:
+    """SQLMesh runs in the first folder, as `sqlmesh -p orders -p billing` run there: each
+    folder's config is SQLMesh's as written, and the warehouse is the first folder's file."""
     orders, billing = _multi_repo(tmp_path)
     (billing / "config.yaml").write_text(
         (billing / "config.yaml").read_text().replace("../shared.duckdb", "billing.duckdb")
     )
-    by_folder = configs(SQLMeshProject.at(f"{orders}{os.pathsep}{billing}"))
-    assert by_folder[orders].get_connection("local").database == str(
-        tmp_path / "multi/shared.duckdb"
-    )
-    assert by_folder[billing].get_connection("local").database == str(billing / "billing.duckdb")
+    project = SQLMeshProject.at(f"{orders}{os.pathsep}{billing}")
+    by_folder = configs(project)
+    assert by_folder[orders].get_connection("local").database == "../shared.duckdb"
+    assert by_folder[billing].get_connection("local").database == "billing.duckdb"
+    assert project.load_spec().warehouse == str(tmp_path / "multi" / "shared.duckdb")
 
 
 def test_a_missing_second_folder_is_named(tmp_path: Path) -> None:

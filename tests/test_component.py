@@ -21,13 +21,16 @@ from dagster.components.testing.utils import component_defs
 from mxm_dagster import (
     SQLMeshProject,
     SQLMeshProjectComponent,
+    SQLMeshResultsResource,
     SQLMeshTranslator,
     sqlmesh_definitions,
 )
 from mxm_dagster.assets.component import SQLMeshProjectScaffolder, SQLMeshProjectScaffoldParams
 from tests.conftest import (
+    DUCKDB_CONFIG,
     REFERENCE_PROJECT,
     REPO,
+    RunOutcome,
     dagster_home,
     query,
     run_cli,
@@ -247,6 +250,7 @@ def test_the_builder_selects_models_with_sqlmesh_selection_syntax(clean_project:
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_executable
     }
     assert executable == {"marts/healthy", "staging/doubled", "raw/numbers"}
+    assert isinstance(defs.resources["sqlmesh"], SQLMeshResultsResource)
     checks = {k.to_user_string() for k in graph.asset_check_keys}
     assert {c.split(":")[0] for c in checks} <= executable
     only_upstream = sqlmesh_definitions(str(clean_project), exclude=["raw.numbers+"])
@@ -305,6 +309,7 @@ def test_yaml_attributes_partition_select_and_translate_on_top_of_the_translator
     assert incremental.kinds == {"sqlmesh", "duckdb"}
     assert incremental.metadata["sqlmesh/model"] == '"db"."sqlmesh_example"."incremental_model"'
     resource = defs.resources["sqlmesh"]
+    assert isinstance(resource, SQLMeshResultsResource)
     assert (resource.project_dir, resource.environment) == (str(sqlmesh_project), "prod")
 
 
@@ -332,3 +337,72 @@ def test_the_scaffolder_writes_a_path_inside_the_dg_project_from_its_root(tmp_pa
     SQLMeshProjectScaffolder().scaffold(outside)
     written = yaml.safe_load((outside.target_path / "defs.yaml").read_text())
     assert written["attributes"]["project"] == str(tmp_path / "elsewhere")
+
+
+def _project_with_a_broken_model(folder: Path) -> Path:
+    """Two models written at test time: `raw.fine` builds, `raw.broken` fails in DuckDB."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "config.yaml").write_text(DUCKDB_CONFIG)
+    (folder / "models" / "fine.sql").write_text("MODEL (name raw.fine, kind FULL);\nSELECT 1 AS n")
+    (folder / "models" / "broken.sql").write_text(
+        "MODEL (name raw.broken, kind FULL);\nSELECT CAST('abc' AS INT) AS n"
+    )
+    return folder
+
+
+def test_yaml_retry_policy_is_each_model_steps_and_retries_a_failing_model(tmp_path: Path) -> None:
+    project = _project_with_a_broken_model(tmp_path / "retrying")
+    component = SQLMeshProjectComponent.resolve_from_yaml(
+        textwrap.dedent(
+            f"""\
+            project: {project}
+            retry_policy:
+              max_retries: 1
+              delay: 0.1
+              backoff: LINEAR
+              jitter: PLUS_MINUS
+            """
+        )
+    )
+    defs = component_defs(component=component)
+    expected = dg.RetryPolicy(
+        max_retries=1, delay=0.1, backoff=dg.Backoff.LINEAR, jitter=dg.Jitter.PLUS_MINUS
+    )
+    for key in ("raw/fine", "raw/broken"):
+        assets_def = defs.resolve_assets_def(dg.AssetKey.from_user_string(key))
+        assert assets_def.op.retry_policy == expected
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    run = RunOutcome(instance, result.run_id, result.success)
+    assert not run.success
+    assert [e.step_key for e in run.events("STEP_UP_FOR_RETRY")] == ["raw__broken"]
+    assert [e.step_key for e in run.events("STEP_RESTARTED")] == ["raw__broken"]
+    assert run.step_statuses() == {"raw__fine": "STEP_SUCCESS", "raw__broken": "STEP_FAILURE"}
+    assert set(run.materializations()) == {"raw/fine"}
+    assert query(project / "warehouse.duckdb", "SELECT n FROM raw.fine") == [(1,)]
+
+
+def test_the_readme_component_listing_resolves_every_attribute_it_shows() -> None:
+    """The README's "Every attribute" YAML is valid for the component as written (its project
+    template aside), retry policy included."""
+    from tests.test_readme import readme_blocks
+
+    [listing] = [
+        yaml.safe_load(b.code)
+        for b in readme_blocks()
+        if b.language == "yaml" and "retry_policy:" in b.code and "translation:" in b.code
+    ]
+    assert listing["type"] == COMPONENT
+    attributes = {**listing["attributes"], "project": "/srv/sqlmesh/project"}
+    component = SQLMeshProjectComponent.resolve_from_yaml(yaml.safe_dump(attributes))
+    assert component.retry_policy == dg.RetryPolicy(
+        max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    )
+    assert (component.gateway, component.select, component.partitions) == (
+        "local",
+        ["+marts.*"],
+        False,
+    )

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResults
 from tests.conftest import RunOutcome, grow_numbers, materialize
@@ -49,11 +48,8 @@ def add_daily_model(project: Path, cron: str = "@daily", extra: str = "") -> Non
 
 
 def intervals_of(project: Path, model: str) -> list[tuple[int, int]]:
-    context = open_context(SQLMeshProject(path=project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=project), load=False) as context:
         return recorded_intervals(context, "prod").get(model, [])
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def filled_until(project: Path, model: str) -> int | None:

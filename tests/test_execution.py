@@ -187,7 +187,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     from mxm_dagster.assets.loader import build_sqlmesh_assets
     from mxm_dagster.assets.translator import SQLMeshTranslator
     from mxm_dagster.common.project import SQLMeshProject
-    from mxm_dagster.run.resource import SQLMeshResource
+    from mxm_dagster.run.resource import SQLMeshResultsResource
 
     database = clean_project / "warehouse.duckdb"
 
@@ -205,7 +205,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     )
     defs = dg.Definitions(
         assets=[readings, *sqlmesh_assets],
-        resources={"sqlmesh": SQLMeshResource()},
+        resources={"sqlmesh": SQLMeshResultsResource()},
         executor=dg.in_process_executor,
     )
     instance = dg.DagsterInstance.ephemeral()
@@ -222,8 +222,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
 def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     """Two days later every daily model has a new interval due: the next run evaluates it, up to
     the day its cron made due as of the execution time (SQLMesh's recorded intervals say so)."""
-    from mxm_dagster.child import sqlmesh_api
-    from mxm_dagster.child.project import open_context
+    from mxm_dagster.child.project import opened_context
     from mxm_dagster.common.project import SQLMeshProject
 
     first = materialize(clean_project)
@@ -239,11 +238,8 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     (day_three,) = mats["raw/numbers"]["sqlmesh/intervals"]
     assert day_three[0] > day_one[0]
     assert mats["staging/readings"]["sqlmesh/outcome"] == "evaluated"
-    context = open_context(SQLMeshProject(path=clean_project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=clean_project), load=False) as context:
         recorded = recorded_intervals(context, "prod")['"warehouse"."raw"."numbers"']
-    finally:
-        sqlmesh_api.close_context(context)
     midnight = later.replace(hour=0, minute=0, second=0, microsecond=0)
     assert recorded[-1][1] == int(midnight.timestamp() * 1000)
 
@@ -251,12 +247,9 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
 def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Path) -> None:
     """SQLMesh walks `a | b | ...` recursively: 1500 names exceed Python's default limit."""
     from mxm_dagster.child import sqlmesh_api
-    from mxm_dagster.child.project import open_context
+    from mxm_dagster.child.project import opened_context
     from mxm_dagster.common.project import SQLMeshProject
 
-    context = open_context(SQLMeshProject(path=clean_project))
-    try:
+    with opened_context(SQLMeshProject(path=clean_project)) as context:
         sqlmesh_api.apply_plan(context, "prod", ['"warehouse"."raw"."numbers"'] * 1500)
-    finally:
-        sqlmesh_api.close_context(context)
     assert ("raw", "numbers") in views(clean_project / "warehouse.duckdb")

@@ -139,3 +139,24 @@ def test_importing_a_module_imports_only_its_own_side(module: str, expected: lis
 def test_every_public_name_resolves_on_access() -> None:
     for name in mxm_dagster.__all__:
         assert getattr(mxm_dagster, name).__name__ == name
+
+
+def test_the_resource_has_one_name_and_its_old_one_only_warns() -> None:
+    """`SQLMeshResultsResource` is the public name; `SQLMeshResource` (its name after issue 12)
+    still imports, warning, and is the same class, so Dagster shows only the design's name."""
+    from mxm_dagster.run import resource
+
+    assert "SQLMeshResultsResource" in mxm_dagster.__all__
+    assert "SQLMeshResource" not in mxm_dagster.__all__
+    assert "SQLMeshResource" not in dir(mxm_dagster)
+    for _ in range(2):  # every access warns, not only the first
+        with pytest.warns(DeprecationWarning, match="use SQLMeshResultsResource") as caught:
+            old = mxm_dagster.SQLMeshResource
+        assert old is resource.SQLMeshResultsResource
+        assert caught[0].filename == __file__  # the warning names the code to change
+    with pytest.warns(DeprecationWarning, match="use SQLMeshResultsResource") as caught:
+        from mxm_dagster.run.resource import SQLMeshResource
+    assert SQLMeshResource is resource.SQLMeshResultsResource
+    assert caught[0].filename == __file__
+    with pytest.raises(AttributeError):
+        _ = resource.NoSuchName  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.specs import ModelSpec
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import definitions_for
 
 
@@ -169,3 +170,18 @@ def test_a_copied_project_gets_its_own_spec(faulty_project: Path, tmp_path: Path
     assert spec.warehouse == str(copy / "warehouse.duckdb")
     files = [m.file_path for m in spec.models if m.file_path]
     assert files and all(f.startswith(str(copy)) for f in files)
+
+
+def test_the_ui_lists_the_resource_sqlmesh_as_sqlmesh_results_resource(
+    faulty_project: Path,
+) -> None:
+    """Dagster's resource list shows each resource's key and class, read from the repository
+    snapshot the code server sends the webserver."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+
+    defs = definitions_for(faulty_project)
+    assert isinstance(defs.resources["sqlmesh"], SQLMeshResultsResource)
+    snap = RepositorySnap.from_def(defs.get_repository_def())
+    assert {r.name: r.resource_type for r in snap.resources} == {
+        "sqlmesh": "mxm_dagster.run.resource.SQLMeshResultsResource"
+    }

@@ -13,13 +13,12 @@ import pytest
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.specs import ModelSpec
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (
     DUCKDB_CONFIG,
     REFERENCE_PROJECT,
@@ -49,11 +48,8 @@ def _day(ms: int) -> str:
 
 def recorded_days(project: Path, model: str) -> set[str]:
     """The days SQLMesh recorded as filled for `model` in prod."""
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         intervals = recorded_intervals(context, "prod").get(model, [])
-    finally:
-        sqlmesh_api.close_context(context)
     days: set[str] = set()
     for start, end in intervals:
         days.update(_day(ms) for ms in range(start, end, 86_400_000))
@@ -286,7 +282,7 @@ def test_a_translator_decides_per_model(reference_project: Path) -> None:
     for time_partitions in (False, True):
         translator = ReturnsOnlyTranslator(spec, time_partitions=time_partitions)
         assets = build_sqlmesh_assets(spec, reference_project, translator)
-        resources = {RESOURCE_KEY: SQLMeshResource()}
+        resources = {RESOURCE_KEY: SQLMeshResultsResource()}
         graph = dg.Definitions(assets=assets, resources=resources).resolve_asset_graph()
         partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}
         assert partitioned == {RETURNS}

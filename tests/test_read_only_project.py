@@ -3,12 +3,14 @@
 The reference project is copied and mounted read-only over itself in a private mount namespace
 (`unshare -m` + `mount --bind -o ro`): as root, `chmod -R a-w` stops no write, a read-only mount
 does, for every process the CLI starts (run worker, SQLMesh children). MXM_SQLMESH_CACHE_DIR then
-takes SQLMesh's cache, the spec cache and the locks; SQLMesh's own `SQLMESH__GATEWAYS__...`
-variable moves the embedded DuckDB warehouse out of the project.
+takes SQLMesh's cache, the spec cache and the locks, or without it DAGSTER_HOME's
+`mxm_dagster/cache`; SQLMesh's own `SQLMESH__GATEWAYS__...` variable moves the embedded DuckDB
+warehouse out of the project.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.specs import ProjectSpec
 from tests.conftest import (
+    DUCKDB_CONFIG,
     REFERENCE_PROJECT,
     REPO,
     VENV_BIN,
@@ -165,16 +168,55 @@ def test_caches_and_locks_go_to_the_cache_folder(read_only_run: ReadOnlyRun) -> 
     assert (root / "model_definition").is_dir()  # SQLMesh's own model cache
 
 
-def test_without_a_cache_folder_the_load_says_which_variable_to_set(
+def test_without_a_cache_folder_nor_dagster_home_the_load_says_what_to_set(
     read_only_mounts: None, tmp_path: Path
 ) -> None:
     project = copy_project(REFERENCE_PROJECT, tmp_path / "project")
-    env = {"MXM_SQLMESH_PROJECT": str(project), "DAGSTER_HOME": str(dagster_home(tmp_path))}
-    done = in_read_only(project, ["dagster", "asset", "list", *DEFINITIONS], env)
+    done = in_read_only(
+        project, ["dagster", "asset", "list", *DEFINITIONS], {"MXM_SQLMESH_PROJECT": str(project)}
+    )
     assert done.returncode != 0
     assert f"{project} is read-only" in done.stderr
-    assert f"set {CACHE_DIR_ENV} to a writable folder" in done.stderr
+    assert f"set DAGSTER_HOME (they then go to its mxm_dagster/cache) or {CACHE_DIR_ENV}" in (
+        done.stderr
+    )
     assert not (project / ".cache").exists()
+
+
+def test_without_a_cache_folder_the_caches_go_under_dagster_home(
+    read_only_mounts: None, tmp_path: Path
+) -> None:
+    """No MXM_SQLMESH_CACHE_DIR: one run of a one-model project written here, read-only, keeps
+    SQLMesh's cache, the spec cache and the lock in DAGSTER_HOME, in the project's subfolder."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "config.yaml").write_text(DUCKDB_CONFIG)
+    (project / "models" / "one.sql").write_text("MODEL (name raw.one, kind FULL);\nSELECT 1 AS n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    home = dagster_home(tmp_path)
+    env = {"MXM_SQLMESH_PROJECT": str(project), "DAGSTER_HOME": str(home)}
+    before = tree(project)
+    done = in_read_only(
+        project,
+        ["dagster", "asset", "materialize", *DEFINITIONS, "--select", "*"],
+        {**env, WAREHOUSE_ENV: str(warehouse)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = runs(home)
+    assert run.success
+    assert set(run.materializations()) == {"raw/one"}
+    assert query(warehouse, "SELECT n FROM raw.one") == [(1,)]
+    assert tree(project) == before  # nothing written into the project
+
+    # the project's subfolder: its name and a digest of its absolute location
+    digest = hashlib.sha1(str(project.resolve()).encode()).hexdigest()[:12]
+    root = home / "mxm_dagster" / "cache" / f"project-{digest}"
+    assert [p.name for p in (home / "mxm_dagster" / "cache").iterdir()] == [root.name]
+    assert len(list((root / "mxm_dagster").glob("spec-*.json"))) == 1
+    assert len(list((root / "mxm_dagster").glob("warehouse-*.lock"))) == 1
+    assert (root / "model_definition").is_dir()  # SQLMesh's own model cache
+    said = [line for line in done.stderr.splitlines() if f"{project} is read-only" in line]
+    assert len(said) == 1 and str(root) in said[0]  # once, though several processes used it
 
 
 def test_every_process_finds_the_same_cache_folder(

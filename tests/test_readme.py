@@ -21,8 +21,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
@@ -46,6 +45,7 @@ _MARKER_LINE = re.compile(rf"^<!-- {re.escape(MARKER)}: (?P<reason>\S.*\S) -->$"
 _FENCE = re.compile(r"^```(?P<language>[\w-]*)\s*$")
 # What starts a Dagster run in a block; each must leave one successful run in DAGSTER_HOME.
 _RUN_STARTERS = ("asset materialize", "make run")
+_CONFIG_JSON = re.compile(r"--config-json '(?P<json>[^']*)'")
 BLOCK_TIMEOUT_SECONDS = 300
 
 
@@ -132,25 +132,33 @@ def _expected_runs(code: str) -> int:
     return sum(code.count(starter) for starter in _RUN_STARTERS)
 
 
-def _restates(run: RunOutcome) -> bool:
+def _resource_config(run: RunOutcome) -> dict[str, object]:
+    """The run config the run was given for the resource key `sqlmesh`."""
     dagster_run = run.instance.get_run_by_id(run.run_id)
     assert dagster_run is not None
-    config = dagster_run.run_config.get("resources", {}).get("sqlmesh", {}).get("config", {})
-    return bool(config.get("restate"))
+    return dagster_run.run_config.get("resources", {}).get("sqlmesh", {}).get("config", {})
 
 
 def _assert_runs_did_what_they_say(workspace: Workspace, before: int, code: str) -> None:
     """Each command that starts a Dagster run left one successful run; a restating run
-    recomputed every model it materialized."""
+    recomputed every model it materialized; a run with an execution time evaluated no interval
+    ending after it (test_the_readme_config_json_commands_reach_the_resource_sqlmesh shows one
+    on a fresh warehouse)."""
     new_runs = runs(workspace.home)[before:]
     assert len(new_runs) == _expected_runs(code)
     for run in new_runs:
         assert run.success, run.messages()[-10:]
-        if _restates(run):
+        config = _resource_config(run)
+        if config.get("restate"):
             outcomes = run.materializations().values()
             assert outcomes
             assert all(m["sqlmesh/outcome"] == "evaluated" for m in outcomes)
             assert all(m["sqlmesh/restated"] is True for m in outcomes)
+        if isinstance(execution_time := config.get("execution_time"), str):
+            outcomes = _model_materializations(run).values()
+            assert outcomes
+            ends = [_epoch_ms(end) for m in outcomes for _start, end in m["sqlmesh/intervals"]]
+            assert all(end <= _epoch_ms(execution_time) for end in ends)
 
 
 def _assert_make_run_showed_the_warehouse(workspace: Workspace, stdout: str) -> None:
@@ -210,14 +218,25 @@ def test_python_block_runs_as_written(block: Block, workspace: Workspace) -> Non
 
 
 def test_every_run_config_in_the_readme_is_valid(clean_project: Path) -> None:
+    """The launchpad YAML and every `--config-json` (in a block or in the text) fit the job."""
     job = definitions_for(clean_project).resolve_implicit_global_asset_job_def()
     configs = [yaml.safe_load(b.code) for b in readme_blocks() if b.language == "yaml"]
     run_configs = [c for c in configs if isinstance(c, dict) and "resources" in c]
     assert len(run_configs) >= 2
+    config_jsons = [json.loads(m["json"]) for m in _CONFIG_JSON.finditer(README.read_text())]
+    assert len(config_jsons) >= 4  # restate, execution_time, unit tests, a partition range
+    run_configs += config_jsons
     for run_config in run_configs:
         dg.validate_run_config(job, run_config)
     with pytest.raises(dg.DagsterInvalidConfigError):  # the check can fail
         dg.validate_run_config(job, {"resources": {"sqlmesh": {"config": {"tags": {}}}}})
+
+
+def test_every_config_json_example_in_a_block_is_run_as_written() -> None:
+    """test_bash_block_runs_as_written runs each: none may sit in a block marked not run."""
+    in_blocks = [c for b in readme_blocks() for c in _CONFIG_JSON.findall(b.code)]
+    runnable = [c for b in _runnable("bash") for c in _CONFIG_JSON.findall(b.code)]
+    assert len(in_blocks) >= 3 and runnable == in_blocks
 
 
 # ---------------------------------------------------------------- run config, as the README says
@@ -237,11 +256,8 @@ def _materialize_cli(env: dict[str, str], selection: str, *extra: str) -> None:
 
 
 def _recorded_intervals(project: Path) -> dict[str, list[tuple[int, int]]]:
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         return recorded_intervals(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def _readings_total(project: Path) -> float:
@@ -338,3 +354,77 @@ def test_python_run_config_restates_and_its_execution_time_wins_over_the_tag(
     assert _recorded_intervals(clean_project)[NUMBERS][-1][1] == last_end
     meta = result.materializations()["staging/readings"]
     assert meta["sqlmesh/outcome"] == "evaluated" and meta["sqlmesh/restated"] is True
+
+
+def _config_json_commands() -> dict[str, str]:
+    """The README's two `--config-json` commands of "From the command line", as written (one
+    line each, comment dropped), by the option they set: `restate` and `execution_time`."""
+    commands: dict[str, str] = {}
+    for block in _runnable("bash"):
+        for line in block.code.replace("\\\n", " ").splitlines():
+            found = _CONFIG_JSON.search(line)
+            if found is None or "--partition" in line:
+                continue
+            (option,) = json.loads(found["json"])["resources"]["sqlmesh"]["config"]
+            commands[option] = line.split("#")[0].strip()
+    return commands
+
+
+def _model_materializations(run: RunOutcome) -> dict[str, dict[str, object]]:
+    return {k: m for k, m in run.materializations().items() if "sqlmesh/outcome" in m}
+
+
+def _epoch_ms(iso: str) -> int:
+    """Epoch ms of an ISO time; one without a zone is UTC, as SQLMesh takes `execution_time`."""
+    moment = datetime.fromisoformat(iso)
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def test_the_readme_config_json_commands_reach_the_resource_sqlmesh(tmp_path: Path) -> None:
+    """Run config is keyed by the resource key `sqlmesh`, not by the resource's class name: the
+    README's commands, as written, on a fresh copy of the reference project, do what it says.
+
+    `execution_time`: on a fresh warehouse every model is filled up to the last daily interval due
+    by then and no further (by the clock it would be filled up to today). `restate`: a model
+    already filled is recomputed, and SQLMesh records no new interval for it.
+    """
+    commands = _config_json_commands()
+    assert set(commands) == {"restate", "execution_time"}
+    project = copy_project(REFERENCE_PROJECT, tmp_path / "justetf")
+    home = dagster_home(tmp_path)
+    workspace = Workspace(project, home, environment(project, home))
+
+    def run_as_written(command: str) -> RunOutcome:
+        done = _run(workspace, ["bash", "-e", "-o", "pipefail", "-c", command])
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        run = runs(home)[-1]
+        assert run.success, run.messages()[-10:]
+        return run
+
+    execution_time = _CONFIG_JSON.search(commands["execution_time"])["json"]  # type: ignore[index]
+    moment = json.loads(execution_time)["resources"]["sqlmesh"]["config"]["execution_time"]
+    as_of = _epoch_ms(moment)
+    assert as_of < _epoch_ms(datetime.now(UTC).strftime("%Y-%m-%d 00:00:00"))  # before today
+
+    by_then = run_as_written(commands["execution_time"])
+    mats = _model_materializations(by_then)
+    assert mats and {m["sqlmesh/outcome"] for m in mats.values()} == {"evaluated"}
+    ends = [
+        _epoch_ms(end)
+        for m in mats.values()
+        for _start, end in m["sqlmesh/intervals"]  # type: ignore[union-attr]
+    ]
+    assert ends and max(ends) == as_of
+    state = _recorded_intervals(project)
+    assert state and max(i[1] for intervals in state.values() for i in intervals) == as_of
+    quotes = next(name for name in state if name.endswith('"stg_daily_quotes"'))
+    assert state[quotes][-1][1] == as_of  # incremental: every day up to then, none after
+
+    risk_metrics = commands["restate"].split(" --config-json")[0]  # the README's line above it
+    run_as_written(risk_metrics)
+    filled = _recorded_intervals(project)
+    restated = run_as_written(commands["restate"])
+    meta = _model_materializations(restated)["marts/risk_metrics"]
+    assert meta["sqlmesh/outcome"] == "evaluated" and meta["sqlmesh/restated"] is True
+    model = next(name for name in filled if name.endswith('"risk_metrics"'))
+    assert _recorded_intervals(project)[model] == filled[model]

@@ -8,8 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import grow_numbers, materialize, query
 from tests.sqlmesh_state import recorded_intervals, remove_latest_interval
@@ -30,19 +29,13 @@ def add_guarded_models(project: Path) -> None:
 
 
 def forget_latest_interval(project: Path, model: str) -> None:
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         remove_latest_interval(context, "prod", model)
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def intervals_of(project: Path, model: str) -> list[tuple[int, int]]:
-    context = open_context(SQLMeshProject(path=project))
-    try:
+    with opened_context(SQLMeshProject(path=project)) as context:
         return recorded_intervals(context, "prod")[model]
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def test_unchanged_project_is_run_and_edits_are_planned(clean_project: Path) -> None:

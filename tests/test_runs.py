@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
+import duckdb
 import pytest
 
+from mxm_dagster.code_location import build_definitions
+from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import (
+    DUCKDB_CONFIG,
     REPO,
+    RunOutcome,
     dagster_home,
     environment,
     evaluated_in,
     executions_in_results_file,
+    query,
     run_cli,
     runs,
     views,
@@ -140,3 +147,46 @@ def test_reexecute_from_failure_runs_only_failed_and_skipped(
     assert rerun.checks() == {"staging/blocked:not_null": (True, "ERROR")}
     promoted = views(faulty_project / "warehouse.duckdb")
     assert {("marts", "after_broken"), ("marts", "after_blocked")} <= promoted
+
+
+def _project_reading_an_external_table(folder: Path) -> Path:
+    """Two models over `src.events`, an EXTERNAL model (a table another system writes, seeded
+    here): the external model becomes a source asset spec, the two models assets with steps."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "config.yaml").write_text(DUCKDB_CONFIG)
+    (folder / "external_models.yaml").write_text("- name: src.events\n  columns:\n    id: int\n")
+    (folder / "models" / "events.sql").write_text(
+        "MODEL (name staging.events, kind FULL);\nSELECT id FROM src.events"
+    )
+    (folder / "models" / "counted.sql").write_text(
+        "MODEL (name marts.counted, kind FULL);\nSELECT COUNT(*) AS n FROM staging.events"
+    )
+    with duckdb.connect(str(folder / "warehouse.duckdb")) as connection:
+        connection.execute("CREATE SCHEMA src")
+        connection.execute("CREATE TABLE src.events AS SELECT range::INT AS id FROM range(3)")
+    return folder
+
+
+def test_a_star_job_runs_the_models_and_leaves_the_external_source_alone(tmp_path: Path) -> None:
+    """`define_asset_job(selection="*")` is `AssetSelection.all()`: the models' steps only."""
+    project = _project_reading_an_external_table(tmp_path / "external")
+    defs = dg.Definitions.merge(
+        build_definitions(SQLMeshProject(path=project)),
+        dg.Definitions(jobs=[dg.define_asset_job("everything", selection="*")]),
+    )
+    graph = defs.resolve_asset_graph()
+    assert not graph.get(dg.AssetKey(["src", "events"])).is_executable  # a source spec
+    job = defs.resolve_job_def("everything")
+    assert job.asset_layer.selected_asset_keys == dg.AssetSelection.all().resolve(graph)
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    run = RunOutcome(instance, result.run_id, result.success)
+    assert run.success
+    assert run.step_statuses() == {
+        "staging__events": "STEP_SUCCESS",
+        "marts__counted": "STEP_SUCCESS",
+    }
+    assert not run.events("STEP_FAILURE")
+    assert set(run.materializations()) == {"staging/events", "marts/counted"}
+    assert query(project / "warehouse.duckdb", "SELECT n FROM marts.counted") == [(3,)]

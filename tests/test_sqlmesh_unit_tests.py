@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.run.resource import UNIT_TESTS_TAG
 from tests.conftest import grow_numbers, materialize, query, warehouse_objects
@@ -40,11 +40,8 @@ def _write_unit_test(project: Path, expected_sum: int) -> None:
 
 def _sqlmesh_state(project: Path) -> tuple[str | None, dict[str, list[tuple[int, int]]]]:
     """The prod environment's plan and the intervals SQLMesh recorded, as SQLMesh reads them."""
-    context = open_context(SQLMeshProject(path=project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=project), load=False) as context:
         return sqlmesh_api.finalized_plan_id(context, "prod"), recorded_intervals(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def _healthy(project: Path) -> int:

@@ -14,8 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import materialize, views
 from tests.e2e.dagster_dev import DagsterDev, save_log
@@ -70,13 +69,10 @@ def environments(database: Path) -> set[str]:
 
 def promoted(project: Path) -> tuple[dict[str, str], dict[str, list[tuple[int, int]]]]:
     """SQLMesh's own record of prod: model -> snapshot fingerprint, and the intervals filled."""
-    context = open_context(SQLMeshProject(path=project), load=False)
-    try:
+    with opened_context(SQLMeshProject(path=project), load=False) as context:
         env = context.state_reader.get_environment("prod")
         snapshots = {s.name: s.fingerprint.to_identifier() for s in (env.snapshots if env else [])}
         return snapshots, recorded_intervals(context, "prod")
-    finally:
-        sqlmesh_api.close_context(context)
 
 
 def poll(condition, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]

@@ -16,11 +16,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster.components.core.component_tree import ComponentTree
 from sqlmesh import Context
 
-from mxm_dagster import SQLMeshTranslator, sqlmesh_definitions
+from mxm_dagster import SQLMeshProjectComponent, SQLMeshTranslator, sqlmesh_definitions
+from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.records.specs import ModelSpec
-from tests.conftest import RunOutcome, dagster_home, query, run_cli, runs, views
+from tests.conftest import DUCKDB_CONFIG, RunOutcome, dagster_home, query, run_cli, runs, views
 from tests.sqlmesh_state import recorded_intervals
 from tests.test_component import _dg, _listed, _sqlmesh_init, _user_dg_project
 
@@ -43,7 +45,10 @@ SELECT CAST('abc' || id AS INT) AS x FROM sqlmesh_example.seed_model
 CODE = """\
 import dagster as dg
 
-from mxm_dagster import SQLMeshTranslator, sqlmesh_definitions
+from dagster.components.core.component_tree import ComponentTree
+
+from mxm_dagster import SQLMeshProjectComponent, SQLMeshTranslator, sqlmesh_definitions
+from mxm_dagster.common.errors import ProjectLoadError
 
 
 class Prefixed(SQLMeshTranslator):
@@ -249,3 +254,94 @@ def test_two_component_instances_in_one_dg_project_launch_together(tmp_path: Pat
     _assert_served_by_own_sqlmesh(alpha)
     _assert_served_by_own_sqlmesh(beta)
     assert json.loads(_results_files(run)[0].read_text())  # each file holds its execution
+
+
+def test_two_components_whose_keys_collide_fail_naming_both_projects_and_the_key(
+    tmp_path: Path,
+) -> None:
+    home = dagster_home(tmp_path)
+    alpha, beta = _projects(tmp_path / "elsewhere")
+    project = _user_dg_project(tmp_path / "dg")
+    for name, folder in (("alpha", alpha), ("beta", beta)):
+        defs_dir = project / "shop" / "defs" / name
+        defs_dir.mkdir()
+        declared = {
+            "type": "mxm_dagster.SQLMeshProjectComponent",
+            "attributes": {"project": str(folder), "name": name},  # names, but no key prefix
+        }
+        (defs_dir / "defs.yaml").write_text(yaml.safe_dump(declared))
+
+    env = {"DAGSTER_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "400", **_MXM_BLANK}
+    done = run_cli(["dg", "check", "defs"], env, cwd=project)
+    assert done.returncode != 0
+    said = " ".join((done.stdout + done.stderr).split())  # rich wraps long lines
+    assert re.search(r"Asset key sqlmesh_example/\w+ \(and 2 more keys\) comes from two", said)
+    assert str(alpha) in said and str(beta) in said
+    assert "Duplicate asset key" not in said
+
+
+def _project(folder: Path, models: dict[str, str], external: bool = False) -> Path:
+    """A DuckDB project written here: `models` (file stem -> SQL), `src.events` declared
+    external when `external`."""
+    (folder / "models").mkdir(parents=True)
+    (folder / "config.yaml").write_text(DUCKDB_CONFIG)
+    if external:
+        declared = "- name: src.events\n  columns:\n    id: int\n"
+        (folder / "external_models.yaml").write_text(declared)
+    for stem, sql in models.items():
+        (folder / "models" / f"{stem}.sql").write_text(sql)
+    return folder
+
+
+def test_colliding_external_tables_and_models_fail_naming_both_projects(tmp_path: Path) -> None:
+    """Components of one load: an external table two projects declare, or one project reads as
+    external and another builds, fails naming both and what to set; a table both read without
+    declaring it (equal source specs) is shared, as Dagster merges equal specs."""
+    reads = "MODEL (name {name}, kind FULL);\nSELECT id FROM {table}"
+    alpha = _project(
+        tmp_path / "alpha",
+        {
+            "a": reads.format(name="a.reads", table="src.events"),
+            "u": reads.format(name="a.undeclared", table="src.other"),
+        },
+        external=True,
+    )
+    beta = _project(
+        tmp_path / "beta",
+        {
+            "b": reads.format(name="b.reads", table="src.events"),
+            "u": reads.format(name="b.undeclared", table="src.other"),
+        },
+        external=True,
+    )
+    gamma = _project(
+        tmp_path / "gamma", {"events": "MODEL (name src.events, kind FULL);\nSELECT 1 AS id"}
+    )
+    delta = _project(tmp_path / "delta", {"d": reads.format(name="d.reads", table="src.other")})
+
+    def load(*projects: tuple[str, Path]) -> dg.Definitions:
+        context = ComponentTree.for_test().load_context  # one load: one component tree
+        return dg.Definitions.merge(
+            *(
+                SQLMeshProjectComponent.resolve_from_yaml(
+                    yaml.safe_dump({"project": str(folder), "name": name})
+                ).build_defs(context)
+                for name, folder in projects
+            )
+        )
+
+    for second in (beta, gamma):
+        with pytest.raises(ProjectLoadError) as raised:
+            load(("alpha", alpha), ("other", second))
+        said = str(raised.value)
+        assert said.startswith("Asset key src/events comes from two SQLMesh projects: ")
+        assert str(alpha) in said and str(second) in said
+        assert "set `external_assets: false` on a component reading it" in said
+
+    shared = load(("alpha", alpha), ("delta", delta)).resolve_asset_graph()
+    assert {k.to_user_string() for k in shared.executable_asset_keys} == {
+        "a/reads",
+        "a/undeclared",
+        "d/reads",
+    }
+    assert not shared.get(dg.AssetKey(["src", "other"])).is_executable

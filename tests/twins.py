@@ -16,8 +16,7 @@ import duckdb
 
 from mxm_dagster.assets import partitions
 from mxm_dagster.assets.loader import asset_keys_by_model
-from mxm_dagster.child import sqlmesh_api
-from mxm_dagster.child.project import open_context
+from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from tests.conftest import RunOutcome, dagster_home, environment, run_cli, runs
 from tests.sqlmesh_state import recorded_intervals
@@ -122,8 +121,7 @@ def rows_by_view(root: Path, warehouses: tuple[str, ...]) -> dict[str, int]:
 
 def observe(root: Path, folders: tuple[Path, ...], warehouses: tuple[str, ...]) -> Observed:
     """The warehouse's views and SQLMesh's state for prod, read after the run."""
-    context = open_context(SQLMeshProject.at(location(folders)))
-    try:
+    with opened_context(SQLMeshProject.at(location(folders))) as context:
         intervals = recorded_intervals(context, "prod")
         audits = {
             name: [(audit.name, bool(audit.skip)) for audit, _ in model.audits_with_args]
@@ -131,8 +129,6 @@ def observe(root: Path, folders: tuple[Path, ...], warehouses: tuple[str, ...]) 
         }
         kinds = {name: str(model.kind.name.value) for name, model in context.models.items()}
         standalone = {name: bool(a.skip) for name, a in context.standalone_audits.items()}
-    finally:
-        sqlmesh_api.close_context(context)
     return Observed(rows_by_view(root, warehouses), intervals, audits, standalone, kinds)
 
 

@@ -1,8 +1,9 @@
 """`sqlmesh_definitions`: one SQLMesh project as Dagster definitions, from Python.
 
-What the component builds too: an asset per selected model, a check per audit, the resource that
-runs SQLMesh once per run, and the cron sensor. The resource names the project, gateway and
-environment it was built for, so runs use those whatever MXM_ variables the run worker sees.
+What the component builds too: an asset per selected model, a check per audit, the
+`SQLMeshResultsResource` that runs SQLMesh once per run, and the cron sensor. The resource names
+the project, gateway and environment it was built for, so runs use those whatever MXM_ variables
+the run worker sees.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 
 TranslatorArg = SQLMeshTranslator | type[SQLMeshTranslator] | None
 
@@ -34,8 +35,8 @@ def sqlmesh_definitions(
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
 ) -> dg.Definitions:
-    """Assets, checks, resource and cron sensor of `project` (a `SQLMeshProject`, or a folder:
-    its default gateway, environment prod).
+    """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
+    `SQLMeshProject`, or a folder: its default gateway, environment prod).
 
     `translator`: a `SQLMeshTranslator` subclass (built with the project's spec and
     `partitions`) or an instance. `select` / `exclude`: SQLMesh model selection syntax, as
@@ -65,10 +66,10 @@ def sqlmesh_definitions(
     )
 
 
-def pinned_resource(project: SQLMeshProject) -> SQLMeshResource:
+def pinned_resource(project: SQLMeshProject) -> SQLMeshResultsResource:
     """The resource that runs `project` as given: its folders, gateway, environment and cache
     folder, whatever MXM_ variables the run worker sees."""
-    return SQLMeshResource(
+    return SQLMeshResultsResource(
         project_dir=project.location,
         gateway=project.gateway,
         environment=project.environment,
@@ -89,7 +90,7 @@ def assemble(
     spec: ProjectSpec,
     translator: SQLMeshTranslator,
     selection: ModelSelection | None,
-    resource: SQLMeshResource,
+    resource: SQLMeshResultsResource,
     provided_keys: Iterable[dg.AssetKey] = (),
     *,
     retry_policy: dg.RetryPolicy | None = None,

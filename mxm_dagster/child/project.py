@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import chdir, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,8 +18,8 @@ from mxm_dagster.records.specs import ProjectSpec
 
 
 def configs(project: SQLMeshProject) -> dict[Path, Config]:
-    """Each folder's config, its DuckDB paths anchored at that folder, SQLMesh's cache where the
-    project keeps its caches (`SQLMeshProject.cache_root`)."""
+    """Each folder's config as SQLMesh reads it, SQLMesh's cache where the project keeps its
+    caches (`SQLMeshProject.cache_root`)."""
     project.check_location()
     by_folder = {path: sqlmesh_api.load_project_config(path) for path in project.paths}
     cache_dir = project.sqlmesh_cache_dir
@@ -40,13 +42,47 @@ def config(project: SQLMeshProject) -> Config:
 def _configured_connection(project: SQLMeshProject, first: Config) -> tuple[str, Path | None]:
     """The gateway's name and DuckDB file as the first folder's config `first` defines them."""
     gateway = project.gateway or sqlmesh_api.default_gateway(first)
-    return gateway, sqlmesh_api.warehouse_path(first, project.gateway)
+    return gateway, sqlmesh_api.warehouse_path(first, project.gateway, project.path)
+
+
+def in_project_folder(project: SQLMeshProject) -> bool:
+    """Whether this process works in the project's (first) folder, as SQLMesh must."""
+    try:
+        return Path.cwd().resolve() == project.path.resolve()
+    except OSError:  # the working directory is gone
+        return False
 
 
 def open_context(
     project: SQLMeshProject, recorder: OutcomeRecorder | None = None, load: bool = True
 ) -> Context:
+    """A Context of `project`, in a process working in the project's folder.
+
+    SQLMesh resolves every relative path (the DuckDB file, models' `read_csv`, Python models'
+    `open`, `before_all` statements) against the working directory, and uses it for as long as
+    the Context lives: the children start there (common/interpreter.py); anywhere else, use
+    `opened_context`, which moves there for the Context's life.
+    """
+    if not in_project_folder(project):
+        raise ProjectLoadError(
+            f"A SQLMesh Context of {project.path} must be opened in that folder, where the "
+            f"`sqlmesh` CLI runs (this process works in {Path.cwd()}): use opened_context"
+        )
     return sqlmesh_api.open_context(configs(project), project.gateway, recorder, load)
+
+
+@contextmanager
+def opened_context(
+    project: SQLMeshProject, recorder: OutcomeRecorder | None = None, load: bool = True
+) -> Iterator[Context]:
+    """A Context of `project` for the block, the process working in the project's folder
+    meanwhile (a test, a notebook; a no-op in the children), closed at the end."""
+    with nullcontext() if in_project_folder(project) else chdir(project.path):
+        context = open_context(project, recorder, load)
+        try:
+            yield context
+        finally:
+            sqlmesh_api.close_context(context)
 
 
 def load_into(
@@ -55,16 +91,12 @@ def load_into(
     """Load the project with SQLMesh in this process and write its spec to `cache_file`: the
     work behind a spec cache miss. With `selection`, also resolve it with SQLMesh's selector and
     write the selected names to its cache file (the same load serves both)."""
-    by_folder = configs(project)
-    context = sqlmesh_api.open_context(by_folder, project.gateway, None, True)
-    try:
+    with opened_context(project) as context:
         spec = sqlmesh_api.project_spec(context)
         if selection is not None:
             names = sqlmesh_api.select_model_names(context, selection.select, selection.exclude)
             selection.write(project.selection_file(selection), names)
-    finally:
-        sqlmesh_api.close_context(context)
-    gateway, warehouse = _configured_connection(project, by_folder[project.path])
+        gateway, warehouse = _configured_connection(project, context.config)
     spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
     spec.write(cache_file)
     return spec

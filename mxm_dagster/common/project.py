@@ -1,5 +1,6 @@
 """Where the SQLMesh project is (path, gateway, environment), its fingerprint, spec cache, locks
-and serving marker, and where those caches live (the project's `.cache`, or MXM_SQLMESH_CACHE_DIR).
+and serving marker, and where those caches live (the project's `.cache`; MXM_SQLMESH_CACHE_DIR;
+for a read-only project folder without it, DAGSTER_HOME's `mxm_dagster/cache`).
 
 Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
 it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import subprocess
@@ -22,6 +24,7 @@ from pathlib import Path
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.common.project_files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
@@ -29,13 +32,18 @@ from mxm_dagster.records.specs import ProjectSpec
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
 _CONFIG_FILES = ("config.yaml", "config.yml", "config.py")
-_SKIPPED_DIRS = {".cache", "logs", "__pycache__", ".git", "target"}
 SPEC_FORMAT = "6"  # bump when a spec record gains or changes a field
 #: The child that loads the project on a spec cache miss, and how its one-line reply starts.
 SPEC_CHILD_MODULE = "mxm_dagster.child.load_spec"
 SPEC_REPLY_PREFIX = "MXM_SPEC "
 #: A writable folder for the caches and locks of projects whose folder is read-only (an image).
 CACHE_DIR_ENV = "MXM_SQLMESH_CACHE_DIR"
+#: Without it, a read-only project's caches go under the Dagster instance's folder, which every
+#: process serving the project (code server, run workers, SQLMesh children) shares and may write.
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DAGSTER_HOME_CACHE = Path("mxm_dagster") / "cache"
+
+_log = logging.getLogger(__name__)
 #: SQLMesh reads config overrides from variables with this prefix.
 _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: Environment variables a config file may read: `env_var('NAME')` in YAML, any upper-case
@@ -52,7 +60,8 @@ class SQLMeshProject:
     folders sharing one state and warehouse) lists its other folders in `more_paths`. The first
     folder's config decides the connections, as in SQLMesh, and its `.cache` holds SQLMesh's and
     the code location's caches and locks, unless `cache_dir` (default: MXM_SQLMESH_CACHE_DIR)
-    names a writable folder for them: a read-only project folder needs one (`cache_root`).
+    names a writable folder for them; a read-only project folder without one keeps them under
+    DAGSTER_HOME (`cache_root`).
     """
 
     path: Path
@@ -60,6 +69,14 @@ class SQLMeshProject:
     environment: str = PROD
     more_paths: tuple[Path, ...] = ()
     cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Absolute from the start: the children work in the project folder (SQLMesh's working
+        # directory, common/interpreter.py), so a relative path would mean another folder there.
+        object.__setattr__(self, "path", _absolute(self.path))
+        object.__setattr__(self, "more_paths", tuple(_absolute(p) for p in self.more_paths))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", _absolute(self.cache_dir))
 
     @classmethod
     def at(
@@ -95,22 +112,35 @@ class SQLMeshProject:
 
         The project's `.cache` unless a cache folder is named (`cache_dir`, else
         MXM_SQLMESH_CACHE_DIR): then its subfolder for this project, so several projects may share
-        it. A read-only project folder without one is an error, not a silent per-user fallback:
-        the locks only serialise runs whose processes all agree on where they are.
+        it. A read-only project folder (an image) without one uses `mxm_dagster/cache` under
+        DAGSTER_HOME the same way: every Dagster process serving the project names the same
+        instance folder, so they agree on the locks, as they must (a per-user or temporary
+        folder would not). The subfolder is keyed by the project's absolute location, as the
+        spec's paths are. Without DAGSTER_HOME either, it is an error.
         """
         named = self.cache_dir or os.environ.get(CACHE_DIR_ENV)
         if named:
-            key = hashlib.sha1(self.location.encode()).hexdigest()[:12]
-            return Path(named).expanduser().resolve() / f"{self.path.name}-{key}"
+            return self._subfolder_of(Path(named))
         default = self.path / ".cache"
         probe = default if default.is_dir() else self.path
-        if self.path.is_dir() and not os.access(probe, os.W_OK):
+        if not self.path.is_dir() or os.access(probe, os.W_OK):
+            return default
+        home = os.environ.get(DAGSTER_HOME_ENV)
+        if not home:
             raise ProjectLoadError(
                 f"The SQLMesh project folder {self.path} is read-only, and SQLMesh's cache, the "
-                f"spec cache and the run locks go into its .cache: set {CACHE_DIR_ENV} to a "
-                "writable folder, the same for every process serving this project on this machine"
+                f"spec cache and the run locks need a writable folder: set {DAGSTER_HOME_ENV} "
+                f"(they then go to its {DAGSTER_HOME_CACHE}) or {CACHE_DIR_ENV} to a writable "
+                "folder, the same for every process serving this project on this machine"
             )
-        return default
+        root = self._subfolder_of(Path(home) / DAGSTER_HOME_CACHE)
+        _say_once(self.path, root)
+        return root
+
+    def _subfolder_of(self, folder: Path) -> Path:
+        """This project's folder in a cache folder several projects may share."""
+        key = hashlib.sha1(self.location.encode()).hexdigest()[:12]
+        return folder.expanduser().resolve() / f"{self.path.name}-{key}"
 
     @property
     def sqlmesh_cache_dir(self) -> Path | None:
@@ -167,10 +197,11 @@ class SQLMeshProject:
         return self._own_cache / f"warehouse-{digest}.lock"
 
     def fingerprint(self) -> str:
-        """A digest of every project file, the SQLMesh version, the gateway asked for and the
-        environment variables the config reads: the spec cache key, computed without SQLMesh.
-        The folders are part of it too: a spec names absolute paths (the DuckDB file, model
-        files), so a copy of the project with its `.cache` must not reuse the original's."""
+        """A digest of the project's files (`project_contents`: what SQLMesh reads, not data files
+        nor caches), the SQLMesh version, the gateway asked for and the environment variables
+        the config reads: the spec cache key, computed without SQLMesh. The folders are part of
+        it too: a spec names absolute paths (the DuckDB file, model files), so a copy of the
+        project with its `.cache` must not reuse the original's."""
         digest = hashlib.sha256()
         digest.update(f"{SPEC_FORMAT}|{importlib.metadata.version('sqlmesh')}|".encode())
         digest.update(f"{self.location}|".encode())
@@ -178,9 +209,9 @@ class SQLMeshProject:
         for name in sorted(self._config_env_names()):
             digest.update(f"{name}={os.environ.get(name)}|".encode())
         for index, folder in enumerate(self.paths):
-            for file in sorted(_project_files(folder)):
-                digest.update(f"{index}|{file.relative_to(folder)}".encode())
-                digest.update(file.read_bytes())
+            for name, content in project_contents(folder):  # what SQLMesh reads, not every file
+                digest.update(f"{index}|{name}|".encode())
+                digest.update(content)
         return digest.hexdigest()[:24]
 
     def _config_env_names(self) -> set[str]:
@@ -281,6 +312,7 @@ class SQLMeshProject:
         done = subprocess.run(
             child_command(SPEC_CHILD_MODULE, *arguments),
             env=child_env(),
+            cwd=self.path,  # where the `sqlmesh` CLI runs (common/interpreter.py)
             capture_output=True,
             text=True,
         )
@@ -304,14 +336,32 @@ class SQLMeshProject:
         return spec
 
 
-def _project_files(folder: Path) -> list[Path]:
-    files: list[Path] = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if d not in _SKIPPED_DIRS]
-        for name in names:
-            if not name.endswith((".duckdb", ".wal", ".tmp", ".lock", ".pyc")):
-                files.append(Path(root) / name)
-    return files
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _say_once(project: Path, root: Path) -> None:
+    """Log where a read-only project's caches went, once: the process that creates the folder
+    says so; the others (run workers, SQLMesh children, later starts) find it there."""
+    if root.is_dir():
+        return
+    try:
+        root.mkdir(parents=True)
+    except FileExistsError:  # another process got there first, and said so
+        return
+    except OSError as exc:
+        raise ProjectLoadError(
+            f"The SQLMesh project folder {project} is read-only, and its caches cannot go to "
+            f"{root} either ({exc.strerror}): set {CACHE_DIR_ENV} to a writable folder"
+        ) from exc
+    _log.warning(
+        "The SQLMesh project folder %s is read-only: its caches, spec cache and run locks go to "
+        "%s (under %s); set %s to choose another folder",
+        project,
+        root,
+        DAGSTER_HOME_ENV,
+        CACHE_DIR_ENV,
+    )
 
 
 def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:

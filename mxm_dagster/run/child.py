@@ -83,6 +83,7 @@ def run_in_child(
             stdin=subprocess.PIPE,
             pass_fds=(write_fd,),
             env=child_env(),
+            cwd=order.project.path,  # where the `sqlmesh` CLI runs (common/interpreter.py)
         )
     except BaseException:
         os.close(read_fd)

@@ -1,4 +1,4 @@
-"""`SQLMeshResource`: SQLMesh once per Dagster run, each asset step reporting its own model.
+"""`SQLMeshResultsResource`: SQLMesh once per Dagster run, every asset step reporting its results.
 
 The first asset step of a run to need results starts SQLMesh for the run's whole selection in a
 child process (`mxm_dagster.child.execute`); a background thread reads its outcomes and holds a
@@ -20,6 +20,7 @@ runs SQLMesh again in `run.retry`.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,10 @@ def _is_canceling(context: dg.InitResourceContext) -> bool:
     return run is not None and run.status == dg.DagsterRunStatus.CANCELING
 
 
-class SQLMeshResource(dg.ConfigurableResource):
-    """Runs SQLMesh once per Dagster run and hands each asset step its model's outcome."""
+class SQLMeshResultsResource(dg.ConfigurableResource):
+    """Named for what the asset steps get from it: it runs SQLMesh once per Dagster run and holds
+    the results every asset step reports its own model from (in memory for the steps of its
+    process, in the run's results file for the others)."""
 
     project_dir: str | None = Field(
         default=None,
@@ -378,3 +381,28 @@ class SQLMeshResource(dg.ConfigurableResource):
         return start_execution(
             order, stored, results_file, run_lock, thread_name=f"sqlmesh-{context.run_id[:8]}"
         )
+
+
+#: Names the class had before, still importable (with a DeprecationWarning) by code written then.
+DEPRECATED_NAMES = {"SQLMeshResource": "SQLMeshResultsResource"}
+
+
+def deprecated_name(name: str, module: str, stacklevel: int) -> str | None:
+    """The current name for an old `name`, after warning its importer; None if it is no old name.
+    The old name is the same class, not a subclass, so Dagster shows only the current one."""
+    new = DEPRECATED_NAMES.get(name)
+    if new is not None:
+        warnings.warn(
+            f"{module}.{name} is deprecated: use {new}, the same class under the design's name",
+            DeprecationWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return new
+
+
+def __getattr__(name: str) -> Any:
+    """`from mxm_dagster.run.resource import SQLMeshResource` still works, and warns."""
+    new = deprecated_name(name, __name__, stacklevel=2)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return globals()[new]

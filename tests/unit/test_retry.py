@@ -10,7 +10,7 @@ from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.records.results import ModelStatus
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 from mxm_dagster.run import retry
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.unit.specs_factory import model
 
 # a -> c <- b;  c -> d;  e (independent);  f -> g
@@ -32,7 +32,7 @@ def project(*models: ModelSpec) -> ProjectSpec:
 def graph():  # type: ignore[no-untyped-def]
     spec = project(*MODELS)
     assets = build_sqlmesh_assets(spec, "/nowhere", SQLMeshTranslator(spec))
-    resources = {RESOURCE_KEY: SQLMeshResource()}  # required to build; never run here
+    resources = {RESOURCE_KEY: SQLMeshResultsResource()}  # required to build; never run here
     return dg.Definitions(assets=assets, resources=resources).resolve_asset_graph()
 
 

@@ -12,7 +12,7 @@ from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.records.specs import ProjectSpec
 from mxm_dagster.run import selection
-from mxm_dagster.run.resource import SQLMeshResource
+from mxm_dagster.run.resource import SQLMeshResultsResource
 from mxm_dagster.run.selection import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tests.unit.specs_factory import model
 
@@ -45,7 +45,7 @@ def landing() -> None:
 def graph():  # type: ignore[no-untyped-def]
     translator = SQLMeshTranslator(PROJECT, time_partitions=True)
     assets = build_sqlmesh_assets(PROJECT, "/nowhere", translator, provided_keys=[landing.key])
-    resources = {RESOURCE_KEY: SQLMeshResource()}  # required to build; never run here
+    resources = {RESOURCE_KEY: SQLMeshResultsResource()}  # required to build; never run here
     return dg.Definitions(assets=[*assets, landing], resources=resources).resolve_asset_graph()
 
 
@@ -168,7 +168,10 @@ def test_two_projects_with_the_same_model_names_keep_their_own_models() -> None:
     beta = build_sqlmesh_assets(PROJECT, "/b", Beta(PROJECT), resource_key="sqlmesh_beta")
     sources = {key("alpha/raw/source"), key("alpha/raw/landed")}
     beta = [a for a in beta if not isinstance(a, dg.AssetSpec)]  # one copy of the sources
-    resources = {"sqlmesh_alpha": SQLMeshResource(), "sqlmesh_beta": SQLMeshResource()}
+    resources = {
+        "sqlmesh_alpha": SQLMeshResultsResource(),
+        "sqlmesh_beta": SQLMeshResultsResource(),
+    }
     graph = dg.Definitions(assets=[*alpha, *beta], resources=resources).resolve_asset_graph()
     of_alpha = selection.asset_keys_by_model_of(graph, "/a")
     of_beta = selection.asset_keys_by_model_of(graph, "/b")

@@ -34,9 +34,10 @@ DEV_FILLS_PROD = (
     "is rebuilt up to 11-03, so prod's view serves data prod never ran (raw plan('dev') leaves "
     "it at 11-02)"
 )
-FILES_FOLDER = (
-    "the dangling symlink latest_export.csv breaks loading the project (FileNotFoundError in "
-    "SQLMeshProject.fingerprint): the code location starts no run"
+FILES_RESTATE = (
+    "restating fx.rates after its CSV changed: raw SQLMesh restates the models below it too "
+    "(rate_days with the new USD rate, rate_summary, strong, up to 11-03); the code location "
+    "restates fx.rates alone, rate_days keeps the old rate and its intervals end at 11-02"
 )
 
 
@@ -59,7 +60,7 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
         _param(fixed.RETAIL_PARTITIONS, RESTATE_DOWNSTREAM, slow=True),
         _param(fixed.RETAIL_DEV_WHILE_DUE, DEV_FILLS_PROD, slow=True),
         _param(fixed.LEDGER_LIFE),
-        _param(fixed.FILES_CLI, FILES_FOLDER),
+        _param(fixed.FILES_CLI, FILES_RESTATE),
     ],
 )
 def test_fixed_scenario(scenario: Scenario, tmp_path: Path) -> None:

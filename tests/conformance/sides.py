@@ -82,6 +82,8 @@ class DagsterTwin:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         self.instance = dg.DagsterInstance.from_config(str(self.home))
+        self.definitions: dg.Definitions | None = None  # of the last run, for partition windows
+        self._partitions = False
 
     def run(self, step: Step) -> str:
         """One Dagster run of the step; returns its run id."""
@@ -96,7 +98,7 @@ class DagsterTwin:
             job = defs.resolve_implicit_global_asset_job_def()
         else:
             job = defs.resolve_implicit_job_def_def_for_assets(keys)  # type: ignore[attr-defined]
-        self.definitions: dg.Definitions | None = defs
+        self.definitions = defs
         result = job.execute_in_process(
             asset_selection=keys,
             instance=self.instance,

@@ -40,11 +40,15 @@ DEV_VIEWS = Declared("view", "retail__dev.*", "a dev run names every model for b
 
 
 def add_column(relative: str, serial: int) -> Change:
-    """A non-breaking edit: one more column in the model's SELECT."""
+    """A non-breaking edit: one more column at the end of the model's SELECT (the models group by
+    position, so a column in front would shift their GROUP BY)."""
 
     def change(folder: Path) -> None:
         path = folder / relative
-        path.write_text(path.read_text().replace("SELECT ", f"SELECT {serial} AS c{serial}, ", 1))
+        text = path.read_text()
+        if "\nFROM " not in text:
+            raise AssertionError(f"{relative} has no FROM line")
+        path.write_text(text.replace("\nFROM ", f", {serial} AS c{serial}\nFROM ", 1))
 
     return change
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast test-compat lint format bench ui clean
+.PHONY: setup run test test-fast test-compat conformance lint format bench ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,14 @@ test-compat: $(COMPAT_STAMP)
 # Seconds: unit tests of the pure modules only (no SQLMesh Context, no DuckDB, no Dagster run).
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit
+
+# The code location against raw SQLMesh on twin projects (ADR 14): every fixed scenario (CI skips
+# two for time), then SEEDS random scenarios (seeded, each a build and a few steps), every
+# divergence printed; exit 1 on one not declared.
+SEEDS ?= 20
+conformance: setup
+	MXM_CONFORMANCE_ALL=1 $(BIN)/python -m pytest -q -ra tests/conformance -k 'not random_seed'
+	$(BIN)/python -m tests.conformance.random_runs --seeds $(SEEDS)
 
 lint: setup
 	$(BIN)/ruff check --fix .

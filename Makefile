@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint format bench ui clean
+.PHONY: setup run test test-fast test-compat conformance lint format bench ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,46 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
 
+# The oldest SQLMesh and Dagster releases we support (ADR 16), in a venv of their own: the unit
+# tests, SQLMesh's error paths as we read them, and a run of each kind (failures and audits,
+# a refused destructive change, restatement, a run without a plan, partitions). `make test`
+# runs everything on the pinned versions (constraints.txt).
+COMPAT_VENV := .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
+COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
+	tests/test_execution.py::test_failure_isolation_statuses_checks_and_views \
+	tests/test_environments.py::test_destructive_change_to_prod_is_refused_unless_allowed \
+	tests/test_environments.py::test_a_destructive_change_sqlmesh_finds_only_when_migrating_is_refused_naming_the_model \
+	tests/test_execution.py::test_restatement_by_run_tag \
+	tests/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
+	tests/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
+	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range
+
+$(COMPAT_STAMP): pyproject.toml constraints-oldest.txt
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -c constraints-oldest.txt -e ".[dev]"
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP)
+	@mkdir -p $(DAGSTER_HOME)
+	@touch $(DAGSTER_HOME)/dagster.yaml
+	@$(COMPAT_VENV)/bin/python -c "from importlib.metadata import version as v; \
+		print('compat: sqlmesh', v('sqlmesh'), 'dagster', v('dagster'))"
+	$(COMPAT_VENV)/bin/python -m pytest -ra --durations=10 -p no:cacheprovider $(COMPAT_TESTS)
+
 # Seconds: unit tests of the pure modules only (no SQLMesh Context, no DuckDB, no Dagster run).
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit
+
+# The code location against raw SQLMesh on twin projects (ADR 14): every fixed scenario (CI skips
+# two for time), then SEEDS random scenarios (seeded, each a build and a few steps), every
+# divergence printed; exit 1 on one not declared.
+SEEDS ?= 20
+conformance: setup
+	MXM_CONFORMANCE_ALL=1 $(BIN)/python -m pytest -q -ra tests/conformance -k 'not random_seed'
+	$(BIN)/python -m tests.conformance.random_runs --seeds $(SEEDS)
 
 lint: setup
 	$(BIN)/ruff check --fix .
@@ -44,4 +81,4 @@ bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DAGSTER_HOME) sqlmesh_project/.cache sqlmesh_project/warehouse
+	rm -rf $(VENV) $(COMPAT_VENV) $(DAGSTER_HOME) sqlmesh_project/.cache sqlmesh_project/warehouse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.conftest import materialize, query, views, warehouse_objects
@@ -79,3 +80,28 @@ def test_destructive_change_to_prod_is_refused_unless_allowed(clean_project: Pat
     assert allowed.success, allowed.messages()
     columns = [r[0] for r in query(database, "DESCRIBE staging.events")]
     assert columns == ["n", "ten_n"]
+
+
+def test_a_destructive_change_sqlmesh_finds_only_when_migrating_is_refused_naming_the_model(
+    clean_project: Path,
+) -> None:
+    """Columns of a table no model declares have unknown types: SQLMesh's plan builder cannot
+    compare the schemas, and its migration stage refuses the change (`DestructiveChangeError`).
+    The run names the model from SQLMesh's error object, and the column from SQLMesh's details."""
+    database = clean_project / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as connection:
+        connection.execute("CREATE TABLE src.plain AS SELECT range AS n FROM range(1, 6)")
+    source = EVENTS_MODEL.replace("raw.numbers", "src.plain")
+    model = clean_project / "models" / "events.sql"
+    model.write_text(source)
+    assert materialize(clean_project, selection=["staging/events"]).success
+
+    model.write_text(source.replace(", n * 100 AS hundred_n", ""))
+    refused = materialize(clean_project, selection=["staging/events"])
+
+    assert not refused.success
+    message = refused.failure_message("staging__events")
+    assert 'refused a destructive change to "warehouse"."staging"."events"' in message, message
+    assert "hundred_n" in message, message
+    columns = [r[0] for r in query(database, "DESCRIBE staging.events")]
+    assert columns == ["n", "ten_n", "hundred_n"]  # prod untouched

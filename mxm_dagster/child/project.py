@@ -12,6 +12,7 @@ from sqlmesh.core.config import Config
 
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import ModelSelection, SQLMeshProject
 from mxm_dagster.records.specs import ProjectSpec
@@ -63,6 +64,7 @@ def open_context(
     the Context lives: the children start there (common/interpreter.py); anywhere else, use
     `opened_context`, which moves there for the Context's life.
     """
+    versions.check_installed()  # this interpreter's SQLMesh, whatever the parent checked
     if not in_project_folder(project):
         raise ProjectLoadError(
             f"A SQLMesh Context of {project.path} must be opened in that folder, where the "

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
@@ -283,6 +284,7 @@ class SQLMeshProject:
         tell that a project has relative times, and the key is computed without it. Projects
         with absolute times only are never reloaded for the clock.
         """
+        versions.check_installed()  # before a cached spec hides which SQLMesh made it (ADR 16)
         cache_file = self.spec_file()
         spec = _read_spec(cache_file)
         if spec is not None and not spec.holds_at(int(time.time() * 1000)):

@@ -152,8 +152,9 @@ class PlanEvaluator:
                 )
                 break
             except Exception as exc:
-                if sqlmesh_api.is_destructive_refusal(exc):
-                    raise self._destructive_error(request, exc) from exc
+                refused = sqlmesh_api.destructive_refusal(exc, self.recorder.destructive_changes)
+                if refused is not None:
+                    raise self._destructive_error(request, exc, refused) from exc
                 failed = self.recorder.failed_models() & decision.models
                 if not sqlmesh_api.is_plan_failure(exc) or not failed:
                     raise
@@ -270,20 +271,20 @@ class PlanEvaluator:
         }
 
     def _destructive_error(
-        self, request: ExecutionRequest, exc: BaseException
+        self, request: ExecutionRequest, exc: BaseException, refused: list[str]
     ) -> DestructiveChangeError:
-        """SQLMesh says so while planning (console) or while migrating the table (the error)."""
-        changes = dict(self.recorder.destructive_changes)
-        for model in sqlmesh_api.destructive_models(exc):
-            changes.setdefault(model, "")
+        """SQLMesh says so while planning (the console hears the model and its alter
+        operations) or while migrating the table (the error, naming the snapshot)."""
+        changes = {model: self.recorder.destructive_changes.get(model, "") for model in refused}
+        details = [v for v in changes.values() if v] or sqlmesh_api.migration_details(exc)
         models = ", ".join(sorted(changes)) or "a forward-only model"
-        details = "\n".join(v for v in changes.values() if v) or str(exc).strip()
+        text = "\n".join(details) or str(exc).strip()
         return DestructiveChangeError(
             f"SQLMesh refused a destructive change to {models} in environment "
             f"{request.environment!r}: applying it would drop data of a forward-only model. "
             "Nothing was changed. To allow it, set the resource config `allow_destructive` to "
             f"the model names (e.g. {sorted(changes) or ['<model>']}) or ['*'], or revert the "
-            f"change.\n{details}".rstrip()
+            f"change.\n{text}".rstrip()
         )
 
     def _results(

@@ -19,21 +19,23 @@ from mxm_dagster.child.sqlmesh_api.data_versions import (
     served_models,
     written_data_version,
 )
+from mxm_dagster.child.sqlmesh_api.errors import (
+    destructive_refusal,
+    is_plan_failure,
+    migration_details,
+)
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
 from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
     DueIntervals,
     apply_plan,
     count_rows,
-    destructive_models,
     downstream,
     due_intervals,
     environment_model_names,
     execution_timestamp,
     finalized_plan_id,
     has_metadata_only_changes,
-    is_destructive_refusal,
-    is_plan_failure,
     promoted_tables,
     run_models,
     run_standalone_audits,
@@ -52,7 +54,7 @@ __all__ = [
     "count_rows",
     "data_versions",
     "default_gateway",
-    "destructive_models",
+    "destructive_refusal",
     "downstream",
     "due_intervals",
     "environment_model_names",
@@ -60,10 +62,10 @@ __all__ = [
     "finalized_plan_id",
     "gateway_names",
     "has_metadata_only_changes",
-    "is_destructive_refusal",
     "is_plan_failure",
     "load_models",
     "load_project_config",
+    "migration_details",
     "open_context",
     "postgres_state",
     "project_spec",

@@ -12,15 +12,14 @@ from typing import Any, Literal
 from pydantic import PrivateAttr
 from sqlmesh.core.console import NoopConsole
 from sqlmesh.core.notification_target import BaseNotificationTarget, NotificationEvent
-from sqlmesh.utils.errors import NodeAuditsErrors, format_destructive_change_msg
+from sqlmesh.utils.errors import format_destructive_change_msg
 
 from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.child.sqlmesh_api.errors import blocking_audit_errors, node_name
 from mxm_dagster.child.sqlmesh_api.state import table_info
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.results import AuditOutcome, TableInfo
 
-# "'not_null' audit error: 3 rows failed." as SQLMesh formats an AuditError.
-_AUDIT_ERROR = re.compile(r"'(?P<name>[^']+)' audit error: (?P<count>\d+) rows? failed")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # SQLMesh underlines the offending token for terminals
 
 
@@ -40,13 +39,6 @@ def _hook(method: Callable[..., None]) -> Callable[..., None]:
                 pass
 
     return guarded
-
-
-def _node_name(node: Any) -> str:
-    """A failed node's name: scheduler nodes have `snapshot_name`; the nodes of a failed table
-    creation (`SnapshotCreationFailedError`) are `SnapshotId`s, which have `name`."""
-    name = getattr(node, "snapshot_name", None) or getattr(node, "name", None)
-    return str(name if name is not None else node)
 
 
 def rendered_args(args: dict[str, Any]) -> dict[str, str]:
@@ -152,6 +144,7 @@ class ForwardingConsole(NoopConsole):
         self._current.snapshot = snapshot
         self._current.claimed = set()  # audit uses whose failure this batch already recorded
         self._current.heard = 0  # failures the listener heard of in this batch
+        self._current.warned = []  # their texts, which SQLMesh may also log as warnings
         # Where SQLMesh checks its circuit breaker: the one exception a hook lets through is
         # `ExecutionCancelled` (a BaseException, past `_hook`), after the run worker's SIGTERM.
         self._recorder.model_started()
@@ -224,6 +217,8 @@ class ForwardingConsole(NoopConsole):
             self._recorder.message(f"SQLMesh audit failure of no known model: {audit_error}")
             return
         self._current.heard = getattr(self._current, "heard", 0) + 1
+        # SQLMesh also logs a non-blocking failure as a warning, with the error's own text
+        self._current.warned = [*getattr(self._current, "warned", []), str(audit_error)]
         self._recorder.audit_failed(
             model,
             AuditOutcome(
@@ -245,13 +240,11 @@ class ForwardingConsole(NoopConsole):
 
     @_hook
     def _failed_model(self, error: Any) -> None:
-        model = _node_name(error.node)
-        cause = error.__cause__
-        if isinstance(cause, NodeAuditsErrors):
-            for audit_error in cause.errors:
-                if not self._recorder.audit_blocked(id(audit_error)):  # the listener missed it
-                    self._blocking_failure(model, audit_error)
-        self._recorder.failed(model, ANSI.sub("", str(cause or error)))
+        model = node_name(error.node)
+        for audit_error in blocking_audit_errors(error):
+            if not self._recorder.audit_blocked(id(audit_error)):  # the listener missed it
+                self._blocking_failure(model, audit_error)
+        self._recorder.failed(model, ANSI.sub("", str(error.__cause__ or error)))
 
     def _blocking_failure(self, model: str, audit_error: Any) -> None:
         """Record a blocking failure the listener did not hear of (attributed by name only)."""
@@ -276,19 +269,30 @@ class ForwardingConsole(NoopConsole):
 
     @_hook
     def log_warning(self, short_message: str, long_message: str | None = None) -> None:
-        """Non-blocking audit failures also arrive here, naming only the audit; the listener
-        recorded them already, with their arguments."""
-        if not _AUDIT_ERROR.search(long_message or short_message):
-            self._recorder.message(f"SQLMesh warning: {short_message.strip()}")
+        """Non-blocking audit failures also arrive here, on the thread that audited, with the
+        `AuditError`'s text: the listener recorded them already, with their arguments, so
+        those are not logged twice. Nothing is read from the text: an unknown warning is
+        logged, at worst a failure twice."""
+        warned: list[str] = getattr(self._current, "warned", [])
+        for text in warned:
+            if text in short_message or text in (long_message or ""):
+                warned.remove(text)
+                return
+        self._recorder.message(f"SQLMesh warning: {short_message.strip()}")
 
     @_hook
     def log_destructive_change(
         self, snapshot_name: str, alter_operations: Any, dialect: str, error: bool = True
     ) -> None:
-        self._recorder.destructive_change(
-            snapshot_name,
-            ANSI.sub("", format_destructive_change_msg(snapshot_name, alter_operations, dialect)),
+        """The plan builder's finding, with SQLMesh's alter operations: `error` when the model's
+        `on_destructive_change` refuses it (the builder then raises), else a warning."""
+        text = ANSI.sub(
+            "", format_destructive_change_msg(snapshot_name, alter_operations, dialect, error)
         )
+        if error:
+            self._recorder.destructive_change(snapshot_name, text)
+        else:
+            self._recorder.message(f"SQLMesh warning: {text.strip()}")
 
     @_hook
     def log_error(self, message: str) -> None:

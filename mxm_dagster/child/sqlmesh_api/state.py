@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,6 @@ from sqlmesh.core.config.categorizer import CategorizerConfig
 from sqlmesh.core.constants import PROD
 from sqlmesh.core.snapshot import DeployabilityIndex, missing_intervals
 from sqlmesh.utils.date import make_exclusive, now_timestamp, to_timestamp
-from sqlmesh.utils.errors import PlanError
 
 from mxm_dagster.records.results import TableInfo
 
@@ -362,21 +360,3 @@ def count_rows(context: Context, table: str) -> int | None:
     except Exception:  # a row count is a convenience; never fail a run for it
         return None
     return int(row[0]) if row else None
-
-
-def is_destructive_refusal(exc: BaseException) -> bool:
-    """True when SQLMesh refused a plan because a forward-only model would lose data."""
-    return isinstance(exc, PlanError) and "destructive change" in str(exc).lower()
-
-
-_DESTRUCTIVE_MODEL = re.compile(r"forward-only model '(?P<model>.+?)'s schema")
-
-
-def destructive_models(exc: BaseException) -> list[str]:
-    """The models SQLMesh's destructive-change error names."""
-    return sorted({m["model"] for m in _DESTRUCTIVE_MODEL.finditer(str(exc))})
-
-
-def is_plan_failure(exc: BaseException) -> bool:
-    """True for SQLMesh's "Plan application failed" after some models failed to evaluate."""
-    return isinstance(exc, PlanError) and "application failed" in str(exc).lower()

@@ -69,6 +69,14 @@ class OutcomeRecorder:
         self.owners: dict[str, str] = {}  # standalone audit node -> the model its check is on
         self.hook_errors: list[str] = []  # our console hooks that failed; SQLMesh carried on
         self._failure_tokens: dict[int, tuple[str, int]] = {}  # token -> (model, failure index)
+        #: Models a plan of this execution restated, as SQLMesh cascaded the restatement
+        self.restated: set[str] = set()
+
+    def restating(self, names: set[str]) -> None:
+        """A plan restates `names`: the models asked for and every model below them that SQLMesh
+        restates with them (it skips seeds and models with `disable_restatement`)."""
+        with self._lock:
+            self.restated |= names
 
     def model_started(self) -> None:
         """SQLMesh starts evaluating a model; raises `ExecutionCancelled` after a SIGTERM."""

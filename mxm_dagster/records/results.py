@@ -75,6 +75,9 @@ class ModelOutcome:
     #: `not_filled`: why due intervals are still missing; `up_to_date` past the model's end:
     #: that it ended, and when
     reason: str | None = None
+    #: SQLMesh restated the model in this execution and evaluated it: a model the run restated,
+    #: or one below it (SQLMesh restates every model downstream of a restated one)
+    restated: bool = False
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:
@@ -96,7 +99,7 @@ class ExecutionResults:
     finished_at: float
     plan_attempts: int = 1
     command: str = "plan"  # "run" when the environment already served the project (no plan)
-    restated: bool = False
+    restated: bool = False  # the run asked for a restatement; which models: `ModelOutcome.restated`
     window: tuple[int, int] | None = None  # [start, end) epoch ms of a partitioned run
     #: SQLMesh's "now" for the execution (epoch ms): what the crons were due as of
     execution_time: int | None = None

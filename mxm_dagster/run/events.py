@@ -28,7 +28,8 @@ def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, An
         "sqlmesh/command": results.command,
         "sqlmesh/selected": outcome.selected,
         "sqlmesh/reported_before_promotion": outcome.reported_before_promotion,
-        "sqlmesh/restated": results.restated,
+        # per model: SQLMesh restates what is below a restated model too (not what is above)
+        "sqlmesh/restated": outcome.restated,
         "sqlmesh/snapshot_version": outcome.snapshot_version or "",
         "sqlmesh/fingerprint": outcome.fingerprint or "",
         "sqlmesh/physical_table": outcome.physical_table or "",

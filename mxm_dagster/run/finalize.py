@@ -1,6 +1,7 @@
 """What a SQLMesh execution owes once it ended, recorded by one step of the run.
 
-SQLMesh may evaluate models beyond the run's selection; no step of the run reports them, so
+SQLMesh may evaluate models beyond the run's selection (upstream models with due intervals, the
+models below a restated one); no step of the run reports them, so
 their materializations and the results of the audits SQLMesh ran on them are logged here. An outcome
 reported early (before SQLMesh promoted the environment) that did not hold is said loudly.
 """
@@ -13,6 +14,11 @@ from mxm_dagster.assets.loader import built_asset_key_for_model
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
 from mxm_dagster.run import events, selection
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
+
+RESTATED_BELOW = (
+    "Restated by SQLMesh: it is downstream of a model this run restated, and SQLMesh restates "
+    "every model below a restated one"
+)
 
 
 def finalize(
@@ -31,14 +37,26 @@ def finalize(
         if outcome.selected or key is None:
             continue
         if outcome.status is ModelStatus.EVALUATED:
+            why = {"description": RESTATED_BELOW} if outcome.restated else {}
             partitions_def = selection.partitions_def_in_graph(context, key)
             if partitions_def is None:
-                context.log_event(events.materialization_for(key, outcome, results))
+                context.log_event(events.materialization_for(key, outcome, results, **why))
             else:
                 for record in events.partition_materializations(
                     key, partitions_def, outcome, results
                 ):
                     context.log_event(record)
+        elif outcome.status is ModelStatus.FAILED:  # no step of the run fails for it: say so
+            context.log.error(
+                f"SQLMesh model {outcome.model} ({key.to_user_string()}), which this run did "
+                f"not select, failed: {outcome.error}. The models that succeeded are promoted "
+                "without it (failure isolation)"
+            )
+        elif outcome.status is ModelStatus.SKIPPED:
+            context.log.warning(
+                f"SQLMesh did not evaluate {outcome.model} ({key.to_user_string()}), which this "
+                f"run did not select: upstream model {outcome.failed_upstream} failed"
+            )
         for audit in outcome.audits:  # SQLMesh audited it with its evaluation: say how it went
             context.log_event(events.check_evaluation(key, audit))
     changed = sorted(

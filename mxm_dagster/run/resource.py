@@ -91,7 +91,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     )
     restate: bool = Field(
         default=False,
-        description=f"Recompute the selected models' intervals (also: run tag {RESTATE_TAG}=true)",
+        description="Recompute the selected models' intervals and, as `sqlmesh plan "
+        f"--restate-model` does, every model below them (also: run tag {RESTATE_TAG}=true)",
     )
     execution_time: str | None = Field(
         default=None,

@@ -299,5 +299,10 @@ def partitions_def_in_graph(
     context: dg.AssetExecutionContext, key: dg.AssetKey
 ) -> dg.TimeWindowPartitionsDefinition | None:
     """The partitions of asset `key` as the run's asset graph has them; None if not
-    time-partitioned."""
-    return partitions_def_of(asset_graph(context), key)
+    time-partitioned. A subset job's own graph (`execute_in_process(asset_selection=...)`) has
+    the selection and what is above it, not the models below it that a restatement recomputes:
+    those are looked up in the graph the job was cut from."""
+    graph = asset_graph(context)
+    if not graph.has(key):  # Dagster's JobScopedAssetGraph keeps its source graph
+        graph = getattr(graph, "source_asset_graph", None) or graph
+    return partitions_def_of(graph, key)

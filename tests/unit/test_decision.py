@@ -161,3 +161,103 @@ def test_a_replan_with_nothing_left_keeps_the_last_plans_time() -> None:
     again = replan(first, [A], req, MODELS, CLOCK)
     assert not again.models
     assert again.options == first.options
+
+
+def below(*names: str) -> Callable[[frozenset[str]], frozenset[str]]:
+    """SQLMesh's answer for what lies below the models to restate (environment or project)."""
+    return lambda _restating: frozenset(names)
+
+
+def test_a_restatement_plans_the_models_below_it_as_plan_restate_model_does() -> None:
+    """SQLMesh restates every model below a restated one; a plan's selection keeps it from
+    backfilling them, so they are planned too (selected or not)."""
+    asked: list[frozenset[str]] = []
+
+    def downstream(restating: frozenset[str]) -> frozenset[str]:
+        asked.append(restating)
+        return frozenset({B, C})
+
+    decision = decide_plan(
+        request(A, restate=True), MODELS, MODELS, (), lambda: False, CLOCK, downstream
+    )
+    assert asked == [frozenset({A})]
+    assert decision.restate == (A,)  # SQLMesh cascades: only the asked-for model is named
+    assert decision.models == {A, B, C}
+    assert decision.below_restated == {B, C}
+    assert decision.select_models == (A, B, C)
+    assert (decision.run_due, decision.fill_after, decision.report_early) == (False, True, False)
+    assert decision.messages == (
+        f"Restating {A} also restates the models below it in environment 'prod', as "
+        f"`sqlmesh plan --restate-model` does: {B}, {C}",
+    )
+
+
+def test_models_below_a_restatement_that_are_selected_are_not_below_restated() -> None:
+    decision = decide_plan(
+        request(A, B, restate=True), MODELS, MODELS, (), lambda: False, CLOCK, below(B, C)
+    )
+    assert decision.restate == (A, B)
+    assert decision.below_restated == {C}
+
+
+def test_no_restatement_asks_nothing_about_what_is_below() -> None:
+    def downstream(_restating: frozenset[str]) -> frozenset[str]:
+        pytest.fail("asked what is below without a restatement")
+
+    decision = decide_plan(request(A), MODELS, MODELS, (), lambda: False, CLOCK, downstream)
+    assert decision.models == {A} and decision.below_restated == frozenset()
+    # on a fresh environment nothing is restated, so nothing below is asked for either
+    fresh = decide_plan(
+        request(A, restate=True), MODELS, frozenset(), (), lambda: False, CLOCK, downstream
+    )
+    assert fresh.restate == () and fresh.models == {A}
+
+
+def test_models_below_that_the_environment_lacks_or_the_project_lost_are_said_not_restated() -> (
+    None
+):
+    gone = '"db"."s"."gone"'
+    decision = decide_plan(
+        request(A, restate=True, environment="dev"),
+        MODELS,
+        frozenset({A, B, gone}),
+        (),
+        lambda: False,
+        CLOCK,
+        below(B, C, gone),
+    )
+    assert decision.models == {A, B}
+    assert decision.below_restated == {B}
+    assert decision.messages == (
+        f"Restating {A} also restates the models below it in environment 'dev', as "
+        f"`sqlmesh plan --restate-model` does: {B}",
+        f"Not restating {C}, below a restated model: environment 'dev' has no version of "
+        "them yet (a run that selects them builds them)",
+        f"Not restating {gone}, below a restated model in environment 'dev': the project no "
+        "longer has them",
+    )
+
+
+def test_a_restating_window_plans_the_models_below_over_the_same_window() -> None:
+    start, end = (from_ms(t) for t in WINDOW)
+    decision = decide_plan(
+        request(A, window=WINDOW, restate=True), MODELS, MODELS, (), lambda: False, CLOCK, below(B)
+    )
+    assert decision.models == {A, B} and decision.restate == (A,)
+    assert decision.options == {"start": start, "end": end, "execution_time": CLOCK}
+    # a window fills only the window: nothing runs after, and models report as they finish
+    assert (decision.run_due, decision.fill_after, decision.report_early) == (False, False, True)
+
+
+def test_a_replan_after_a_failure_below_a_restatement_keeps_the_rest_below() -> None:
+    req = request(A, restate=True)
+    first = decide_plan(req, MODELS, MODELS, (), lambda: False, CLOCK, below(B, C))
+    again = replan(first, {B: B, C: B}, req, MODELS, CLOCK)
+    assert again.models == {A}
+    assert again.restate == ()
+
+
+def test_a_restatement_is_always_planned_never_run() -> None:
+    """`sqlmesh run` cannot restate: a restating request plans even when the environment serves
+    the project unchanged, without asking which plan it serves."""
+    assert decide_run(request(A, restate=True), "p1", never_asked(), MODELS, CLOCK) is None

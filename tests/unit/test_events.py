@@ -121,9 +121,18 @@ def test_a_model_of_an_execution_that_never_started_says_sqlmesh_stopped_before_
     )
 
 
+def test_restated_is_the_models_own_not_the_runs() -> None:
+    """A restating run also fills due intervals of models it does not restate (upstream ones):
+    their records must not say restated; a model below a restated one says so, selected or not."""
+    restating = results(restated=True)
+    upstream = provenance(outcome(ModelStatus.EVALUATED, selected=False), restating)
+    below = provenance(outcome(ModelStatus.EVALUATED, selected=False, restated=True), restating)
+    assert (upstream["sqlmesh/restated"], below["sqlmesh/restated"]) == (False, True)
+
+
 def test_provenance_carries_the_execution_and_the_models_table() -> None:
     metadata = provenance(
-        outcome(ModelStatus.EVALUATED, reported_before_promotion=True),
+        outcome(ModelStatus.EVALUATED, reported_before_promotion=True, restated=True),
         results(command="run", restated=True),
     )
     assert {k: v for k, v in metadata.items() if k != "sqlmesh/intervals"} == {

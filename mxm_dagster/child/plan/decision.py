@@ -26,6 +26,8 @@ class Decision:
     select_models: tuple[str, ...] | None  # None: every model, which SQLMesh also plans fastest
     options: Mapping[str, Any]  # the plan's window, the request's options, the execution time
     restate: tuple[str, ...] = ()
+    #: Models planned only because they are below a restated one: SQLMesh restates them too
+    below_restated: frozenset[str] = frozenset()
     run_due: bool = False  # plan with `run=True`: the plan also fills what each cron made due
     fill_after: bool = False  # plan without `run`, then run what is still due
     report_early: bool = True  # off when a second SQLMesh call may evaluate a model again
@@ -80,20 +82,32 @@ def decide_plan(
     upstream: Collection[str],
     has_metadata_only_changes: Callable[[], bool],
     clock: int,
+    downstream: Callable[[frozenset[str]], Collection[str]] = lambda _names: (),
 ) -> Decision:
-    """The plan for `request`, from the environment's models (`deployed`) and every node SQLMesh
-    knows above the selection (`upstream`).
+    """The plan for `request`, from the environment's models (`deployed`), every node SQLMesh
+    knows above the selection (`upstream`) and, asked only when restating, every node below the
+    models to restate (`downstream`: in the environment or in the project).
 
     The plan takes the selection plus the upstream models missing from the environment, which
     SQLMesh needs with it. EMBEDDED and EXTERNAL ones count: an EMBEDDED model left out of a
     plan's selection is not inlined, and its readers fail ("Table ... does not exist", measured).
+    A restatement also takes the environment's models below the restated ones: SQLMesh restates
+    them with it (`plan --restate-model`), but a plan's selection keeps it from backfilling
+    models outside the selection, so they would keep data computed from the old rows while
+    SQLMesh's state calls them complete.
     Plans that would lose work with `run=True` plan without it and run what is due after
     (`fill_after`); a model may then be evaluated twice, so none is reported early."""
-    planned = frozenset(n for n in request.selected if n in models) | {
+    selected = frozenset(n for n in request.selected if n in models) | {
         n for n in upstream if n not in deployed
     }
     restatable, messages = _restatable(request, models, deployed)
-    restating = restatable & planned
+    restating = restatable & selected
+    below, below_messages = (
+        _below_restated(restating, downstream(restating), models, deployed, request.environment)
+        if restating
+        else (frozenset(), ())
+    )
+    planned = selected | below
     fill_after = request.runs_due and (bool(restatable) or has_metadata_only_changes())
     return Decision(
         command="plan",
@@ -102,11 +116,46 @@ def decide_plan(
         # with nothing to plan no plan runs: the execution is as of the restatement's time
         options=plan_options(request, bool(restating if planned else restatable), clock),
         restate=tuple(sorted(restating)),
+        below_restated=below - selected,
         run_due=request.runs_due and not fill_after,
         fill_after=fill_after,
         report_early=not fill_after,
-        messages=messages,
+        messages=messages + below_messages,
     )
+
+
+def _below_restated(
+    restating: frozenset[str],
+    below: Collection[str],
+    models: Collection[str],
+    deployed: Collection[str],
+    environment: str,
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The models below `restating` that the plan takes so that SQLMesh recomputes them: those
+    the environment has. A project model it lacks has nothing to recompute (a run selecting it
+    builds it); a model only the environment has (deleted from the project) is not planned from
+    here, so SQLMesh's restatement would clear it without refilling it."""
+    restated = frozenset(n for n in below if n in deployed and n in models)
+    messages: list[str] = []
+    if restated:
+        messages.append(
+            f"Restating {', '.join(sorted(restating))} also restates the models below "
+            f"{'it' if len(restating) == 1 else 'them'} in environment {environment!r}, as "
+            f"`sqlmesh plan --restate-model` does: {', '.join(sorted(restated))}"
+        )
+    new = sorted(n for n in below if n in models and n not in deployed)
+    if new:
+        messages.append(
+            f"Not restating {', '.join(new)}, below a restated model: environment "
+            f"{environment!r} has no version of them yet (a run that selects them builds them)"
+        )
+    gone = sorted(n for n in below if n in deployed and n not in models)
+    if gone:
+        messages.append(
+            f"Not restating {', '.join(gone)}, below a restated model in environment "
+            f"{environment!r}: the project no longer has them"
+        )
+    return restated, tuple(messages)
 
 
 def replan(

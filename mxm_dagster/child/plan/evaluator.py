@@ -80,6 +80,7 @@ class PlanEvaluator:
                 name in request.selected,
                 record.table,
                 row_count=self.row_counts.get(name),
+                restated=name in self.recorder.restated,
             )
             outcome.reported_before_promotion = self._promoting
             self.on_model_ready(outcome)
@@ -120,6 +121,7 @@ class PlanEvaluator:
             sqlmesh_api.upstream(self.context, request.selected),
             lambda: sqlmesh_api.has_metadata_only_changes(self.context, environment),
             clock,
+            lambda names: sqlmesh_api.downstream(self.context, environment, names),
         )
         return self._plan(request, decision, clock, deployed)
 
@@ -131,6 +133,7 @@ class PlanEvaluator:
             self.recorder.message(message)
         self._report_early = decision.report_early
         excluded: dict[str, str] = {}  # model -> the failed model it descends from
+        restated_first = bool(decision.restate)  # a re-plan restates nothing, but the first did
         attempts = 0
         while decision.models:
             attempts += 1
@@ -160,8 +163,10 @@ class PlanEvaluator:
                         excluded.setdefault(child, name)
                 decision = replan(decision, excluded, request, self.all_models, clock)
         planned = set(decision.models)
+        # A plan of every model deploys the project as it is, unless it restates: SQLMesh plans
+        # a restatement from its state and ignores local edits, so ask the environment then
         if not excluded and (
-            planned >= self.all_models  # a plan of every model deploys the project as it is
+            (planned >= self.all_models and not restated_first)
             or sqlmesh_api.serves_project(self.context, request.environment)
         ):
             self.serving_plan_id = sqlmesh_api.finalized_plan_id(self.context, request.environment)
@@ -173,7 +178,9 @@ class PlanEvaluator:
         if decision.fill_after or not planned >= self.all_models:  # a selection: see below
             done = planned - set(excluded)
             present = (set(deployed) | done) - set(excluded)
-            self._run_standalone_audits(request, done, present, decision.options)
+            # SQLMesh audits what it restated below the selection as it audits the selection
+            audited = request.selected | decision.below_restated
+            self._run_standalone_audits(request, done, present, decision.options, audited)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
 
     def _run(self, request: ExecutionRequest, decision: Decision) -> ExecutionResults:
@@ -210,15 +217,18 @@ class PlanEvaluator:
         models: Collection[str],
         present: Collection[str],
         options: Mapping[str, Any],
+        selected: Collection[str] | None = None,
     ) -> None:
         """Run, after SQLMesh's plan or run with a selection, the standalone audits it left out
         (SQLMesh 0.236 selects models only: `sqlmesh_api.run_standalone_audits`): those whose
-        check is on a selected model of `models` and whose models are all in the environment
-        (`present`) and did not fail, as SQLMesh would have without a selection."""
+        check is on a selected model of `models` (`selected`, default the request's) and whose
+        models are all in the environment (`present`) and did not fail, as SQLMesh would have
+        without a selection."""
         usable = set(present) - self.recorder.failed_models()
+        chosen = request.selected if selected is None else set(selected)
         audits = [
             audit.name
-            for name in sorted(request.selected & set(models))
+            for name in sorted(chosen & set(models))
             if self._is_model(name)
             for audit in self.models[name].audits
             if audit.standalone and {name, *audit.reads} <= usable
@@ -312,6 +322,7 @@ class PlanEvaluator:
             lambda table: sqlmesh_api.count_rows(self.context, table),
             self.recorder.message,
             execution_time,
+            restated=self.recorder.restated,
         )
         for name in to_audit:
             outcome = results.models[name]

@@ -106,9 +106,12 @@ def model_outcome(
     row_count: int | None = None,
     records: Mapping[str, ModelRecord] | None = None,
     log: Callable[[str], None] | None = None,
+    restated: bool = False,
 ) -> ModelOutcome:
-    """`records` holds what the console recorded of every node: standalone audits are nodes."""
+    """`records` holds what the console recorded of every node: standalone audits are nodes.
+    `restated`: a plan restated the model; it counts only where SQLMesh then evaluated it."""
     return ModelOutcome(
+        restated=restated and status is ModelStatus.EVALUATED,
         model=spec.name,
         status=status,
         selected=selected,
@@ -232,10 +235,12 @@ def model_outcomes(
     count_rows: Callable[[str], int | None],
     log: Callable[[str], None],
     execution_time: int,
+    restated: Collection[str] = (),
 ) -> dict[str, ModelOutcome]:
     """Each model's outcome. `reasons` are those of `unfilled_reasons`; `tables` are the promoted
     ones; `row_counts` holds the counts taken already (by early reports) and gains those
-    `count_rows` takes of the tables the environment's views serve for evaluated models."""
+    `count_rows` takes of the tables the environment's views serve for evaluated models;
+    `restated` are the models SQLMesh's plans restated."""
     outcomes: dict[str, ModelOutcome] = {}
     for name, status in statuses.items():
         record = records.get(name)
@@ -256,6 +261,7 @@ def model_outcomes(
             row_count=row_counts.get(name) if status is ModelStatus.EVALUATED else None,
             records=records,
             log=log,
+            restated=name in restated,
         )
         outcome.reason = reasons.get(name) or ended_note(specs[name], status, execution_time)
         outcomes[name] = outcome

@@ -113,18 +113,23 @@ class ForwardingConsole(NoopConsole):
         """Applies the plan as SQLMesh's `NoopConsole` does (its errors reach the caller), knowing
         which tables the environment's views will read: a plan reports a model as soon as its data
         is written, before its view points there."""
-        self._remember_deployability(plan_builder)
+        self._remember_plan(plan_builder)
         try:
             super().plan(plan_builder, auto_apply, default_catalog, no_diff, no_prompts)
         finally:
             self._deployability = None
 
-    def _remember_deployability(self, plan_builder: Any) -> None:
+    def _remember_plan(self, plan_builder: Any) -> None:
+        """The plan's deployability, and which models it restates: SQLMesh restates every model
+        below a restated one, so the plan, not the request, says which were restated."""
         try:
             # `Context.plan` built the plan before calling this: `build()` returns that one
-            self._deployability = plan_builder.build().deployability_index
+            plan = plan_builder.build()
         except Exception:  # the plan cannot be built: applying it raises that error again
             self._deployability = None
+            return
+        self._deployability = plan.deployability_index
+        self._recorder.restating({s_id.name for s_id in plan.restatements})
 
     @_hook
     def start_evaluation_progress(

@@ -287,6 +287,32 @@ def has_metadata_only_changes(context: Context, environment: str) -> bool:
     return False
 
 
+def downstream(context: Context, environment: str, names: Iterable[str]) -> set[str]:
+    """Every model below `names` in the environment (as SQLMesh's restatement cascades, from its
+    state) or in the loaded project (models not deployed yet): a restatement of `names` restates
+    the former, and the decision says why it leaves the latter alone. Standalone audits are
+    nodes, not models: left out."""
+    wanted = set(names)
+    env = context.state_reader.get_environment(environment)
+    children: dict[str, set[str]] = {}
+    for snapshot in env.snapshots if env else ():
+        if snapshot.is_audit:
+            continue
+        for parent in snapshot.parents:
+            children.setdefault(parent.name, set()).add(snapshot.name)
+    found: set[str] = set()
+    pending = list(wanted)
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    for name in wanted:
+        if name in context.dag:
+            found.update(n for n in context.dag.downstream(name) if n in context.models)
+    return found - wanted
+
+
 def upstream(context: Context, names: Iterable[str]) -> set[str]:
     """Every node above `names` that SQLMesh knows as a model: EMBEDDED and declared EXTERNAL
     models included (SQLMesh inlines or resolves them from the plan's own snapshots), tables

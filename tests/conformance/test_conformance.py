@@ -28,12 +28,6 @@ RESTATE_DOWNSTREAM = (
     "sales_daily, morning_report, sales_weekly and store_totals from the corrected orders, the "
     "code location leaves their old rows (and store_totals' intervals end a day earlier)"
 )
-DEV_FILLS_PROD = (
-    "a dev run fills what is due in models unchanged in dev (backfill_models=['*']): planned in "
-    "dev at 02:00 before prod's daily run, the FULL model store_totals, whose table prod shares, "
-    "is rebuilt up to 11-03, so prod's view serves data prod never ran (raw plan('dev') leaves "
-    "it at 11-02)"
-)
 FILES_RESTATE = (
     "restating fx.rates after its CSV changed: raw SQLMesh restates the models below it too "
     "(rate_days with the new USD rate, rate_summary, strong, up to 11-03); the code location "
@@ -58,7 +52,7 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
         _param(fixed.RETAIL_CALENDAR, RESTATE_DOWNSTREAM),
         _param(fixed.RETAIL_EDITS),
         _param(fixed.RETAIL_PARTITIONS, RESTATE_DOWNSTREAM, slow=True),
-        _param(fixed.RETAIL_DEV_WHILE_DUE, DEV_FILLS_PROD, slow=True),
+        _param(fixed.RETAIL_DEV_WHILE_DUE, slow=True),
         _param(fixed.LEDGER_LIFE),
         _param(fixed.FILES_CLI, FILES_RESTATE),
     ],

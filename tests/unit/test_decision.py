@@ -100,6 +100,15 @@ def test_a_plan_of_every_model_selects_none() -> None:
     assert decision.select_models is None
 
 
+def test_a_development_plan_of_every_model_leaves_the_backfill_to_sqlmesh() -> None:
+    """Naming every model for backfill in dev evaluated the unchanged ones too, in the tables
+    they share with prod; SQLMesh's own dev plan backfills what changed in dev."""
+    decision = plan(request(A, B, C, EMBEDDED, environment="dev"))
+    assert decision.select_models is None
+    assert decision.backfill_models is None
+    assert decision.run_due
+
+
 def test_a_plan_fills_what_is_due_with_run_and_reports_early() -> None:
     decision = plan(request(A))
     assert (decision.run_due, decision.fill_after, decision.report_early) == (True, False, True)

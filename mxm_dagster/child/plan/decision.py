@@ -25,6 +25,12 @@ class Decision:
     models: frozenset[str]
     select_models: tuple[str, ...] | None  # None: every model, which SQLMesh also plans fastest
     options: Mapping[str, Any]  # the plan's window, the request's options, the execution time
+    #: What the plan may evaluate. None: SQLMesh's own choice, the selection (with what it reads)
+    #: or, in a development environment without a selection, the models changed there. Never
+    #: every model in dev: the unchanged ones share prod's tables, and evaluating them there
+    #: changes what prod serves (a FULL model rebuilt ahead of prod's run), which
+    #: `sqlmesh plan dev` never does (docs/adr/0007)
+    backfill_models: tuple[str, ...] | None = None
     restate: tuple[str, ...] = ()
     #: Models planned only because they are below a restated one: SQLMesh restates them too
     below_restated: frozenset[str] = frozenset()

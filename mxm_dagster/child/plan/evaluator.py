@@ -144,6 +144,7 @@ class PlanEvaluator:
                     select_models=decision.select_models,
                     restate_models=decision.restate,
                     run=decision.run_due,
+                    backfill_models=decision.backfill_models,
                     **decision.options,  # type: ignore[arg-type]
                 )
                 break

@@ -47,6 +47,7 @@ def apply_plan(
     end: Any = None,
     allow_destructive_models: Collection[str] = (),
     run: bool = True,
+    backfill_models: Collection[str] | None = None,
 ) -> None:
     """Plan and apply without prompts; raises SQLMesh's error when application fails.
 
@@ -54,8 +55,10 @@ def apply_plan(
     never stops at a prompt. `select_models=None` plans every model. `run` makes the plan also
     fill every interval due by cron as of `execution_time`, as `sqlmesh plan --run` does: without
     it SQLMesh caps the plan at the environment's latest interval end (docs/adr/0007).
+    `backfill_models=None` leaves SQLMesh's own choice: the selection, or in a development
+    environment without one the models changed there (and what they read).
     """
-    names = len(select_models or ()) + len(restate_models)
+    names = len(select_models or ()) + len(restate_models) + len(backfill_models or ())
     with _recursion_headroom(names):
         _plan(
             context,
@@ -67,6 +70,7 @@ def apply_plan(
             end,
             allow_destructive_models,
             run,
+            backfill_models,
         )
 
 
@@ -80,15 +84,12 @@ def _plan(
     end: Any,
     allow_destructive_models: Collection[str],
     run: bool,
+    backfill_models: Collection[str] | None,
 ) -> None:
-    # A development plan without a selection backfills only the models changed in it; a run
-    # fills what is due everywhere, so every model is named for backfill (SQLMesh then also
-    # creates the environment's view of each, as it does for a selection).
-    every_model = run and select_models is None and environment != PROD
     context.plan(
         environment,
         select_models=list(select_models) if select_models is not None else None,
-        backfill_models=["*"] if every_model else None,
+        backfill_models=list(backfill_models) if backfill_models is not None else None,
         restate_models=list(restate_models) or None,
         execution_time=execution_time,
         start=start,

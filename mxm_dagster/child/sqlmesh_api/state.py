@@ -266,6 +266,22 @@ def serves_project(context: Context, environment: str) -> bool:
     return local == {s.snapshot_id for s in env.snapshots}
 
 
+def changed_models(context: Context, environment: str, names: Iterable[str]) -> set[str]:
+    """Those of `names` the environment has in another version than the loaded project's (a
+    plan of them changes the environment). Fingerprints the models: after a plan, which computed
+    them anyway."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return set()
+    deployed = {s.name: s.snapshot_id for s in env.snapshots}
+    local = context.snapshots
+    return {
+        name
+        for name in names
+        if name in deployed and name in local and local[name].snapshot_id != deployed[name]
+    }
+
+
 def has_metadata_only_changes(context: Context, environment: str) -> bool:
     """True when a loaded model differs from its deployed version in metadata only (audits,
     description, ...). SQLMesh 0.236 audits such a model on its existing data in a plan without

@@ -23,18 +23,6 @@ from tests.conformance.scenario import Scenario, build_baseline, run_scenario
 #: Seeds CI runs on every build (each about half a minute).
 CI_SEEDS = (0, 1)
 
-RESTATE_DOWNSTREAM = (
-    "restating a model does not restate its downstream models: raw SQLMesh recomputes "
-    "sales_daily, morning_report, sales_weekly and store_totals from the corrected orders, the "
-    "code location leaves their old rows (and store_totals' intervals end a day earlier)"
-)
-FILES_RESTATE = (
-    "restating fx.rates after its CSV changed: raw SQLMesh restates the models below it too "
-    "(rate_days with the new USD rate, rate_summary, strong, up to 11-03); the code location "
-    "restates fx.rates alone, rate_days keeps the old rate and its intervals end at 11-02"
-)
-
-
 #: Set by `make conformance`: also the fixed scenarios kept out of CI for its time budget.
 ALL = os.environ.get("MXM_CONFORMANCE_ALL") == "1"
 
@@ -49,12 +37,12 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
 @pytest.mark.parametrize(
     "scenario",
     [
-        _param(fixed.RETAIL_CALENDAR, RESTATE_DOWNSTREAM),
+        _param(fixed.RETAIL_CALENDAR),
         _param(fixed.RETAIL_EDITS),
-        _param(fixed.RETAIL_PARTITIONS, RESTATE_DOWNSTREAM, slow=True),
+        _param(fixed.RETAIL_PARTITIONS, slow=True),
         _param(fixed.RETAIL_DEV_WHILE_DUE, slow=True),
         _param(fixed.LEDGER_LIFE),
-        _param(fixed.FILES_CLI, FILES_RESTATE),
+        _param(fixed.FILES_CLI),
     ],
 )
 def test_fixed_scenario(scenario: Scenario, tmp_path: Path) -> None:

@@ -78,6 +78,9 @@ class ModelOutcome:
     #: SQLMesh restated the model in this execution and evaluated it: a model the run restated,
     #: or one below it (SQLMesh restates every model downstream of a restated one)
     restated: bool = False
+    #: `skipped` although evaluated: failure isolation left it out of the re-plan because the
+    #: failed model named here reads it (docs/adr/0004, what SQLMesh cannot promote)
+    held_back_by: str | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

@@ -15,7 +15,7 @@ import pytest
 from mxm_dagster.child.project import opened_context
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResults
-from tests.conftest import RunOutcome, grow_numbers, materialize
+from tests.conftest import RunOutcome, grow_numbers, materialize, query
 from tests.sqlmesh_state import recorded_intervals
 
 TODAY = datetime.now(UTC).date()
@@ -223,20 +223,30 @@ def test_a_restatement_also_fills_what_became_due_since_the_last_run(
     assert intervals_of(clean_project, '"warehouse"."raw"."numbers"')[-1][1] >= numbers[-1][1]
 
 
-def test_a_development_environment_fills_what_is_due_in_unchanged_models_too(
+def test_a_development_plan_leaves_the_tables_it_shares_with_prod_as_prod_left_them(
     clean_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLMesh's dev plan backfills only the models changed in dev; unchanged ones share prod's
-    tables, and what their cron made due is filled like `sqlmesh run dev` would."""
+    """A dev plan evaluates what changed in dev (new tables), as `sqlmesh plan dev` does. An
+    unchanged model shares prod's table: filling what its cron made due from dev wrote into
+    prod's data before prod ran (the code location named every model for backfill; the
+    conformance scenario retail_dev_while_due found it on a FULL model)."""
     add_daily_model(clean_project)
     assert materialize(clean_project, tags=as_tag(days_ago(3), 12)).success
+    database = clean_project / "warehouse.duckdb"
+    prod_rows = query(database, "SELECT * FROM staging.daily_rates ORDER BY ds")
+    prod_intervals = intervals_of(clean_project, DAILY)
+    assert prod_intervals == [(epoch_ms(days_ago(6)), epoch_ms(days_ago(3)))]
     monkeypatch.setenv("MXM_SQLMESH_ENVIRONMENT", "dev")
     grow_numbers(clean_project)  # a change of another model, as dev environments are made for
 
     result = materialize(clean_project)
     assert result.success, result.messages()
-    daily = result.materializations()["staging/daily_rates"]
-    assert daily["sqlmesh/environment"] == "dev"
-    assert daily["sqlmesh/outcome"] == "evaluated"
-    assert intervals_of(clean_project, DAILY) == [(epoch_ms(days_ago(6)), epoch_ms(TODAY))]
-    assert result.materializations()["raw/numbers"]["dagster/row_count"] == 20
+    mats = result.materializations()
+    assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"
+    assert mats["raw/numbers"]["dagster/row_count"] == 20  # the change, in dev
+    # the unchanged daily model: prod's version, prod's intervals, prod's rows; not reported
+    # as materialized (its due days are prod's to fill)
+    assert "staging/daily_rates" not in mats
+    assert intervals_of(clean_project, DAILY) == prod_intervals
+    assert query(database, "SELECT * FROM staging.daily_rates ORDER BY ds") == prod_rows
+    assert query(database, "SELECT count(*) FROM raw.numbers") == [(10,)]

@@ -253,3 +253,37 @@ def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Pa
     with opened_context(SQLMeshProject(path=clean_project)) as context:
         sqlmesh_api.apply_plan(context, "prod", ['"warehouse"."raw"."numbers"'] * 1500)
     assert ("raw", "numbers") in views(clean_project / "warehouse.duckdb")
+
+
+def test_failure_isolation_holds_back_a_change_the_failed_model_reads(clean_project: Path) -> None:
+    """healthy broken and doubled (which it reads) edited in one change. A re-plan without
+    healthy made SQLMesh 0.236 give healthy a new version (its parent changed), build no table
+    for it and fail promoting its view ("Table ... does not exist"): every step failed with
+    "SQLMesh stopped before evaluating any model". doubled (and kpi below it) are held back
+    instead: prod keeps serving their previous versions, and the re-plan succeeds."""
+    database = clean_project / "warehouse.duckdb"
+    assert materialize(clean_project).success
+    models = clean_project / "models"
+    doubled = models / "doubled.sql"
+    doubled.write_text(doubled.read_text().replace("n * 2 AS d", "n * 3 AS d"))
+    healthy = models / "healthy.sql"
+    healthy.write_text(healthy.read_text().replace("sum(d) AS s", "sum(no_such_column) AS s"))
+
+    result = materialize(clean_project)
+    assert not result.success
+    steps = result.step_statuses()
+    assert steps["raw__numbers"] == "STEP_SUCCESS"
+    assert steps["staging__doubled"] == "STEP_FAILURE"
+    message = result.failure_message("staging__doubled")
+    assert "not promoted" in message and 'marts"."healthy' in message, message
+    assert "no_such_column" in message  # the failed model's own error, as its step is not run
+    assert steps["marts__healthy"] == "NOT_EXECUTED"
+    assert steps["reporting__kpi_summary"] == "NOT_EXECUTED"
+    # prod serves the previous versions, and SQLMesh finalized the re-plan's environment
+    assert query(database, "SELECT max(d) FROM staging.doubled") == [(20,)]
+    assert query(database, "SELECT s FROM marts.healthy") == [(110,)]
+    with duckdb.connect(str(database), read_only=True) as connection:
+        (finalized,) = connection.execute(
+            "SELECT finalized_ts IS NOT NULL FROM sqlmesh._environments WHERE name = 'prod'"
+        ).fetchone()
+    assert finalized

@@ -78,6 +78,9 @@ class ModelOutcome:
     #: SQLMesh restated the model in this execution and evaluated it: a model the run restated,
     #: or one below it (SQLMesh restates every model downstream of a restated one)
     restated: bool = False
+    #: `skipped` although evaluated: failure isolation left it out of the re-plan because the
+    #: failed model named here reads it (docs/adr/0004, what SQLMesh cannot promote)
+    held_back_by: str | None = None
     #: What the environment serves of the model, from SQLMesh's state once the model was written
     #: (its table, intervals and their last alteration): Dagster's data version (ADR 15). None
     #: when the environment does not serve the model

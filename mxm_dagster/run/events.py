@@ -179,6 +179,17 @@ def step_events(
                 "sqlmesh/error": dg.MetadataValue.md(f"```\n{outcome.error}\n```"),
             },
         )
+    if outcome.held_back_by:
+        by = outcome.held_back_by
+        failed = results.models.get(by)
+        error = f": {failed.error}" if failed is not None and failed.error else ""
+        raise dg.Failure(
+            description=f"SQLMesh evaluated {model}, but it is not promoted: {by} reads it and "
+            f"failed, and SQLMesh cannot promote the new version of {model} without giving "
+            f"{by} a new version it does not build. The environment keeps serving the previous "
+            f"version; fix {by} and run again. {by} failed{error}",
+            metadata={MODEL_NAME_METADATA_KEY: model, "sqlmesh/held_back_by": outcome.held_back_by},
+        )
     raise dg.Failure(
         description=f"SQLMesh did not evaluate {model}: upstream model {outcome.failed_upstream} "
         "failed in this run",

@@ -60,6 +60,11 @@ def finalize(
                 f"not select, failed: {outcome.error}. The models that succeeded are promoted "
                 "without it (failure isolation)"
             )
+        elif outcome.status is ModelStatus.SKIPPED and outcome.held_back_by:
+            context.log.warning(
+                f"SQLMesh evaluated {outcome.model} ({key.to_user_string()}), which this run did "
+                f"not select, but it is not promoted: {outcome.held_back_by} reads it and failed"
+            )
         elif outcome.status is ModelStatus.SKIPPED:
             context.log.warning(
                 f"SQLMesh did not evaluate {outcome.model} ({key.to_user_string()}), which this "

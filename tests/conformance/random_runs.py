@@ -21,7 +21,7 @@ from random import Random
 
 from tests.conformance.projects import correct_orders
 from tests.conformance.scenario import Report, Scenario, build_baseline, run_scenario
-from tests.conformance.steps import CALENDAR_START, Change, Declared, Step, edit, remove, write
+from tests.conformance.steps import CALENDAR_START, Change, Step, edit, remove, write
 
 #: Steps after the first build; short stories keep a seed at about half a minute.
 STEPS_PER_SEED = 4
@@ -35,8 +35,6 @@ CITY_TOTALS = """\
 MODEL (name retail.city_totals, kind FULL, cron '@daily');
 SELECT city, sum(amount)::DECIMAL(14,2) AS amount FROM retail.store_totals GROUP BY 1
 """
-#: The dev plan of the code location makes a view of every model in dev (see fixed.py).
-DEV_VIEWS = Declared("view", "retail__dev.*", "a dev run names every model for backfill")
 
 
 def add_column(relative: str, serial: int) -> Change:
@@ -203,7 +201,7 @@ class Story:
 
 
 def scenario_for(seed: int) -> Scenario:
-    return Scenario(f"seed {seed}", "retail", Story(seed).steps(), declared=(DEV_VIEWS,))
+    return Scenario(f"seed {seed}", "retail", Story(seed).steps())
 
 
 def run_seeds(first: int, count: int, root: Path) -> list[Report]:

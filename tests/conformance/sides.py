@@ -61,7 +61,12 @@ def run_raw(folder: Path, step: Step) -> str | None:
                 step.environment,
                 execution_time=step.at,
                 select_models=None if step.restate else select,
-                run=True,
+                # what a user types: `sqlmesh plan --run` in prod, `sqlmesh plan dev` in dev
+                # (`--run` is "prod environment only" in the CLI's help). With the execution
+                # time explicit, SQLMesh 0.236.4 fills a dev plan up to it either way (measured:
+                # the same intervals with and without run); at the wall clock without
+                # --execution-time it would stop at prod's end (docs/adr/0007)
+                run=step.environment == "prod",
                 auto_apply=True,
                 no_prompts=True,
                 **options,

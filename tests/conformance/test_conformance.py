@@ -23,14 +23,6 @@ from tests.conformance.scenario import Scenario, build_baseline, run_scenario
 #: Seeds CI runs on every build (each about half a minute).
 CI_SEEDS = (0, 1)
 
-DEV_FILLS_PROD = (
-    "a dev run fills what is due in models unchanged in dev (backfill_models=['*']): planned in "
-    "dev at 02:00 before prod's daily run, the FULL model store_totals, whose table prod shares, "
-    "is rebuilt up to 11-03, so prod's view serves data prod never ran (raw plan('dev') leaves "
-    "it at 11-02)"
-)
-
-
 #: Set by `make conformance`: also the fixed scenarios kept out of CI for its time budget.
 ALL = os.environ.get("MXM_CONFORMANCE_ALL") == "1"
 
@@ -48,7 +40,7 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
         _param(fixed.RETAIL_CALENDAR),
         _param(fixed.RETAIL_EDITS),
         _param(fixed.RETAIL_PARTITIONS, slow=True),
-        _param(fixed.RETAIL_DEV_WHILE_DUE, DEV_FILLS_PROD, slow=True),
+        _param(fixed.RETAIL_DEV_WHILE_DUE, slow=True),
         _param(fixed.LEDGER_LIFE),
         _param(fixed.FILES_CLI),
     ],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mxm_dagster.child.plan.decision import Decision, decide_plan, decide_run, replan
+from mxm_dagster.child.plan.decision import Decision, decide_plan, decide_run, held_back, replan
 from mxm_dagster.common.times import from_ms
 from mxm_dagster.records.request import ExecutionRequest
 from tests.unit.specs_factory import ms
@@ -100,6 +100,15 @@ def test_a_plan_of_every_model_selects_none() -> None:
     assert decision.select_models is None
 
 
+def test_a_development_plan_of_every_model_leaves_the_backfill_to_sqlmesh() -> None:
+    """Naming every model for backfill in dev evaluated the unchanged ones too, in the tables
+    they share with prod; SQLMesh's own dev plan backfills what changed in dev."""
+    decision = plan(request(A, B, C, EMBEDDED, environment="dev"))
+    assert decision.select_models is None
+    assert decision.backfill_models is None
+    assert decision.run_due
+
+
 def test_a_plan_fills_what_is_due_with_run_and_reports_early() -> None:
     decision = plan(request(A))
     assert (decision.run_due, decision.fill_after, decision.report_early) == (True, False, True)
@@ -153,6 +162,45 @@ def test_a_replan_leaves_out_the_failed_models_and_restates_nothing() -> None:
     assert again.select_models == (A,)
     assert again.restate == () and again.messages == ()
     assert (again.fill_after, again.report_early) == (first.fill_after, first.report_early)
+
+
+# rates -> fees -> report; accounts -> fees; other reads accounts
+LEDGER = {"fees": ("rates", "accounts"), "report": ("fees",), "other": ("accounts",)}
+
+
+def below_in(parents: dict[str, tuple[str, ...]]) -> Callable[[str], set[str]]:
+    def below(name: str) -> set[str]:
+        found: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            for child, reads in parents.items():
+                if current in reads and child not in found:
+                    found.add(child)
+                    pending.append(child)
+        return found
+
+    return below
+
+
+def test_a_replan_holds_back_what_changed_above_a_left_out_model() -> None:
+    """Measured on SQLMesh 0.236 (conformance ledger_life): a re-plan without the failed fees
+    while its upstream rates changed gives fees a new version with no table and fails
+    promoting its view. The changed rates stay out, with what reads them."""
+    excluded = {"fees": "fees", "report": "fees"}
+    held = held_back(excluded, {"rates", "report"}, LEDGER, below_in(LEDGER))
+    assert held == {"rates": "fees"}
+
+
+def test_a_replan_holds_back_nothing_when_nothing_above_the_failure_changed() -> None:
+    assert held_back({"fees": "fees"}, {"other"}, LEDGER, below_in(LEDGER)) == {}
+
+
+def test_what_is_held_back_takes_its_other_readers_and_their_changed_upstream() -> None:
+    parents = {**LEDGER, "side": ("rates", "extra")}
+    held = held_back({"fees": "fees"}, {"rates", "extra", "side"}, parents, below_in(parents))
+    # report reads fees: below rates too (in a run it is already left out below fees)
+    assert held == {"rates": "fees", "side": "fees", "extra": "fees", "report": "fees"}
 
 
 def test_a_replan_with_nothing_left_keeps_the_last_plans_time() -> None:

@@ -9,6 +9,7 @@ only when its answer can change the decision.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -25,6 +26,12 @@ class Decision:
     models: frozenset[str]
     select_models: tuple[str, ...] | None  # None: every model, which SQLMesh also plans fastest
     options: Mapping[str, Any]  # the plan's window, the request's options, the execution time
+    #: What the plan may evaluate. None: SQLMesh's own choice, the selection (with what it reads)
+    #: or, in a development environment without a selection, the models changed there. Never
+    #: every model in dev: the unchanged ones share prod's tables, and evaluating them there
+    #: changes what prod serves (a FULL model rebuilt ahead of prod's run), which
+    #: `sqlmesh plan dev` never does (docs/adr/0007)
+    backfill_models: tuple[str, ...] | None = None
     restate: tuple[str, ...] = ()
     #: Models planned only because they are below a restated one: SQLMesh restates them too
     below_restated: frozenset[str] = frozenset()
@@ -179,6 +186,49 @@ def replan(
         restate=(),
         messages=(),
     )
+
+
+def held_back(
+    excluded: Mapping[str, str],
+    changed: Collection[str],
+    parents: Mapping[str, Collection[str]],
+    below: Callable[[str], Collection[str]],
+) -> dict[str, str]:
+    """The models a re-plan must leave out besides `excluded` (failed models and those below
+    them, each with the failed model it descends from), each with the failed model that holds
+    it back.
+
+    A re-plan without a model plans it from the environment's version of its definition, but
+    with its parents as planned: when a parent changed in this execution (`changed`: planned
+    models whose version differs from the environment's), SQLMesh gives the left-out model a new
+    version, builds no table for it (it is not selected for backfill, and other models are)
+    and then fails promoting its view ("Table ... does not exist", SQLMesh 0.236; the same call
+    in raw SQLMesh fails alike). So every changed ancestor of a left-out model stays out too,
+    with everything below it (planned from the environment's versions again, what they read
+    must not have changed either), until nothing left out has a changed ancestor."""
+    left_out = set(excluded)
+    held: dict[str, str] = {}
+    pending = deque(sorted(excluded.items()))
+    while pending:
+        name, by = pending.popleft()
+        for ancestor in _ancestors(name, parents) & set(changed):
+            for model in (ancestor, *below(ancestor)):
+                if model not in left_out:
+                    left_out.add(model)
+                    held[model] = by
+                    pending.append((model, by))
+    return held
+
+
+def _ancestors(name: str, parents: Mapping[str, Collection[str]]) -> set[str]:
+    found: set[str] = set()
+    pending = list(parents.get(name, ()))
+    while pending:
+        parent = pending.pop()
+        if parent not in found:
+            found.add(parent)
+            pending.extend(parents.get(parent, ()))
+    return found
 
 
 def _selection(names: frozenset[str], models: Collection[str]) -> tuple[str, ...] | None:

@@ -20,6 +20,7 @@ from mxm_dagster.child.plan.decision import (
     Decision,
     decide_plan,
     decide_run,
+    held_back,
     plan_options,
     replan,
 )
@@ -56,6 +57,8 @@ class PlanEvaluator:
         self.on_model_ready = on_model_ready
         self.row_counts: dict[str, int | None] = {}
         self.serving_plan_id: str | None = None  # set when the environment serves the project
+        #: evaluated but left out of the re-plan with the failed model that holds them back
+        self.held_back: dict[str, str] = {}
         self._request: ExecutionRequest | None = None
         self._promoting = True
         self._report_early = True  # off when a second SQLMesh call may evaluate a model again
@@ -148,6 +151,7 @@ class PlanEvaluator:
                     select_models=decision.select_models,
                     restate_models=decision.restate,
                     run=decision.run_due,
+                    backfill_models=decision.backfill_models,
                     **decision.options,  # type: ignore[arg-type]
                 )
                 break
@@ -166,6 +170,7 @@ class PlanEvaluator:
                     excluded.setdefault(name, name)
                     for child in self.project.downstream(name):
                         excluded.setdefault(child, name)
+                self._hold_back(request, decision, excluded, deployed)
                 decision = replan(decision, excluded, request, self.all_models, clock)
         planned = set(decision.models)
         # A plan of every model deploys the project as it is, unless it restates: SQLMesh plans
@@ -187,6 +192,36 @@ class PlanEvaluator:
             audited = request.selected | decision.below_restated
             self._run_standalone_audits(request, done, present, decision.options, audited)
         return self._results(request, planned | set(excluded), excluded, attempts, execution_time)
+
+    def _hold_back(
+        self,
+        request: ExecutionRequest,
+        decision: Decision,
+        excluded: dict[str, str],
+        deployed: Collection[str],
+    ) -> None:
+        """Leave out of the re-plan, besides `excluded`, what SQLMesh cannot promote without
+        them: the models changed in this execution above a left-out deployed model (decision's
+        `held_back`); their new versions stay recorded, unpromoted."""
+        planned = set(decision.models) - set(excluded)
+        out = {n: by for n, by in excluded.items() if n in deployed}
+        if not out or not planned:
+            return
+        changed = sqlmesh_api.changed_models(self.context, request.environment, planned)
+        parents = {name: spec.depends_on for name, spec in self.models.items()}
+        held = held_back(out, changed, parents, self.project.downstream)
+        held = {name: by for name, by in held.items() if name in decision.models}
+        for name, by in sorted(held.items()):
+            excluded.setdefault(name, by)
+            self.held_back[name] = by
+        if held:
+            self.recorder.message(
+                f"Not promoting {', '.join(sorted(held))} either: "
+                f"{', '.join(sorted(set(held.values())))} reads them and failed, and SQLMesh "
+                "cannot promote their new versions without giving it a new version it does not "
+                "build (its promotion then fails). Their new data stays recorded, unpromoted; "
+                "the environment keeps serving their previous versions"
+            )
 
     def _run(self, request: ExecutionRequest, decision: Decision) -> ExecutionResults:
         """`sqlmesh run` for the selection: views already point at the tables it writes."""
@@ -331,6 +366,10 @@ class PlanEvaluator:
         )
         for name, version in self._data_versions(request, results).items():
             results.models[name].data_version = version
+        for name, by in self.held_back.items():
+            if name in results.models:
+                results.models[name].held_back_by = by
+                results.models[name].failed_upstream = None
         for name in to_audit:
             outcome = results.models[name]
             if name in not_audited:

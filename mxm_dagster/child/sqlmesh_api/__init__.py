@@ -29,6 +29,7 @@ from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
     DueIntervals,
     apply_plan,
+    changed_models,
     count_rows,
     downstream,
     due_intervals,
@@ -50,6 +51,7 @@ __all__ = [
     "UnitTestReport",
     "apply_plan",
     "audit_current_data",
+    "changed_models",
     "close_context",
     "count_rows",
     "data_versions",

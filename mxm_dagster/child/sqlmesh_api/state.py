@@ -45,6 +45,7 @@ def apply_plan(
     end: Any = None,
     allow_destructive_models: Collection[str] = (),
     run: bool = True,
+    backfill_models: Collection[str] | None = None,
 ) -> None:
     """Plan and apply without prompts; raises SQLMesh's error when application fails.
 
@@ -52,8 +53,10 @@ def apply_plan(
     never stops at a prompt. `select_models=None` plans every model. `run` makes the plan also
     fill every interval due by cron as of `execution_time`, as `sqlmesh plan --run` does: without
     it SQLMesh caps the plan at the environment's latest interval end (docs/adr/0007).
+    `backfill_models=None` leaves SQLMesh's own choice: the selection, or in a development
+    environment without one the models changed there (and what they read).
     """
-    names = len(select_models or ()) + len(restate_models)
+    names = len(select_models or ()) + len(restate_models) + len(backfill_models or ())
     with _recursion_headroom(names):
         _plan(
             context,
@@ -65,6 +68,7 @@ def apply_plan(
             end,
             allow_destructive_models,
             run,
+            backfill_models,
         )
 
 
@@ -78,15 +82,12 @@ def _plan(
     end: Any,
     allow_destructive_models: Collection[str],
     run: bool,
+    backfill_models: Collection[str] | None,
 ) -> None:
-    # A development plan without a selection backfills only the models changed in it; a run
-    # fills what is due everywhere, so every model is named for backfill (SQLMesh then also
-    # creates the environment's view of each, as it does for a selection).
-    every_model = run and select_models is None and environment != PROD
     context.plan(
         environment,
         select_models=list(select_models) if select_models is not None else None,
-        backfill_models=["*"] if every_model else None,
+        backfill_models=list(backfill_models) if backfill_models is not None else None,
         restate_models=list(restate_models) or None,
         execution_time=execution_time,
         start=start,
@@ -261,6 +262,22 @@ def serves_project(context: Context, environment: str) -> bool:
         return False
     local = {s.snapshot_id for s in context.snapshots.values()}
     return local == {s.snapshot_id for s in env.snapshots}
+
+
+def changed_models(context: Context, environment: str, names: Iterable[str]) -> set[str]:
+    """Those of `names` the environment has in another version than the loaded project's (a
+    plan of them changes the environment). Fingerprints the models: after a plan, which computed
+    them anyway."""
+    env = context.state_reader.get_environment(environment)
+    if env is None:
+        return set()
+    deployed = {s.name: s.snapshot_id for s in env.snapshots}
+    local = context.snapshots
+    return {
+        name
+        for name in names
+        if name in deployed and name in local and local[name].snapshot_id != deployed[name]
+    }
 
 
 def has_metadata_only_changes(context: Context, environment: str) -> bool:

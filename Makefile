@@ -42,7 +42,8 @@ COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
 	tests/test_execution.py::test_restatement_by_run_tag \
 	tests/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
 	tests/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
-	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range
+	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range \
+	tests/test_observe.py::test_a_sqlmesh_run_outside_dagster_is_reported_once
 
 $(COMPAT_STAMP): pyproject.toml constraints-oldest.txt
 	rm -rf $(COMPAT_VENV)

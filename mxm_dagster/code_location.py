@@ -8,6 +8,7 @@ import os
 import dagster as dg
 
 from mxm_dagster.assets.builder import assemble
+from mxm_dagster.assets.observe import observe_from_env
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
@@ -33,7 +34,8 @@ def build_definitions(
     """The code location of `project` (default: from the MXM_ variables).
 
     `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models; None reads
-    MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5).
+    MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5). MXM_SQLMESH_OBSERVE=on starts
+    the sensor reporting SQLMesh runs made outside Dagster (ADR 15).
     """
     project = project or SQLMeshProject.from_env()
     spec = project.load_spec()
@@ -46,7 +48,9 @@ def build_definitions(
     # project's cache folder goes to the run's steps: the landing asset and the SQLMesh child
     # then take the same lock.
     resource = SQLMeshResultsResource(cache_dir=_cache_dir(project))
-    sqlmesh = assemble(project, spec, translator, None, resource, provided)
+    sqlmesh = assemble(
+        project, spec, translator, None, resource, provided, observe=observe_from_env()
+    )
     return dg.Definitions.merge(
         dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh
     )

@@ -83,7 +83,7 @@ def test_this_repo_is_a_dg_project_declaring_every_model_and_check(tmp_path: Pat
     }
     assert expected_checks and {c["key"] for c in listed["asset_checks"]} == expected_checks
     assert [r["name"] for r in listed["resources"]] == ["sqlmesh"]
-    assert [s["name"] for s in listed["sensors"]] == ["sqlmesh_cron"]
+    assert sorted(s["name"] for s in listed["sensors"]) == ["sqlmesh_cron", "sqlmesh_observe"]
 
 
 # ------------------------------------------------------------------ a user's dg project
@@ -401,8 +401,9 @@ def test_the_readme_component_listing_resolves_every_attribute_it_shows() -> Non
     assert component.retry_policy == dg.RetryPolicy(
         max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     )
-    assert (component.gateway, component.select, component.partitions) == (
+    assert (component.gateway, component.select, component.partitions, component.observe) == (
         "local",
         ["+marts.*"],
+        False,
         False,
     )

@@ -148,7 +148,12 @@ def test_named_projects_get_their_own_resource_sensor_and_steps(tmp_path: Path) 
         sqlmesh_definitions(beta, name="beta", translator=_prefixed("beta")),
     )
     assert set(defs.resources or {}) == {"sqlmesh_alpha", "sqlmesh_beta"}
-    assert {s.name for s in defs.sensors or []} == {"sqlmesh_alpha_cron", "sqlmesh_beta_cron"}
+    assert {s.name for s in defs.sensors or []} == {
+        "sqlmesh_alpha_cron",
+        "sqlmesh_alpha_observe",
+        "sqlmesh_beta_cron",
+        "sqlmesh_beta_observe",
+    }
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == _keys("alpha") | _keys(
         "beta"
@@ -164,7 +169,7 @@ def test_an_unnamed_project_keeps_resource_sqlmesh_and_two_unnamed_ones_clash(
     alpha, beta = _projects(tmp_path)
     only = sqlmesh_definitions(alpha)
     assert set(only.resources or {}) == {"sqlmesh"}
-    assert [s.name for s in only.sensors or []] == ["sqlmesh_cron"]
+    assert [s.name for s in only.sensors or []] == ["sqlmesh_cron", "sqlmesh_observe"]
     with pytest.raises(dg.DagsterInvariantViolationError, match="same key 'sqlmesh'"):
         dg.Definitions.merge(only, sqlmesh_definitions(beta))
     # named, but the colliding model names give the same keys without a prefix
@@ -243,7 +248,9 @@ def test_two_component_instances_in_one_dg_project_launch_together(tmp_path: Pat
     assert sorted(r["name"] for r in listed["resources"]) == ["sqlmesh_alpha", "sqlmesh_beta"]
     assert sorted(s["name"] for s in listed["sensors"]) == [
         "sqlmesh_alpha_cron",
+        "sqlmesh_alpha_observe",
         "sqlmesh_beta_cron",
+        "sqlmesh_beta_observe",
     ]
 
     _dg(["launch", "--assets", "*"], project, home)

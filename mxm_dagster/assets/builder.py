@@ -15,6 +15,7 @@ import dagster as dg
 
 from mxm_dagster.assets.automation import cron_sensor, sensor_name_for
 from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
+from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
@@ -34,6 +35,7 @@ def sqlmesh_definitions(
     provided_keys: Iterable[dg.AssetKey] = (),
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
+    observe: bool = False,
 ) -> dg.Definitions:
     """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
     `SQLMeshProject`, or a folder: its default gateway, environment prod).
@@ -49,6 +51,8 @@ def sqlmesh_definitions(
     `sqlmesh_<name>` and its sensor is `sqlmesh_<name>_cron` (default: `sqlmesh`, `sqlmesh_cron`).
     Two projects need distinct names, and distinct asset keys (a translator's key prefix) when
     their model names collide.
+    `observe`: start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
+    SQLMesh runs made outside Dagster as materializations; it exists stopped otherwise (ADR 15).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -63,6 +67,7 @@ def sqlmesh_definitions(
         provided_keys,
         retry_policy=retry_policy,
         name=name,
+        observe=observe,
     )
 
 
@@ -95,17 +100,19 @@ def assemble(
     *,
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
+    observe: bool = False,
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
-    gives)."""
+    gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster."""
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
     resource_key = resource_key_for(name)
+    assets = build_sqlmesh_assets(
+        spec, project.location, translator, provided_keys, selected, retry_policy, resource_key
+    )
     return dg.Definitions(
-        assets=build_sqlmesh_assets(
-            spec, project.location, translator, provided_keys, selected, retry_policy, resource_key
-        ),
+        assets=assets,
         resources={resource_key: resource},
         sensors=[
             cron_sensor(
@@ -113,6 +120,12 @@ def assemble(
                 {name: key for name, key in keys.items() if selected is None or name in selected},
                 {m.name: translator.get_partitions_def(m) for m in models},
                 sensor_name_for(resource_key),
-            )
+            ),
+            observe_sensor(
+                project,
+                observed_assets(assets, keys),
+                observe_sensor_name_for(resource_key),
+                running=observe,
+            ),
         ],
     )

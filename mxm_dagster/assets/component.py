@@ -7,6 +7,7 @@
       environment: prod
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
+      observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -225,6 +226,8 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             `sqlmesh_<name>_cron`; default `sqlmesh`.
             Projects whose model names collide also need a `translation` key_prefix.
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
+        observe: Start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
+            SQLMesh runs made outside Dagster as materializations (off by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -241,6 +244,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     environment: str = PROD
     name: str | None = None
     partitions: bool = False
+    observe: bool = False
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -277,6 +281,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             provided,
             retry_policy=self.retry_policy,
             name=self.name,
+            observe=self.observe,
         )
         _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
         return defs

@@ -81,6 +81,10 @@ class ModelOutcome:
     #: `skipped` although evaluated: failure isolation left it out of the re-plan because the
     #: failed model named here reads it (docs/adr/0004, what SQLMesh cannot promote)
     held_back_by: str | None = None
+    #: What the environment serves of the model, from SQLMesh's state once the model was written
+    #: (its table, intervals and their last alteration): Dagster's data version (ADR 15). None
+    #: when the environment does not serve the model
+    data_version: str | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelOutcome:

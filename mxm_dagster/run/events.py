@@ -6,7 +6,7 @@ successor of the old pipeline's `_meta.json`/`_asset.json` sidecars.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -63,16 +63,25 @@ def check_result(outcome: AuditOutcome) -> dg.AssetCheckResult:
     )
 
 
+def data_version(outcome: ModelOutcome) -> dg.DataVersion | None:
+    """What the environment serves of the model, as SQLMesh's state says (ADR 15)."""
+    return dg.DataVersion(outcome.data_version) if outcome.data_version else None
+
+
 def materialization_for(
     key: dg.AssetKey,
     outcome: ModelOutcome,
     results: ExecutionResults,
     description: str = "Evaluated by SQLMesh as an upstream dependency of this run's selection",
+    tags: Mapping[str, str] | None = None,
 ) -> dg.AssetMaterialization:
     """A record for a model SQLMesh evaluated outside the step that owns it (not selected, or
-    its step skipped by Dagster)."""
+    its step skipped by Dagster); `tags` carry its data version (`run.data_versions`)."""
     return dg.AssetMaterialization(
-        asset_key=key, description=description, metadata=provenance(outcome, results)
+        asset_key=key,
+        description=description,
+        metadata=provenance(outcome, results),
+        tags=dict(tags) if tags else None,
     )
 
 
@@ -103,6 +112,7 @@ def partition_materializations(
     outcome: ModelOutcome,
     results: ExecutionResults,
     covered: AbstractSet[str] = frozenset(),
+    tags: Mapping[str, str] | None = None,
 ) -> list[dg.AssetMaterialization]:
     """One record per partition SQLMesh filled, except those the step's own output records.
 
@@ -118,6 +128,7 @@ def partition_materializations(
             partition=partition,
             description="Interval filled by SQLMesh in this run",
             metadata=metadata,
+            tags=dict(tags) if tags else None,
         )
         for partition in filled_partitions(partitions_def, outcome)
         if partition not in covered
@@ -142,7 +153,10 @@ def step_events(
     if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED):
         metadata = provenance(outcome, results)
         metadata["sqlmesh/data_changed"] = outcome.status is ModelStatus.EVALUATED
-        yield dg.MaterializeResult(metadata=metadata, check_results=checks)
+        # the same data version when nothing changed: Dagster's staleness sees no new data
+        yield dg.MaterializeResult(
+            metadata=metadata, check_results=checks, data_version=data_version(outcome)
+        )
         return
     if outcome.status is ModelStatus.NOT_FILLED:
         # No materialization: SQLMesh did not bring the model up to date. The step succeeds (the

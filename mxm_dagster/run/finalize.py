@@ -11,8 +11,9 @@ from __future__ import annotations
 import dagster as dg
 
 from mxm_dagster.assets.loader import built_asset_key_for_model
+from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
-from mxm_dagster.run import events, selection
+from mxm_dagster.run import data_versions, events, selection
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
 
 RESTATED_BELOW = (
@@ -22,10 +23,14 @@ RESTATED_BELOW = (
 
 
 def finalize(
-    context: dg.AssetExecutionContext, execution: SharedExecution, results: ExecutionResults
+    context: dg.AssetExecutionContext,
+    execution: SharedExecution,
+    results: ExecutionResults,
+    sqlmesh_project: SQLMeshProject | None = None,
 ) -> None:
     """Once per execution: records for models evaluated beyond the selection, and a loud
-    error if an outcome reported early did not hold."""
+    error if an outcome reported early did not hold. `sqlmesh_project` describes models the
+    run's asset graph lacks (`data_versions.event_tags`)."""
     if not execution.claim_finalization():
         return
     asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
@@ -39,11 +44,14 @@ def finalize(
         if outcome.status is ModelStatus.EVALUATED:
             why = {"description": RESTATED_BELOW} if outcome.restated else {}
             partitions_def = selection.partitions_def_in_graph(context, key)
+            tags = data_versions.event_tags(context, key, outcome, results, sqlmesh_project)
             if partitions_def is None:
-                context.log_event(events.materialization_for(key, outcome, results, **why))
+                context.log_event(
+                    events.materialization_for(key, outcome, results, tags=tags, **why)
+                )
             else:
                 for record in events.partition_materializations(
-                    key, partitions_def, outcome, results
+                    key, partitions_def, outcome, results, tags=tags
                 ):
                     context.log_event(record)
         elif outcome.status is ModelStatus.FAILED:  # no step of the run fails for it: say so

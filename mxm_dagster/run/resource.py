@@ -194,9 +194,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             )
         skips_downstream = output is not None and not output.materializes and not output.checks_only
         if skips_downstream and output is not None and output.failure is None:
-            record_skipped_downstream(context, execution, results)
+            record_skipped_downstream(context, execution, results, project)
         if final:
-            finalize(context, execution, results)
+            finalize(context, execution, results, project)
         for message in execution.drain_messages(force=final):
             context.log.info(message)
         if output is None:

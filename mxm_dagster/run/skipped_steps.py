@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
-from mxm_dagster.run import events, selection
+from mxm_dagster.run import data_versions, events, selection
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
 
 
 def record_skipped_downstream(
-    context: dg.AssetExecutionContext, execution: SharedExecution, results: ExecutionResults
+    context: dg.AssetExecutionContext,
+    execution: SharedExecution,
+    results: ExecutionResults,
+    project: SQLMeshProject | None = None,
 ) -> None:
     """Record, from this step, the models whose steps Dagster skips because this step yields
     no output: SQLMesh's materializations and audit results for them, and why."""
@@ -36,7 +40,8 @@ def record_skipped_downstream(
         elif model is None:
             lines.append(f"{key.to_user_string()} (not a SQLMesh model)")
         elif execution.claim_skipped_step(model):
-            lines.append(_record_skipped(context, key, results.outcome(model), results))
+            outcome = results.outcome(model)
+            lines.append(_record_skipped(context, key, outcome, results, project))
     if lines:
         context.log.warning(
             f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
@@ -50,6 +55,7 @@ def _record_skipped(
     key: dg.AssetKey,
     outcome: ModelOutcome | None,
     results: ExecutionResults,
+    project: SQLMeshProject | None = None,
 ) -> str:
     """Log one skipped step's materialization(s) and audit results; say what they were."""
     name = key.to_user_string()
@@ -58,8 +64,9 @@ def _record_skipped(
     notes = [outcome.status.value]
     if outcome.intervals and outcome.status not in FINAL_STATUSES:
         partitions_def = selection.partitions_def_in_graph(context, key)
+        tags = data_versions.event_tags(context, key, outcome, results, project)
         records = (
-            events.partition_materializations(key, partitions_def, outcome, results)
+            events.partition_materializations(key, partitions_def, outcome, results, tags=tags)
             if partitions_def is not None
             else [
                 events.materialization_for(
@@ -68,6 +75,7 @@ def _record_skipped(
                     results,
                     description="Evaluated by SQLMesh in this run; Dagster skipped its step "
                     "because an upstream step recorded no materialization",
+                    tags=tags,
                 )
             ]
         )

@@ -19,7 +19,7 @@ from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import from_ms, iso_from_ms, to_ms
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.specs import ModelSpec
-from mxm_dagster.run import events, selection
+from mxm_dagster.run import data_versions, events, selection
 
 
 @dataclass
@@ -84,8 +84,9 @@ def step_output(
         )
     output = StepOutput(produced, None, withheld=withheld)
     covered = set(step_keys) if output.materializes else set()
+    tags = data_versions.event_tags(context, context.asset_key, outcome, results, project)
     output.records = events.partition_materializations(
-        context.asset_key, partitions_def, outcome, results, covered
+        context.asset_key, partitions_def, outcome, results, covered, tags
     )
     return output
 

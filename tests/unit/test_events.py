@@ -249,3 +249,14 @@ def test_a_step_of_checks_alone_yields_only_check_results() -> None:
 def test_a_check_run_in_the_evaluation_says_nothing_of_unchanged_data() -> None:
     result = check_result(AuditOutcome("not_null", True, True, check_name="not_null"))
     assert "sqlmesh/data_unchanged" not in result.metadata
+
+
+@pytest.mark.parametrize("status", [ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE])
+def test_the_materialization_carries_sqlmeshs_data_version(status: ModelStatus) -> None:
+    """Evaluated or up to date, the data version is what state gave the outcome (ADR 15)."""
+    (result,) = step_events(outcome(status, data_version="abc123"), results(), set())
+    assert isinstance(result, dg.MaterializeResult)
+    assert result.data_version == dg.DataVersion("abc123")
+    (unknown,) = step_events(outcome(status), results(), set())
+    assert isinstance(unknown, dg.MaterializeResult)
+    assert unknown.data_version is None  # not served: Dagster's own default

@@ -86,6 +86,10 @@ class PlanEvaluator:
                 restated=name in self.recorder.restated,
             )
             outcome.reported_before_promotion = self._promoting
+            # its intervals are recorded by now: the version the results will carry too
+            outcome.data_version = sqlmesh_api.written_data_version(
+                self.context, name, record.table
+            )
             self.on_model_ready(outcome)
 
     def _is_model(self, name: str) -> bool:
@@ -360,6 +364,8 @@ class PlanEvaluator:
             execution_time,
             restated=self.recorder.restated,
         )
+        for name, version in self._data_versions(request, results).items():
+            results.models[name].data_version = version
         for name, by in self.held_back.items():
             if name in results.models:
                 results.models[name].held_back_by = by
@@ -381,6 +387,21 @@ class PlanEvaluator:
         results.plan_attempts = attempts
         results.execution_time = execution_time
         return results
+
+    def _data_versions(
+        self, request: ExecutionRequest, results: ExecutionResults
+    ) -> dict[str, str]:
+        """The data versions of the models the environment serves, read from state once SQLMesh
+        is done (ADR 15); a run whose writes succeeded is not failed for them."""
+        served = [name for name, o in results.models.items() if o.snapshot_version]
+        try:
+            return sqlmesh_api.data_versions(self.context, request.environment, served)
+        except Exception as exc:
+            self.recorder.message(
+                "Could not read the data versions from SQLMesh's state; these materializations "
+                f"carry Dagster's default data version: {type(exc).__name__}: {exc}"
+            )
+            return {}
 
     def _unchanged_to_audit(
         self,

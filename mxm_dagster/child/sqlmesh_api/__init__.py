@@ -14,6 +14,11 @@ from mxm_dagster.child.sqlmesh_api.config import (
     with_cache_dir,
 )
 from mxm_dagster.child.sqlmesh_api.context import close_context, load_models, open_context
+from mxm_dagster.child.sqlmesh_api.data_versions import (
+    data_versions,
+    served_models,
+    written_data_version,
+)
 from mxm_dagster.child.sqlmesh_api.errors import (
     destructive_refusal,
     is_plan_failure,
@@ -49,6 +54,7 @@ __all__ = [
     "changed_models",
     "close_context",
     "count_rows",
+    "data_versions",
     "default_gateway",
     "destructive_refusal",
     "downstream",
@@ -70,9 +76,11 @@ __all__ = [
     "run_standalone_audits",
     "run_unit_tests",
     "select_model_names",
+    "served_models",
     "served_table",
     "serves_project",
     "upstream",
     "warehouse_path",
     "with_cache_dir",
+    "written_data_version",
 ]

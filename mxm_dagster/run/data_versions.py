@@ -1,0 +1,115 @@
+"""Data version tags for materializations logged as events rather than step outputs (ADR 15).
+
+A step's `MaterializeResult(data_version=...)` gets Dagster's provenance tags from Dagster: its
+code version and each upstream asset's data version as the step saw it, which the UI's staleness
+compares with the upstream's current data version. A record logged with `log_event` (a model
+beyond the run's selection, a partition SQLMesh filled outside the step's range) or reported by a
+sensor gets none, so it carries the same tags, built here the way Dagster builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import dagster as dg
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+    DEFAULT_DATA_VERSION,
+    NULL_EVENT_POINTER,
+    extract_data_version_from_entry,
+    get_input_data_version_tag,
+    get_input_event_pointer_tag,
+)
+
+from mxm_dagster.assets.loader import built_asset_key_for_model
+from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
+from mxm_dagster.run import selection
+
+DEFAULT_CODE_VERSION = "sqlmesh"  # what a record says when the asset declares no code version
+
+
+def latest_data_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> str | None:
+    """The data version of the asset's latest materialization in the instance, if it has one."""
+    record = instance.get_latest_data_version_record(key, is_source=False)
+    if record is None:
+        return None
+    version = extract_data_version_from_entry(record.event_log_entry)
+    return version.value if version is not None else None
+
+
+def provenance_tags(
+    instance: dg.DagsterInstance,
+    data_version: str,
+    code_version: str | None,
+    parents: list[dg.AssetKey],
+    reported_now: Mapping[dg.AssetKey, str],
+) -> dict[str, str]:
+    """The tags Dagster gives a materialization with a user-provided data version.
+
+    `reported_now`: data versions of assets recorded together with this one (a parent whose
+    record is not in the instance yet); every other parent's comes from the instance."""
+    tags = {
+        DATA_VERSION_TAG: data_version,
+        DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
+        CODE_VERSION_TAG: code_version or DEFAULT_CODE_VERSION,
+    }
+    for parent in parents:
+        if parent in reported_now:
+            version, pointer = reported_now[parent], NULL_EVENT_POINTER
+        else:
+            record = instance.get_latest_data_version_record(parent)
+            found = extract_data_version_from_entry(record.event_log_entry) if record else None
+            version = found.value if found is not None else DEFAULT_DATA_VERSION.value
+            pointer = str(record.storage_id) if record else NULL_EVENT_POINTER
+        tags[get_input_data_version_tag(parent)] = version
+        tags[get_input_event_pointer_tag(parent)] = pointer
+    return tags
+
+
+def event_tags(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    outcome: ModelOutcome,
+    results: ExecutionResults,
+    project: SQLMeshProject | None = None,
+) -> dict[str, str]:
+    """The tags of a record of `outcome` logged from a step (none without a data version):
+    the asset's code version and upstream keys from the run's asset graph; a parent SQLMesh
+    wrote in the same execution at the data version the results give it, as its own record may
+    not be stored yet.
+
+    A job run outside a repository (`execute_in_process` of a subset) has a graph holding only
+    its selection: the asset is then described from its model in `project`'s spec, as the
+    default translator describes it (code version: SQLMesh's data hash; upstream: the models it
+    reads).
+    """
+    if outcome.data_version is None:
+        return {}
+    graph = selection.asset_graph(context)
+    in_graph = selection.asset_keys_by_model_in_graph(context)
+    folder = selection.step_project(context) or ""
+
+    def key_of(model: str) -> dg.AssetKey | None:
+        return in_graph.get(model) or built_asset_key_for_model(folder, model)
+
+    reported_now = {
+        parent: o.data_version
+        for o in results.models.values()
+        if o.status is ModelStatus.EVALUATED and o.data_version and (parent := key_of(o.model))
+    }
+    specs = None if graph.has(key) or project is None else project.load_spec().by_name()
+    if graph.has(key):
+        node = graph.get(key)
+        code_version, parents = node.code_version, sorted(node.parent_keys)
+    elif specs is not None and outcome.model in specs:
+        spec = specs[outcome.model]
+        code_version = spec.data_hash
+        parents = sorted(parent for name in spec.depends_on if (parent := key_of(name)))
+    else:
+        code_version, parents = None, []
+    return provenance_tags(
+        context.instance, outcome.data_version, code_version, parents, reported_now
+    )

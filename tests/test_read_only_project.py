@@ -47,8 +47,13 @@ DEFINITIONS = ["-m", "mxm_dagster.definitions"]
 
 def in_read_only(folder: Path, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run `args` (a venv command) with `folder` read-only, in an environment of only `env`
-    beyond the machine's (no MXM_ or SQLMESH__ variable of the caller's)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MXM_", "SQLMESH__"))}
+    beyond the machine's (no MXM_ or SQLMESH__ variable of the caller's, and no DAGSTER_HOME:
+    `make test` exports one, and where the caches go depends on it)."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MXM_", "SQLMESH__")) and k != "DAGSTER_HOME"
+    }
     command = [str(VENV_BIN / args[0]), *args[1:]]
     return subprocess.run(
         ["unshare", "-m", "sh", "-c", READ_ONLY_SHELL, str(folder), *command],

@@ -24,6 +24,14 @@ def test_missing_project_path(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"SQLMesh project directory {missing} does not exist" in done.stderr
     assert "MXM_SQLMESH_PROJECT" in done.stderr
+    # A process that already imported SQLMesh loads in process (ADR 9): the same error there.
+    in_process = (
+        "import sqlmesh, sys; from mxm_dagster.common.project import SQLMeshProject; "
+        "SQLMeshProject(path=sys.argv[1]).load_spec()"
+    )
+    done = run_cli(["python", "-c", in_process, str(missing)], {})
+    assert done.returncode != 0
+    assert f"ProjectLoadError: SQLMesh project directory {missing} does not exist" in done.stderr
 
 
 def test_folder_without_config(tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ def opened_context(
 ) -> Iterator[Context]:
     """A Context of `project` for the block, the process working in the project's folder
     meanwhile (a test, a notebook; a no-op in the children), closed at the end."""
+    project.check_location()  # a missing folder is a ProjectLoadError, not chdir's OSError
     with nullcontext() if in_project_folder(project) else chdir(project.path):
         context = open_context(project, recorder, load)
         try:

@@ -23,11 +23,14 @@ run: setup
 	$(BIN)/dagster asset materialize -m mxm_dagster.definitions --select '*'
 	@$(BIN)/python -m mxm_dagster.justetf.where
 
+# Two pytest workers (pytest-xdist), one test module per worker at a time: most of a test's time is
+# one SQLMesh or Dagster subprocess, so the second core was idle (docs/adr/0020).
+TEST_WORKERS ?= 2
 test: setup
 	bash scripts/install_browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -ra --durations=30 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=30 -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The oldest SQLMesh and Dagster releases we support (ADR 16), in a venv of their own: the unit
 # tests, SQLMesh's error paths as we read them, and a run of each kind (failures and audits,
@@ -57,19 +60,21 @@ test-compat: $(COMPAT_STAMP)
 	@touch $(DAGSTER_HOME)/dagster.yaml
 	@$(COMPAT_VENV)/bin/python -c "from importlib.metadata import version as v; \
 		print('compat: sqlmesh', v('sqlmesh'), 'dagster', v('dagster'))"
-	$(COMPAT_VENV)/bin/python -m pytest -ra --durations=10 -p no:cacheprovider $(COMPAT_TESTS)
+	$(COMPAT_VENV)/bin/python -m pytest -ra --durations=10 -p no:cacheprovider \
+		-n $(TEST_WORKERS) --dist loadgroup $(COMPAT_TESTS)
 
 # Seconds: unit tests of the pure modules only (no SQLMesh Context, no DuckDB, no Dagster run).
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit
 
-# The code location against raw SQLMesh on twin projects (ADR 14): every fixed scenario (CI skips
-# two for time), then SEEDS random scenarios (seeded, each a build and a few steps), every
+# The code location against raw SQLMesh on twin projects (ADR 14): every fixed scenario (as CI),
+# then SEEDS random scenarios (seeded, each a build and a few steps), every
 # divergence printed; exit 1 on one not declared.
 SEEDS ?= 20
+CONFORMANCE_JOBS ?= 2
 conformance: setup
-	MXM_CONFORMANCE_ALL=1 $(BIN)/python -m pytest -q -ra tests/conformance -k 'not random_seed'
-	$(BIN)/python -m tests.conformance.random_runs --seeds $(SEEDS)
+	$(BIN)/python -m pytest -q -ra tests/conformance -k 'not random_seed'
+	$(BIN)/python -m tests.conformance.random_runs --seeds $(SEEDS) --jobs $(CONFORMANCE_JOBS)
 
 lint: setup
 	$(BIN)/ruff check --fix .

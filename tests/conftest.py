@@ -38,6 +38,27 @@ disable_anonymized_analytics: true
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under `make test`'s workers (pytest-xdist), each worker gets its own DAGSTER_HOME below
+    the one make exports: no two test processes share a Dagster instance or our caches in it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    home = os.environ.get("DAGSTER_HOME")
+    if worker and home:
+        own = Path(home) / "workers" / worker
+        own.mkdir(parents=True, exist_ok=True)
+        (own / "dagster.yaml").touch()
+        os.environ["DAGSTER_HOME"] = str(own)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One test module runs whole on one worker (`--dist loadgroup`), so its module fixtures are
+    built once; tests/e2e is one group, since its modules share one `dagster dev`."""
+    e2e = REPO / "tests" / "e2e"
+    for item in items:
+        group = "e2e" if e2e in item.path.parents else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def copy_project(source: Path, dest: Path, drop: Iterable[str] = ()) -> Path:
     """A clean copy: no warehouse, no caches, optionally without some model files."""
     shutil.copytree(

@@ -51,6 +51,7 @@ from tests.faults import (
     two_runs_at_once,
     workers,
 )
+from tests.required import setup_missing
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -61,11 +62,6 @@ LOCATION_TAG = "dagster/code_location"  # Dagster sets it on every run it queues
 LOCATION = "mxm_dagster"  # workspace.yaml
 SQLMESH_STATE_TABLES = {"_snapshots", "_environments", "_intervals", "_versions"}
 REFERENCE_MODELS = 13  # sqlmesh_project/models; the landing asset comes on top
-
-
-def _postgres_required() -> bool:
-    ci = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
-    return ci or os.environ.get("MXM_REQUIRE_POSTGRES", "").strip() == "1"
 
 
 @dataclass(frozen=True)
@@ -119,10 +115,10 @@ def postgres_server() -> PostgresServer:
         if allowed:
             return server
         problems.append(f"{user}: may not create databases")
-    reason = f"No usable PostgreSQL server at {host}:{port} ({'; '.join(problems)})"
-    if _postgres_required():
-        pytest.fail(f"{reason}; CI or MXM_REQUIRE_POSTGRES=1 requires one", pytrace=False)
-    pytest.skip(reason)
+    setup_missing(
+        f"No usable PostgreSQL server at {host}:{port} ({'; '.join(problems)})",
+        "MXM_REQUIRE_POSTGRES",
+    )
 
 
 @dataclass

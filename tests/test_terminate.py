@@ -117,8 +117,10 @@ def test_terminate_stops_sqlmesh_and_the_next_run_is_clean(
         # the run worker ends right after the status: the child has to be gone before it
         poll(lambda: not sqlmesh_children(marker), 5, "SQLMesh child gone")
         assert lock_is_free(SQLMeshProject(path=project).lock_path)
-        run_lock = dev.home / "storage" / "mxm_dagster" / "runs" / f"{run_id}.lock"
-        assert not run_lock.exists() or lock_is_free(run_lock)
+        # the run's own lock (one per run and project, beside its results file) was taken and
+        # is free again
+        (run_lock,) = (dev.home / "storage" / "mxm_dagster" / "runs").glob(f"{run_id}-*.lock")
+        assert lock_is_free(run_lock)
         # not promoted, not half-promoted: no environment, no view a user would query
         assert environments(warehouse) == set()
         assert views(warehouse) == set()

@@ -3,6 +3,9 @@
 `random.Random(seed)` from the operations the fixed scenarios use; the output lists every step
 run and every divergence, and the exit status is 1 when any divergence was not declared.
 
+`--jobs J` splits the seeds into J contiguous shares, each run by its own process with its own
+baseline (`make conformance` uses two, one per core here).
+
 A seed that finds a divergence is reproduced with `--seeds 1 --first <seed>`; its steps are
 printed, ready to be written down as a fixed scenario (docs/adr/0014-conformance-harness.md).
 """
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -222,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2, help="how many seeds to run")
     parser.add_argument("--first", type=int, default=0, help="the first seed")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes, each running a contiguous share of seeds"
+    )
     args = parser.parse_args(argv)
+    if args.jobs > 1 and args.seeds > 1:
+        return run_in_parallel(args.first, args.seeds, args.jobs)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="conformance_") as root:
         reports = run_seeds(args.first, args.seeds, Path(root))
@@ -237,6 +247,57 @@ def main(argv: list[str] | None = None) -> int:
         + f", {elapsed:.0f} s ({elapsed / max(seeds, 1):.1f} s per seed, shared build included)"
     )
     return 1 if divergences else 0
+
+
+def run_in_parallel(first: int, count: int, jobs: int) -> int:
+    """`jobs` processes of this module, each with its share of the seeds and its own baseline;
+    their lines are printed as they come, prefixed with the job, then one total."""
+    shares = [count // jobs + (1 if j < count % jobs else 0) for j in range(jobs)]
+    starts = [first + sum(shares[:j]) for j in range(jobs)]
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.conformance.random_runs"]
+            + ["--seeds", str(share), "--first", str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for share, start in zip(shares, starts, strict=True)
+        if share
+    ]
+    totals: list[str] = []
+
+    def relay(job: int, process: subprocess.Popen[str]) -> None:
+        for line in process.stdout or ():
+            if SUMMARY.match(line):
+                totals.append(line.strip())
+            print(f"[job {job}] {line}", end="", flush=True)
+
+    relays = [
+        threading.Thread(target=relay, args=(j, p), daemon=True) for j, p in enumerate(processes)
+    ]
+    for thread in relays:
+        thread.start()
+    codes = [process.wait() for process in processes]
+    for thread in relays:
+        thread.join()
+    summed = [sum(int(m.group(k)) for m in map(SUMMARY.match, totals) if m) for k in (1, 2, 3)]
+    elapsed = time.monotonic() - started
+    print(
+        f"\n{summed[0]} seeds, {summed[1]} steps run, {summed[2]} undeclared divergences, "
+        f"{elapsed:.0f} s on {len(processes)} jobs"
+        + (
+            ""
+            if len(totals) == len(processes)
+            else f" ({len(processes) - len(totals)} job(s) ended early)"
+        )
+    )
+    return 1 if any(codes) or len(totals) != len(processes) else 0
+
+
+#: The last line of a job: "N seeds, S steps run, D undeclared divergences..."
+SUMMARY = re.compile(r"^(\d+) seeds, (\d+) steps run, (\d+) undeclared divergences")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,12 @@ Each fixed scenario runs on two copies of its twin project; after every step the
 rows and SQLMesh's intervals must be equal and every Dagster claim true of SQLMesh's state, except
 the differences the scenario declares. A scenario that still diverges because of a known bug is
 an xfail (strict) naming the divergence as measured: when the bug is fixed it fails as XPASS and
-the mark comes off. CI (`make test`) runs every fixed scenario but two that `make conformance`
-adds (CI's time budget: each step is a Dagster run with a SQLMesh child), and two random seeds;
-`make conformance SEEDS=N` runs N.
+the mark comes off. CI (`make test`) runs every fixed scenario and two random seeds;
+`make conformance SEEDS=N` runs the fixed scenarios and N seeds.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,14 +21,9 @@ from tests.conformance.scenario import Scenario, build_baseline, run_scenario
 #: Seeds CI runs on every build (each about half a minute).
 CI_SEEDS = (0, 1)
 
-#: Set by `make conformance`: also the fixed scenarios kept out of CI for its time budget.
-ALL = os.environ.get("MXM_CONFORMANCE_ALL") == "1"
 
-
-def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
+def _param(scenario: Scenario, xfail: str | None = None):
     marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
-    if slow:
-        marks.append(pytest.mark.skipif(not ALL, reason="CI time budget: make conformance"))
     return pytest.param(scenario, id=scenario.name, marks=marks)
 
 
@@ -39,8 +32,8 @@ def _param(scenario: Scenario, xfail: str | None = None, slow: bool = False):
     [
         _param(fixed.RETAIL_CALENDAR),
         _param(fixed.RETAIL_EDITS),
-        _param(fixed.RETAIL_PARTITIONS, slow=True),
-        _param(fixed.RETAIL_DEV_WHILE_DUE, slow=True),
+        _param(fixed.RETAIL_PARTITIONS),
+        _param(fixed.RETAIL_DEV_WHILE_DUE),
         _param(fixed.LEDGER_LIFE),
         _param(fixed.FILES_CLI),
     ],

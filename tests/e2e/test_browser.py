@@ -25,6 +25,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.dagster_dev import ARTIFACTS, AssetPath, DagsterDev
+from tests.required import setup_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
@@ -40,24 +41,17 @@ LAUNCHPAD_BUTTON = (
 )
 
 
-def _browser_required() -> bool:
-    ci = os.environ.get("CI", "").strip().lower()
-    return ci not in ("", "0", "false", "no") or os.environ.get("MXM_REQUIRE_BROWSER") == "1"
-
-
 @pytest.fixture(scope="module", autouse=True)
 def browser_binaries() -> None:
     """Skip (or fail where a browser is required) before starting dagster dev for nothing."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
     if not missing:
         return
-    reason = (
-        f"{' and '.join(missing)} not found: run scripts/install_browser.sh "
-        "(Debian packages chromium and chromium-driver)"
+    setup_missing(
+        f"browser tests: {' and '.join(missing)} not found: run scripts/install_browser.sh "
+        "(Debian packages chromium and chromium-driver)",
+        "MXM_REQUIRE_BROWSER",
     )
-    if _browser_required():
-        pytest.fail(f"browser required (CI or MXM_REQUIRE_BROWSER=1) but {reason}", pytrace=False)
-    pytest.skip(f"browser tests skipped: {reason}")
 
 
 @pytest.fixture

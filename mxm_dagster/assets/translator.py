@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from mxm_dagster.assets import partitions
+from mxm_dagster.assets.freshness import DEFAULT_GRACE, cron_freshness_policy
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
@@ -156,7 +157,20 @@ class SQLMeshTranslator:
         return partitions.partitions_def_from_model(model) if self.time_partitions else None
 
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
+        """The model's declarative automation; None: the builder's `automation` option decides
+        (default: none, the cron sensor runs the models). `automation.sqlmesh_automation_condition`
+        builds the condition that option gives, to start from."""
         return None
+
+    #: How long after a cron tick the newly due interval may stay unfilled before the model shows
+    #: stale (overdue); cut to the shortest gap between two ticks of the model's cron.
+    freshness_grace = DEFAULT_GRACE
+
+    def get_freshness_policy(self, model: ModelSpec) -> dg.FreshnessPolicy | None:
+        """Dagster's freshness from the model's SQLMesh cron: fresh while it was materialized
+        after its last cron tick, or that tick is less than `freshness_grace` ago (ADR 17).
+        Return None for no freshness, or any `dg.FreshnessPolicy`."""
+        return cron_freshness_policy(model, self.freshness_grace)
 
     def get_retry_policy(self, model: ModelSpec) -> dg.RetryPolicy | None:
         """How Dagster retries the model's step when the model fails; None: the builder's
@@ -189,6 +203,7 @@ class SQLMeshTranslator:
             metadata=metadata,
             partitions_def=self.get_partitions_def(model),
             automation_condition=self.get_automation_condition(model),
+            freshness_policy=self.get_freshness_policy(model),
         )
 
     @staticmethod

@@ -8,6 +8,7 @@ import os
 import dagster as dg
 
 from mxm_dagster.assets.builder import assemble
+from mxm_dagster.assets.conditions import automation_from_env
 from mxm_dagster.assets.observe import observe_from_env
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
@@ -35,7 +36,8 @@ def build_definitions(
 
     `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models; None reads
     MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5). MXM_SQLMESH_OBSERVE=on starts
-    the sensor reporting SQLMesh runs made outside Dagster (ADR 15).
+    the sensor reporting SQLMesh runs made outside Dagster (ADR 15); MXM_SQLMESH_AUTOMATION
+    (`sensor`, `cron`, `cron_or_eager`) picks the cron sensor or declarative automation (ADR 17).
     """
     project = project or SQLMeshProject.from_env()
     spec = project.load_spec()
@@ -49,7 +51,14 @@ def build_definitions(
     # then take the same lock.
     resource = SQLMeshResultsResource(cache_dir=_cache_dir(project))
     sqlmesh = assemble(
-        project, spec, translator, None, resource, provided, observe=observe_from_env()
+        project,
+        spec,
+        translator,
+        None,
+        resource,
+        provided,
+        observe=observe_from_env(),
+        automation=automation_from_env(),
     )
     return dg.Definitions.merge(
         dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh

@@ -8,6 +8,7 @@
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
+      automation: sensor         # or cron / cron_or_eager: declarative automation (ADR 17)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -36,6 +37,7 @@ from dagster.components.utils.translation import ResolvedTranslationFn, Translat
 from pydantic import BaseModel
 
 from mxm_dagster.assets.builder import assemble, pinned_resource
+from mxm_dagster.assets.conditions import Automation
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SQLMeshProject
@@ -228,6 +230,10 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
         observe: Start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
             SQLMesh runs made outside Dagster as materializations (off by default).
+        automation: `sensor` (default): the cron sensor runs the models whose cron ticked;
+            `cron`: each model gets a declarative AutomationCondition on its cron, evaluated by
+            Dagster's automation daemon (sensor `sqlmesh_automation`); `cron_or_eager`: on its
+            cron and when an upstream asset updates (ADR 17).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -245,6 +251,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     name: str | None = None
     partitions: bool = False
     observe: bool = False
+    automation: Automation = "sensor"
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -282,6 +289,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             retry_policy=self.retry_policy,
             name=self.name,
             observe=self.observe,
+            automation=self.automation,
         )
         _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
         return defs

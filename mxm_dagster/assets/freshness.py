@@ -104,7 +104,7 @@ def shifted_cron(cron: str, delta: timedelta) -> str | None:
 
 
 def cron_freshness_policy(
-    model: ModelSpec, grace: timedelta = DEFAULT_GRACE
+    model: ModelSpec, grace: timedelta = DEFAULT_GRACE, now: datetime | None = None
 ) -> dg.FreshnessPolicy | None:
     """Stale when the interval the model's cron made due is still unfilled `grace` after the tick.
 
@@ -112,9 +112,13 @@ def cron_freshness_policy(
     gap between two ticks (Dagster's maximum: a `*/5` cron gets five minutes). When no shifted
     cron exists (see `shifted_cron`), the deadline is the cron itself with a full gap as the
     grace: the interval due at one tick must be filled by the next. None for models SQLMesh owes
-    no interval on a tick (seeds, embedded, external) and models without a cron.
+    no interval on a tick (seeds, embedded, external), models without a cron, and models whose
+    `end` has passed (`now`, default the clock: SQLMesh owes them nothing new).
     """
     if not model.is_model or not model.cron or model.kind in KINDS_WITHOUT_DUE_INTERVALS:
+        return None
+    now_ms = int((now or datetime.now(tz=UTC)).timestamp() * 1000)
+    if model.end_ms is not None and model.end_ms <= now_ms:
         return None
     cron = dagster_cron(model.cron)
     timezone = model.cron_tz or "UTC"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from mxm_dagster.assets.freshness import cron_freshness_policy, shifted_cron
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.records.specs import ProjectSpec
-from tests.unit.specs_factory import model
+from tests.unit.specs_factory import model, ms
 
 HOUR = timedelta(hours=1)
 
@@ -56,6 +56,9 @@ def test_policy_follows_cron_timezone_and_kind() -> None:
     assert cron_freshness_policy(model(cron="30 23 * * 1")) == dg.FreshnessPolicy.cron(
         deadline_cron="30 23 * * 1", lower_bound_delta=timedelta(days=7)
     )
+    ended = dataclasses.replace(model(), end_ms=ms(2024, 2, 1))
+    assert cron_freshness_policy(ended, now=datetime(2024, 1, 31, tzinfo=UTC)) is not None
+    assert cron_freshness_policy(ended, now=datetime(2024, 2, 1, tzinfo=UTC)) is None
     assert cron_freshness_policy(model(kind="SEED")) is None
     assert cron_freshness_policy(model(cron=None)) is None
     assert cron_freshness_policy(model(is_external=True, kind="EXTERNAL")) is None

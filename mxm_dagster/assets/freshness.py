@@ -128,6 +128,14 @@ def cron_freshness_policy(
     deadline = shifted_cron(cron, grace)
     if deadline is None:
         deadline, grace = cron, timedelta(minutes=max(1, int(gap.total_seconds() // 60)))
+    return _cron_policy(deadline, grace, timezone)
+
+
+@lru_cache(maxsize=1024)
+def _cron_policy(deadline: str, grace: timedelta, timezone: str) -> dg.FreshnessPolicy:
+    """One policy object per distinct deadline: Dagster's constructor samples 1,000 cron ticks
+    to check `lower_bound_delta` (about 20 ms here), which per model would add seconds to
+    every load of a large project. Policies are immutable records, so sharing one is safe."""
     return dg.FreshnessPolicy.cron(
         deadline_cron=deadline, lower_bound_delta=grace, timezone=timezone
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -163,13 +164,16 @@ class SQLMeshTranslator:
         return None
 
     #: How long after a cron tick the newly due interval may stay unfilled before the model shows
-    #: stale (overdue); cut to the shortest gap between two ticks of the model's cron.
-    freshness_grace = DEFAULT_GRACE
+    #: stale (overdue); cut to the shortest gap between two ticks of the model's cron. None: no
+    #: freshness policies.
+    freshness_grace: timedelta | None = DEFAULT_GRACE
 
     def get_freshness_policy(self, model: ModelSpec) -> dg.FreshnessPolicy | None:
         """Dagster's freshness from the model's SQLMesh cron: fresh while it was materialized
         after its last cron tick, or that tick is less than `freshness_grace` ago (ADR 17).
         Return None for no freshness, or any `dg.FreshnessPolicy`."""
+        if self.freshness_grace is None:
+            return None
         return cron_freshness_policy(model, self.freshness_grace)
 
     def get_retry_policy(self, model: ModelSpec) -> dg.RetryPolicy | None:

@@ -71,8 +71,7 @@ def test_translator_hook_overrides_the_policy() -> None:
         freshness_grace = timedelta(minutes=10)
 
     class NoFreshness(SQLMeshTranslator):
-        def get_freshness_policy(self, model):
-            return None
+        freshness_grace = None
 
     key = dg.AssetKey(["s", "m"])
     spec = Strict(project).get_asset_spec(model(), key, [])

@@ -16,6 +16,7 @@ import dagster as dg
 import duckdb
 import pytest
 from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
+from dagster._core.scheduler.instigation import TickStatus
 from dagster.components.testing.utils import component_defs
 
 from mxm_dagster import SQLMeshProjectComponent, sqlmesh_definitions
@@ -144,7 +145,7 @@ def test_the_eager_option_also_runs_models_below_an_updated_one(clean_project: P
 
 EXECUTION_TIME = "2026-11-20 06:00:00"
 DAEMON_TIMEOUT = 240.0
-SLOW = dg.AssetKey(["shop", "slow"])
+SUMMARY = dg.AssetKey(["shop", "summary"])
 SENSOR_TAG = "dagster/sensor_name"
 
 
@@ -196,16 +197,21 @@ def state_interval_writes(project: Path) -> list[tuple[str, int]]:
     return [(name, int(created)) for name, created in rows]
 
 
+@pytest.mark.e2e
 @pytest.mark.timeout(600)
 def test_the_automation_daemon_runs_a_ticks_models_in_one_sqlmesh_execution(
     tmp_path: Path,
 ) -> None:
-    """A real `dagster-daemon` over the shop project (events; totals reads it; slow reads
+    """A real `dagster-daemon` over the shop project (events; totals reads it; summary reads
     totals) with `automation="cron_or_eager"`. After its first tick, a run materializes events;
-    the daemon's next tick requests totals and slow (below it) together: one Dagster run, every
-    materialization in it from one SQLMesh execution, and every interval SQLMesh's state holds
-    for those two models written during that run."""
-    project = write_shop(tmp_path / "shop")
+    the daemon's next tick requests totals and summary (below it) together: one Dagster run,
+    every materialization in it from one SQLMesh execution, and every interval record SQLMesh's
+    state holds for those two models written during that run."""
+    project = write_shop(tmp_path / "shop", slow=False)
+    (project / "models" / "summary.sql").write_text(
+        "MODEL (name shop.summary, kind FULL, cron '@daily', start '2026-11-01');\n"
+        "SELECT SUM(n) AS n FROM shop.totals\n"
+    )
     home = daemon_home(tmp_path, project)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.pop("MXM_SQLMESH_PROJECT", None)
@@ -221,7 +227,11 @@ def test_the_automation_daemon_runs_a_ticks_models_in_one_sqlmesh_execution(
         start_new_session=True,
     )
     try:
-        wait_for(lambda: automation_ticks(instance), DAEMON_TIMEOUT, "the first automation tick")
+        wait_for(
+            lambda: any(t.status != TickStatus.STARTED for t in automation_ticks(instance)),
+            DAEMON_TIMEOUT,
+            "the first automation tick to end",
+        )
         defs = sqlmesh_definitions(project)
         upstream = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             asset_selection=[EVENTS],
@@ -242,20 +252,18 @@ def test_the_automation_daemon_runs_a_ticks_models_in_one_sqlmesh_execution(
             DAEMON_TIMEOUT,
             "the automation run",
         )
-        ticks_then = len(automation_ticks(instance))
-        wait_for(
-            lambda: len(automation_ticks(instance)) > ticks_then, 60, "one more automation tick"
-        )
         runs = automation_runs()
+        launched = [t.run_ids for t in automation_ticks(instance) if t.run_ids]
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         daemon.wait(timeout=60)
     log = log_path.read_text()[-3000:]
     assert len(runs) == 1, log
     (run,) = runs
+    assert launched == [[run.run_id]]  # the daemon's own record: one tick, one run
     assert run.is_success, log
     assert run.tags["mxm/execution_time"] == EXECUTION_TIME
-    assert set(run.asset_selection or []) == {TOTALS, SLOW}
+    assert set(run.asset_selection or []) == {TOTALS, SUMMARY}
 
     record = instance.get_run_record_by_id(run.run_id)
     assert record is not None and record.start_time and record.end_time
@@ -264,13 +272,13 @@ def test_the_automation_daemon_runs_a_ticks_models_in_one_sqlmesh_execution(
         for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
     ]
     instance.dispose()
-    assert {m.asset_key for m in materializations if m} == {TOTALS, SLOW}
+    assert {m.asset_key for m in materializations if m} == {TOTALS, SUMMARY}
     assert len({m.metadata["sqlmesh/execution_id"].value for m in materializations if m}) == 1
 
     written = [
         created
         for name, created in state_interval_writes(project)
-        if name in ('"warehouse"."shop"."totals"', '"warehouse"."shop"."slow"')
+        if name in ('"warehouse"."shop"."totals"', '"warehouse"."shop"."summary"')
     ]
     assert written
     assert all(record.start_time * 1000 <= t <= record.end_time * 1000 for t in written), (

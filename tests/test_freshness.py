@@ -1,7 +1,8 @@
 """Freshness from SQLMesh crons (ADR 17): real runs at pinned times, then Dagster's own freshness
 daemon and the UI's GraphQL field asked at pinned times, compared with SQLMesh's missing
 intervals. Dagster's clock is pinned with its `freeze_time` (the runs' events and the daemon's
-evaluation), SQLMesh's with the run's `execution_time`: the wall clock plays no part."""
+evaluation), SQLMesh's with the run's `execution_time`: the wall clock plays no part. The
+policies are opt-in: every test here turns on MXM_SQLMESH_FRESHNESS."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from dagster._daemon.freshness import FreshnessDaemon
 from dagster_graphql.test.utils import execute_dagster_graphql
 from sqlmesh import Context
 
+from mxm_dagster.assets.freshness import FRESHNESS_ENV
 from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from tests.sqlmesh_state import recorded_intervals
@@ -60,6 +62,13 @@ def missing_days(project: Path, now: datetime) -> dict[str, list[str]]:
             if not any(a <= day and day + DAY_MS <= b for a, b in filled)
         ]
     return missing
+
+
+@pytest.fixture(autouse=True)
+def freshness_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freshness policies are opt-in (ADR 17): the code location's switch, as a deployment sets
+    it, for both the definitions built here and those the workspace loads."""
+    monkeypatch.setenv(FRESHNESS_ENV, "on")
 
 
 @pytest.fixture

@@ -43,14 +43,16 @@ def sqlmesh_definitions(
     name: str | None = None,
     observe: bool = False,
     automation: Automation = "sensor",
+    freshness: bool = False,
 ) -> dg.Definitions:
     """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
     `SQLMeshProject`, or a folder: its default gateway, environment prod).
 
-    `translator`: a `SQLMeshTranslator` subclass (built with the project's spec and
-    `partitions`) or an instance. `select` / `exclude`: SQLMesh model selection syntax, as
-    `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the child that loads the
-    project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5).
+    `translator`: a `SQLMeshTranslator` subclass (built with the project's spec, `partitions`
+    and `freshness`) or an instance (which keeps its own). `select` / `exclude`: SQLMesh model
+    selection syntax, as `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the
+    child that loads the project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE
+    models (ADR 5).
     `provided_keys`: asset keys other assets produce (no source spec for those).
     `retry_policy`: how Dagster retries a model's step whose model failed, for every model the
     translator's `get_retry_policy` gives none; a retried step runs SQLMesh again.
@@ -65,6 +67,9 @@ def sqlmesh_definitions(
     update, evaluated by the automation daemon through the sensor `sqlmesh_automation`
     (`sqlmesh_<name>_automation`), the cron sensor then defined stopped (ADR 17). A translator's
     `get_automation_condition` wins for its models.
+    `freshness`: give each model with a cron a Dagster freshness policy from it (the
+    translator's `get_freshness_policy`); off by default, since every cron policy adds about
+    20 ms per asset to each process that loads the asset graph (ADR 17).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -73,7 +78,7 @@ def sqlmesh_definitions(
     return assemble(
         project,
         spec,
-        make_translator(translator, spec, partitions),
+        make_translator(translator, spec, partitions, freshness),
         ModelSelection.of(select, exclude),
         resource,
         provided_keys,
@@ -95,11 +100,18 @@ def pinned_resource(project: SQLMeshProject) -> SQLMeshResultsResource:
     )
 
 
-def make_translator(translator: TranslatorArg, spec: ProjectSpec, partitions: bool):
+def make_translator(
+    translator: TranslatorArg, spec: ProjectSpec, partitions: bool, freshness: bool = False
+) -> SQLMeshTranslator:
     if translator is None:
-        return SQLMeshTranslator(spec, time_partitions=partitions)
+        translator = SQLMeshTranslator
     if isinstance(translator, type):
-        return translator(spec, time_partitions=partitions)
+        return translator(spec, time_partitions=partitions, freshness=freshness)
+    if freshness and not translator.freshness:
+        raise ValueError(
+            "freshness=True with a translator instance built without it: pass the class, "
+            "or build the instance with freshness=True"
+        )
     return translator
 
 

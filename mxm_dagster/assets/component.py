@@ -9,6 +9,7 @@
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
       automation: sensor         # or cron / cron_or_eager: declarative automation (ADR 17)
+      freshness: false           # true: freshness policies from the models' crons (ADR 17)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -56,8 +57,9 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
         project: ProjectSpec,
         time_partitions: bool,
         translation: TranslationFn[ModelSpec] | None,
+        freshness: bool = False,
     ) -> None:
-        super().__init__(project, time_partitions)
+        super().__init__(project, time_partitions, freshness)
         self.translation = translation
         self._translated: dict[str, dg.AssetSpec] = {}
 
@@ -234,6 +236,9 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             `cron`: each model gets a declarative AutomationCondition on its cron, evaluated by
             Dagster's automation daemon (sensor `sqlmesh_automation`); `cron_or_eager`: on its
             cron and when an upstream asset updates (ADR 17).
+        freshness: Give each model with a cron a Dagster freshness policy from it (off by
+            default: every policy adds about 20 ms per asset to each process that loads the
+            asset graph, ADR 17).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -252,6 +257,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     partitions: bool = False
     observe: bool = False
     automation: Automation = "sensor"
+    freshness: bool = False
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -265,8 +271,11 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         return SQLMeshProject.at(str(path), gateway=self.gateway, environment=self.environment)
 
     def get_translator(self, spec: ProjectSpec) -> SQLMeshTranslator:
-        """Override to start from your own `SQLMeshTranslator` subclass."""
-        return TranslatedSQLMeshTranslator(spec, self.partitions, self.translation)
+        """Override to start from your own `SQLMeshTranslator` subclass (pass it `partitions` and
+        `freshness` as `time_partitions` and `freshness`)."""
+        return TranslatedSQLMeshTranslator(
+            spec, self.partitions, self.translation, freshness=self.freshness
+        )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         project = self.sqlmesh_project(context)

@@ -18,7 +18,10 @@ import dagster as dg
 from croniter import croniter
 
 from mxm_dagster.assets.partitions import dagster_cron
+from mxm_dagster.common.switches import switch_from_env
 from mxm_dagster.records.specs import ModelSpec
+
+FRESHNESS_ENV = "MXM_SQLMESH_FRESHNESS"
 
 #: How long after its cron tick a model's newly due interval may stay unfilled and still be fresh.
 DEFAULT_GRACE = timedelta(hours=1)
@@ -29,6 +32,12 @@ KINDS_WITHOUT_DUE_INTERVALS = frozenset({"SEED", "EMBEDDED", "EXTERNAL"})
 
 _MINUTES_PER_DAY = 24 * 60
 _SAMPLE_START = datetime(2001, 1, 1, tzinfo=UTC)  # a fixed start: the same answer every load
+
+
+def freshness_from_env() -> bool:
+    """MXM_SQLMESH_FRESHNESS: `on` or `off` (the default when unset). Off by default because a
+    process that deserializes the asset graph pays Dagster's check of every cron policy (ADR 17)."""
+    return switch_from_env(FRESHNESS_ENV)
 
 
 @lru_cache(maxsize=256)

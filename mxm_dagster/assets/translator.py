@@ -28,11 +28,16 @@ class SQLMeshTranslator:
     `get_asset_spec`. The default key is `[schema, table]`, prefixed by the catalog when the model
     lives outside the project's default catalog. `time_partitions` turns on time partitions for
     the project (off by default, ADR 5); override `get_partitions_def` to decide per model.
+    `freshness` turns on freshness policies from the models' crons (off by default, ADR 17);
+    override `get_freshness_policy` to decide per model.
     """
 
-    def __init__(self, project: ProjectSpec, time_partitions: bool = False) -> None:
+    def __init__(
+        self, project: ProjectSpec, time_partitions: bool = False, freshness: bool = False
+    ) -> None:
         self.project = project
         self.time_partitions = time_partitions
+        self.freshness = freshness
 
     def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
         parts = [model.schema, model.table]
@@ -163,16 +168,17 @@ class SQLMeshTranslator:
         builds the condition that option gives, to start from."""
         return None
 
-    #: How long after a cron tick the newly due interval may stay unfilled before the model shows
-    #: stale (overdue); cut to the shortest gap between two ticks of the model's cron. None: no
-    #: freshness policies.
-    freshness_grace: timedelta | None = DEFAULT_GRACE
+    #: With `freshness` on: how long after a cron tick the newly due interval may stay unfilled
+    #: before the model shows stale (overdue); cut to the shortest gap between two ticks of the
+    #: model's cron.
+    freshness_grace: timedelta = DEFAULT_GRACE
 
     def get_freshness_policy(self, model: ModelSpec) -> dg.FreshnessPolicy | None:
-        """Dagster's freshness from the model's SQLMesh cron: fresh while it was materialized
-        after its last cron tick, or that tick is less than `freshness_grace` ago (ADR 17).
-        Return None for no freshness, or any `dg.FreshnessPolicy`."""
-        if self.freshness_grace is None:
+        """With `freshness` on, Dagster's freshness from the model's SQLMesh cron: fresh while it
+        was materialized after its last cron tick, or that tick is less than `freshness_grace`
+        ago; None with it off (the default: every policy costs each process that loads the asset
+        graph, ADR 17). Return any `dg.FreshnessPolicy` or None, whatever the switch."""
+        if not self.freshness:
             return None
         return cron_freshness_policy(model, self.freshness_grace)
 

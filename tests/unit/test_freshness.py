@@ -1,15 +1,25 @@
-"""A model's freshness policy from its SQLMesh cron: the shifted deadline and its limits."""
+"""A model's freshness policy from its SQLMesh cron: the shifted deadline and its limits; the
+switch of each surface (builder, component, code location), off by default."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster.components.testing.utils import component_defs
 
-from mxm_dagster.assets.freshness import cron_freshness_policy, shifted_cron
+from mxm_dagster import SQLMeshProject, SQLMeshProjectComponent, sqlmesh_definitions
+from mxm_dagster.assets.freshness import (
+    FRESHNESS_ENV,
+    cron_freshness_policy,
+    freshness_from_env,
+    shifted_cron,
+)
 from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.code_location import build_definitions
 from mxm_dagster.records.specs import ProjectSpec
 from tests.unit.specs_factory import model, ms
 
@@ -70,12 +80,83 @@ def test_translator_hook_overrides_the_policy() -> None:
     class Strict(SQLMeshTranslator):
         freshness_grace = timedelta(minutes=10)
 
-    class NoFreshness(SQLMeshTranslator):
-        freshness_grace = None
+    class Always(SQLMeshTranslator):
+        def get_freshness_policy(self, model):
+            return dg.FreshnessPolicy.cron(deadline_cron="0 3 * * *", lower_bound_delta=HOUR)
 
     key = dg.AssetKey(["s", "m"])
-    spec = Strict(project).get_asset_spec(model(), key, [])
+    spec = Strict(project, freshness=True).get_asset_spec(model(), key, [])
     assert spec.freshness_policy == dg.FreshnessPolicy.cron(
         deadline_cron="10 0 * * *", lower_bound_delta=timedelta(minutes=10)
     )
-    assert NoFreshness(project).get_asset_spec(model(), key, []).freshness_policy is None
+    # off by default: the grace alone turns nothing on, an overridden hook wins either way
+    assert Strict(project).get_asset_spec(model(), key, []).freshness_policy is None
+    assert Always(project).get_asset_spec(model(), key, []).freshness_policy is not None
+
+
+def test_the_switch_is_off_unless_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(FRESHNESS_ENV, raising=False)
+    assert freshness_from_env() is False
+    monkeypatch.setenv(FRESHNESS_ENV, " On ")
+    assert freshness_from_env() is True
+    monkeypatch.setenv(FRESHNESS_ENV, "true")
+    with pytest.raises(ValueError, match="MXM_SQLMESH_FRESHNESS must be 'on' or 'off'"):
+        freshness_from_env()
+
+
+#: Models with and without a cron SQLMesh owes intervals on: only the first two get policies.
+_MODELS = (
+    model('"db"."s"."daily"'),
+    model('"db"."s"."hourly"', cron="@hourly"),
+    model('"db"."s"."seed"', kind="SEED", interval_unit=None),
+    model('"db"."s"."no_cron"', cron=None),
+    model('"db"."s"."source"', kind="EXTERNAL", is_external=True),
+)
+_WITH_POLICY = {"s/daily", "s/hourly"}
+
+
+def _policies(defs: dg.Definitions) -> dict[str, dg.FreshnessPolicy | None]:
+    return {s.key.to_user_string(): s.freshness_policy for s in defs.resolve_all_asset_specs()}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SQLMeshProject:
+    """A project whose spec is `_MODELS`, without SQLMesh (the spec is what the surfaces read)."""
+    spec = ProjectSpec(default_catalog="db", dialect="duckdb", engine="duckdb", models=_MODELS)
+    monkeypatch.setattr(SQLMeshProject, "load_spec", lambda self: spec)
+    monkeypatch.delenv(FRESHNESS_ENV, raising=False)
+    return SQLMeshProject.at(str(tmp_path))
+
+
+def _assert_switched(off: dg.Definitions, on: dg.Definitions) -> None:
+    assert set(_policies(off)) == {"s/daily", "s/hourly", "s/seed", "s/no_cron", "s/source"}
+    assert not any(_policies(off).values())
+    assert {key for key, policy in _policies(on).items() if policy} == _WITH_POLICY
+    assert _policies(on)["s/hourly"] == dg.FreshnessPolicy.cron(
+        deadline_cron="0 * * * *", lower_bound_delta=HOUR
+    )
+
+
+def test_builder_switch(project: SQLMeshProject) -> None:
+    _assert_switched(sqlmesh_definitions(project), sqlmesh_definitions(project, freshness=True))
+    # a translator class is built with the switch; an instance keeps its own and must agree
+    on_class = sqlmesh_definitions(project, translator=SQLMeshTranslator, freshness=True)
+    assert {key for key, policy in _policies(on_class).items() if policy} == _WITH_POLICY
+    with pytest.raises(ValueError, match="freshness=True with a translator instance"):
+        sqlmesh_definitions(
+            project, translator=SQLMeshTranslator(project.load_spec()), freshness=True
+        )
+
+
+def test_component_switch(project: SQLMeshProject) -> None:
+    off = component_defs(component=SQLMeshProjectComponent(project=str(project.path)))
+    on = component_defs(
+        component=SQLMeshProjectComponent(project=str(project.path), freshness=True)
+    )
+    _assert_switched(off, on)
+
+
+def test_code_location_switch(project: SQLMeshProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    off = build_definitions(project)
+    monkeypatch.setenv(FRESHNESS_ENV, "on")
+    _assert_switched(off, build_definitions(project))

@@ -8,6 +8,8 @@ import os
 import dagster as dg
 
 from mxm_dagster.assets.builder import assemble
+from mxm_dagster.assets.conditions import automation_from_env
+from mxm_dagster.assets.freshness import freshness_from_env
 from mxm_dagster.assets.observe import observe_from_env
 from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
@@ -35,12 +37,16 @@ def build_definitions(
 
     `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models; None reads
     MXM_SQLMESH_PARTITIONS (`on`/`off`, default off, ADR 5). MXM_SQLMESH_OBSERVE=on starts
-    the sensor reporting SQLMesh runs made outside Dagster (ADR 15).
+    the sensor reporting SQLMesh runs made outside Dagster (ADR 15); MXM_SQLMESH_AUTOMATION
+    (`sensor`, `cron`, `cron_or_eager`) picks the cron sensor or declarative automation, and
+    MXM_SQLMESH_FRESHNESS=on gives the models freshness policies from their crons (ADR 17).
     """
     project = project or SQLMeshProject.from_env()
     spec = project.load_spec()
     time_partitions = partitions_from_env() if partitions is None else partitions
-    translator = SQLMeshTranslator(spec, time_partitions=time_partitions)
+    translator = SQLMeshTranslator(
+        spec, time_partitions=time_partitions, freshness=freshness_from_env()
+    )
     landing = landing_assets(project, spec, translator)
     provided = [key for asset in landing for key in asset.keys]
     # The resource names no project: gateway and environment follow the MXM_ variables at run
@@ -49,7 +55,14 @@ def build_definitions(
     # then take the same lock.
     resource = SQLMeshResultsResource(cache_dir=_cache_dir(project))
     sqlmesh = assemble(
-        project, spec, translator, None, resource, provided, observe=observe_from_env()
+        project,
+        spec,
+        translator,
+        None,
+        resource,
+        provided,
+        observe=observe_from_env(),
+        automation=automation_from_env(),
     )
     return dg.Definitions.merge(
         dg.Definitions(assets=landing, executor=executor_from_env()), sqlmesh

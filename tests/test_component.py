@@ -401,9 +401,10 @@ def test_the_readme_component_listing_resolves_every_attribute_it_shows() -> Non
     assert component.retry_policy == dg.RetryPolicy(
         max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     )
-    assert (component.gateway, component.select, component.partitions, component.observe) == (
-        "local",
-        ["+marts.*"],
-        False,
-        False,
-    )
+    assert (
+        component.gateway,
+        component.select,
+        component.partitions,
+        component.observe,
+        component.automation,
+    ) == ("local", ["+marts.*"], False, False, "sensor")

@@ -207,6 +207,17 @@ _PYTHON_CHECKS = {
         " if s.metadata.get('sqlmesh/model') and s.metadata.get('sqlmesh/kind') != 'EXTERNAL'}\n"
         "assert groups == {'warehouse'}, groups\n"
     ),
+    "class Ops(SQLMeshTranslator)": (
+        "import dagster as dg\n"
+        "from mxm_dagster.records.specs import ModelSpec, ProjectSpec\n"
+        "spec = ProjectSpec(default_catalog=None, dialect='duckdb', engine='duckdb', models=())\n"
+        "m = ModelSpec(name='s.m', catalog=None, schema='s', table='m', kind='FULL',"
+        " cron='@daily', tags=('hourly_refresh',))\n"
+        "ops = Ops(spec, freshness=True)\n"
+        "assert ops.get_freshness_policy(m) == dg.FreshnessPolicy.cron("
+        "deadline_cron='30 0 * * *', lower_bound_delta=timedelta(minutes=30))\n"
+        "assert isinstance(ops.get_automation_condition(m), dg.AutomationCondition)\n"
+    ),
 }
 
 

@@ -1,5 +1,8 @@
 """Each model's SQLMesh cron drives its automation: one sensor, one run per tick for due models.
 
+Or, with the builder's `automation` option, Dagster's declarative automation instead
+(`conditions.py`, ADR 17); this sensor is then defined stopped.
+
 SQLMesh's own scheduler (`sqlmesh run`) wakes up, finds the models whose cron has ticked since it
 last looked, and evaluates their missing intervals in one go. The sensor here does the same in
 Dagster: each evaluation requests one run holding exactly the models whose cron ticked since the
@@ -96,8 +99,10 @@ def cron_sensor(
     keys: Mapping[str, dg.AssetKey],
     partitions_defs: PartitionsDefs | None = None,
     name: str = SENSOR_NAME,
+    running: bool = True,
 ) -> dg.SensorDefinition:
-    """Running from the start: `dagster dev` runs it with no set-up.
+    """Running from the start (`dagster dev` runs it with no set-up), unless the project uses
+    declarative automation instead (`running=False`: it is defined, stopped).
 
     The cursor is the time of the previous evaluation; the first evaluation only sets it, so
     turning automation on never replays old ticks. `asset_selection` rather than `target`: its
@@ -110,7 +115,9 @@ def cron_sensor(
         name=name,
         asset_selection=dg.AssetSelection.assets(*sorted({keys[m.name] for m in scheduled})),
         minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if running
+        else dg.DefaultSensorStatus.STOPPED,
         description="Materializes the SQLMesh models whose cron ticked since the last evaluation, "
         "in one run (one SQLMesh execution) per tick",
     )

@@ -14,6 +14,12 @@ from collections.abc import Iterable
 import dagster as dg
 
 from mxm_dagster.assets.automation import cron_sensor, sensor_name_for
+from mxm_dagster.assets.conditions import (
+    AUTOMATIONS,
+    Automation,
+    automation_sensor,
+    automation_sensor_name_for,
+)
 from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
@@ -36,14 +42,17 @@ def sqlmesh_definitions(
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
     observe: bool = False,
+    automation: Automation = "sensor",
+    freshness: bool = False,
 ) -> dg.Definitions:
     """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
     `SQLMeshProject`, or a folder: its default gateway, environment prod).
 
-    `translator`: a `SQLMeshTranslator` subclass (built with the project's spec and
-    `partitions`) or an instance. `select` / `exclude`: SQLMesh model selection syntax, as
-    `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the child that loads the
-    project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5).
+    `translator`: a `SQLMeshTranslator` subclass (built with the project's spec, `partitions`
+    and `freshness`) or an instance (which keeps its own). `select` / `exclude`: SQLMesh model
+    selection syntax, as `sqlmesh plan --select-model` takes it, resolved by SQLMesh in the
+    child that loads the project. `partitions`: time partitions for INCREMENTAL_BY_TIME_RANGE
+    models (ADR 5).
     `provided_keys`: asset keys other assets produce (no source spec for those).
     `retry_policy`: how Dagster retries a model's step whose model failed, for every model the
     translator's `get_retry_policy` gives none; a retried step runs SQLMesh again.
@@ -53,6 +62,14 @@ def sqlmesh_definitions(
     their model names collide.
     `observe`: start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
     SQLMesh runs made outside Dagster as materializations; it exists stopped otherwise (ADR 15).
+    `automation`: "sensor" (default) runs the models from the cron sensor; "cron" gives each model
+    a declarative `AutomationCondition` on its SQLMesh cron, "cron_or_eager" also on any upstream
+    update, evaluated by the automation daemon through the sensor `sqlmesh_automation`
+    (`sqlmesh_<name>_automation`), the cron sensor then defined stopped (ADR 17). A translator's
+    `get_automation_condition` wins for its models.
+    `freshness`: give each model with a cron a Dagster freshness policy from it (the
+    translator's `get_freshness_policy`); off by default, since every cron policy adds about
+    20 ms per asset to each process that loads the asset graph (ADR 17).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -61,13 +78,14 @@ def sqlmesh_definitions(
     return assemble(
         project,
         spec,
-        make_translator(translator, spec, partitions),
+        make_translator(translator, spec, partitions, freshness),
         ModelSelection.of(select, exclude),
         resource,
         provided_keys,
         retry_policy=retry_policy,
         name=name,
         observe=observe,
+        automation=automation,
     )
 
 
@@ -82,11 +100,18 @@ def pinned_resource(project: SQLMeshProject) -> SQLMeshResultsResource:
     )
 
 
-def make_translator(translator: TranslatorArg, spec: ProjectSpec, partitions: bool):
+def make_translator(
+    translator: TranslatorArg, spec: ProjectSpec, partitions: bool, freshness: bool = False
+) -> SQLMeshTranslator:
     if translator is None:
-        return SQLMeshTranslator(spec, time_partitions=partitions)
+        translator = SQLMeshTranslator
     if isinstance(translator, type):
-        return translator(spec, time_partitions=partitions)
+        return translator(spec, time_partitions=partitions, freshness=freshness)
+    if freshness and not translator.freshness:
+        raise ValueError(
+            "freshness=True with a translator instance built without it: pass the class, "
+            "or build the instance with freshness=True"
+        )
     return translator
 
 
@@ -101,26 +126,48 @@ def assemble(
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
     observe: bool = False,
+    automation: Automation = "sensor",
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
-    gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster."""
+    gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster;
+    `automation` picks the cron sensor or declarative conditions."""
+    if automation not in AUTOMATIONS:
+        raise ValueError(f"automation must be one of {', '.join(AUTOMATIONS)}, not {automation!r}")
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
     resource_key = resource_key_for(name)
     assets = build_sqlmesh_assets(
-        spec, project.location, translator, provided_keys, selected, retry_policy, resource_key
+        spec,
+        project.location,
+        translator,
+        provided_keys,
+        selected,
+        retry_policy,
+        resource_key,
+        automation,
     )
+    model_keys = {name: key for name, key in keys.items() if selected is None or name in selected}
+    declarative = []
+    if automation != "sensor":
+        built = [m.name for m in models if m.is_model and m.name in model_keys]
+        declarative = [
+            automation_sensor(
+                [model_keys[m] for m in built], automation_sensor_name_for(resource_key)
+            )
+        ]
     return dg.Definitions(
         assets=assets,
         resources={resource_key: resource},
         sensors=[
             cron_sensor(
                 models,
-                {name: key for name, key in keys.items() if selected is None or name in selected},
+                model_keys,
                 {m.name: translator.get_partitions_def(m) for m in models},
                 sensor_name_for(resource_key),
+                running=automation == "sensor",
             ),
+            *declarative,
             observe_sensor(
                 project,
                 observed_assets(assets, keys),

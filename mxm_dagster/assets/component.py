@@ -8,6 +8,8 @@
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
+      automation: sensor         # or cron / cron_or_eager: declarative automation (ADR 17)
+      freshness: false           # true: freshness policies from the models' crons (ADR 17)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -36,6 +38,7 @@ from dagster.components.utils.translation import ResolvedTranslationFn, Translat
 from pydantic import BaseModel
 
 from mxm_dagster.assets.builder import assemble, pinned_resource
+from mxm_dagster.assets.conditions import Automation
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.project import SQLMeshProject
@@ -54,8 +57,9 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
         project: ProjectSpec,
         time_partitions: bool,
         translation: TranslationFn[ModelSpec] | None,
+        freshness: bool = False,
     ) -> None:
-        super().__init__(project, time_partitions)
+        super().__init__(project, time_partitions, freshness)
         self.translation = translation
         self._translated: dict[str, dg.AssetSpec] = {}
 
@@ -228,6 +232,13 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
         observe: Start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
             SQLMesh runs made outside Dagster as materializations (off by default).
+        automation: `sensor` (default): the cron sensor runs the models whose cron ticked;
+            `cron`: each model gets a declarative AutomationCondition on its cron, evaluated by
+            Dagster's automation daemon (sensor `sqlmesh_automation`); `cron_or_eager`: on its
+            cron and when an upstream asset updates (ADR 17).
+        freshness: Give each model with a cron a Dagster freshness policy from it (off by
+            default: every policy adds about 20 ms per asset to each process that loads the
+            asset graph, ADR 17).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -245,6 +256,8 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     name: str | None = None
     partitions: bool = False
     observe: bool = False
+    automation: Automation = "sensor"
+    freshness: bool = False
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -258,8 +271,11 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         return SQLMeshProject.at(str(path), gateway=self.gateway, environment=self.environment)
 
     def get_translator(self, spec: ProjectSpec) -> SQLMeshTranslator:
-        """Override to start from your own `SQLMeshTranslator` subclass."""
-        return TranslatedSQLMeshTranslator(spec, self.partitions, self.translation)
+        """Override to start from your own `SQLMeshTranslator` subclass (pass it `partitions` and
+        `freshness` as `time_partitions` and `freshness`)."""
+        return TranslatedSQLMeshTranslator(
+            spec, self.partitions, self.translation, freshness=self.freshness
+        )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         project = self.sqlmesh_project(context)
@@ -282,6 +298,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             retry_policy=self.retry_policy,
             name=self.name,
             observe=self.observe,
+            automation=self.automation,
         )
         _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
         return defs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mxm_dagster.assets.conditions import Automation, sqlmesh_automation_condition
 from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
@@ -108,6 +109,7 @@ def build_sqlmesh_assets(
     selected: Collection[str] | None = None,
     retry_policy: dg.RetryPolicy | None = None,
     resource_key: str = RESOURCE_KEY,
+    automation: Automation = "sensor",
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """Loop over the project's models: one asset each, external sources as upstream specs.
 
@@ -117,6 +119,8 @@ def build_sqlmesh_assets(
     a model left out remains a dependency by its key, as dagster-dbt leaves unselected models.
     `retry_policy` is each model step's, unless the translator's `get_retry_policy` gives one.
     `resource_key`: the resource the model steps require (`resource_key_for` the project's name).
+    `automation` other than "sensor" gives each model `sqlmesh_automation_condition` unless the
+    translator's `get_automation_condition` gives one.
     """
     translator = translator or SQLMeshTranslator(project)
     keys = _unique_keys(project.models, translator)  # over every model: keys do not move
@@ -134,6 +138,9 @@ def build_sqlmesh_assets(
                 definitions.append(spec)
             continue
         _built_asset_keys_by_model[(str(project_dir), model.name)] = key
+        if automation != "sensor" and spec.automation_condition is None:
+            condition = sqlmesh_automation_condition(model, eager=automation == "cron_or_eager")
+            spec = spec.replace_attributes(automation_condition=condition)
         checks = translator.get_check_specs(model, key, keys)
         policy = translator.get_retry_policy(model) or retry_policy
         definitions.append(

@@ -15,7 +15,6 @@ true` or `sqlmesh_definitions(..., observe=True)` start it running.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -28,6 +27,7 @@ from mxm_dagster.assets import partitions
 from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.interpreter import child_command, child_env
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.switches import switch_from_env
 from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.served import SERVED_REPLY_PREFIX, ServedModel, ServedState
@@ -55,10 +55,7 @@ def observe_sensor_name_for(resource_key: str) -> str:
 
 def observe_from_env() -> bool:
     """MXM_SQLMESH_OBSERVE: `on` or `off` (the default when unset)."""
-    raw = os.environ.get(OBSERVE_ENV, "").strip().lower() or "off"
-    if raw not in ("on", "off"):
-        raise ValueError(f"{OBSERVE_ENV} must be 'on' or 'off', not {os.environ[OBSERVE_ENV]!r}")
-    return raw == "on"
+    return switch_from_env(OBSERVE_ENV)
 
 
 @dataclass(frozen=True)

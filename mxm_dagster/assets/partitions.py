@@ -11,7 +11,6 @@ cron, which may tick at 06:00 for midnight-aligned daily intervals), in UTC, fro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -19,12 +18,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
+from mxm_dagster.common.switches import switch_from_env
 from mxm_dagster.common.times import from_ms
 from mxm_dagster.records.specs import ModelSpec
 
 TIME_PARTITIONED_KINDS = {"INCREMENTAL_BY_TIME_RANGE"}
 PARTITIONS_ENV = "MXM_SQLMESH_PARTITIONS"
-_SWITCH = {"on": True, "off": False}
 
 # SQLMesh interval unit -> (Dagster cron of the window boundaries, partition key format)
 _WINDOWS: dict[str, tuple[str, str]] = {
@@ -56,12 +55,7 @@ def dagster_cron(cron: str) -> str:
 
 def partitions_from_env() -> bool:
     """MXM_SQLMESH_PARTITIONS: `on` or `off` (the default when unset)."""
-    raw = os.environ.get(PARTITIONS_ENV, "").strip().lower() or "off"
-    if raw not in _SWITCH:
-        raise ValueError(
-            f"{PARTITIONS_ENV} must be 'on' or 'off', not {os.environ[PARTITIONS_ENV]!r}"
-        )
-    return _SWITCH[raw]
+    return switch_from_env(PARTITIONS_ENV)
 
 
 def is_due(

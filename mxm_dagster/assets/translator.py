@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
 from mxm_dagster.assets import partitions
+from mxm_dagster.assets.freshness import DEFAULT_GRACE, cron_freshness_policy
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
@@ -26,11 +28,16 @@ class SQLMeshTranslator:
     `get_asset_spec`. The default key is `[schema, table]`, prefixed by the catalog when the model
     lives outside the project's default catalog. `time_partitions` turns on time partitions for
     the project (off by default, ADR 5); override `get_partitions_def` to decide per model.
+    `freshness` turns on freshness policies from the models' crons (off by default, ADR 17);
+    override `get_freshness_policy` to decide per model.
     """
 
-    def __init__(self, project: ProjectSpec, time_partitions: bool = False) -> None:
+    def __init__(
+        self, project: ProjectSpec, time_partitions: bool = False, freshness: bool = False
+    ) -> None:
         self.project = project
         self.time_partitions = time_partitions
+        self.freshness = freshness
 
     def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
         parts = [model.schema, model.table]
@@ -156,7 +163,24 @@ class SQLMeshTranslator:
         return partitions.partitions_def_from_model(model) if self.time_partitions else None
 
     def get_automation_condition(self, model: ModelSpec) -> dg.AutomationCondition | None:
+        """The model's declarative automation; None: the builder's `automation` option decides
+        (default: none, the cron sensor runs the models). `automation.sqlmesh_automation_condition`
+        builds the condition that option gives, to start from."""
         return None
+
+    #: With `freshness` on: how long after a cron tick the newly due interval may stay unfilled
+    #: before the model shows stale (overdue); cut to the shortest gap between two ticks of the
+    #: model's cron.
+    freshness_grace: timedelta = DEFAULT_GRACE
+
+    def get_freshness_policy(self, model: ModelSpec) -> dg.FreshnessPolicy | None:
+        """With `freshness` on, Dagster's freshness from the model's SQLMesh cron: fresh while it
+        was materialized after its last cron tick, or that tick is less than `freshness_grace`
+        ago; None with it off (the default: every policy costs each process that loads the asset
+        graph, ADR 17). Return any `dg.FreshnessPolicy` or None, whatever the switch."""
+        if not self.freshness:
+            return None
+        return cron_freshness_policy(model, self.freshness_grace)
 
     def get_retry_policy(self, model: ModelSpec) -> dg.RetryPolicy | None:
         """How Dagster retries the model's step when the model fails; None: the builder's
@@ -189,6 +213,7 @@ class SQLMeshTranslator:
             metadata=metadata,
             partitions_def=self.get_partitions_def(model),
             automation_condition=self.get_automation_condition(model),
+            freshness_policy=self.get_freshness_policy(model),
         )
 
     @staticmethod

@@ -16,6 +16,7 @@ import dagster as dg
 from mxm_dagster.assets.automation import cron_sensor, sensor_name_for
 from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
+from mxm_dagster.assets.preview import plan_preview_job
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
@@ -36,6 +37,7 @@ def sqlmesh_definitions(
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
     observe: bool = False,
+    plan_preview: bool = True,
 ) -> dg.Definitions:
     """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
     `SQLMeshProject`, or a folder: its default gateway, environment prod).
@@ -53,6 +55,8 @@ def sqlmesh_definitions(
     their model names collide.
     `observe`: start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
     SQLMesh runs made outside Dagster as materializations; it exists stopped otherwise (ADR 15).
+    `plan_preview`: the job `sqlmesh_plan_preview` (`sqlmesh_<name>_plan_preview`), which shows
+    on each asset what SQLMesh would do for a selection and applies nothing (ADR 18).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -68,6 +72,7 @@ def sqlmesh_definitions(
         retry_policy=retry_policy,
         name=name,
         observe=observe,
+        plan_preview=plan_preview,
     )
 
 
@@ -101,9 +106,11 @@ def assemble(
     retry_policy: dg.RetryPolicy | None = None,
     name: str | None = None,
     observe: bool = False,
+    plan_preview: bool = True,
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
-    gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster."""
+    gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster;
+    `plan_preview` adds the job that previews SQLMesh's plan for a selection."""
     selected = project.selected_models(selection) if selection is not None else None
     models = [m for m in spec.models if selected is None or m.name in selected]
     keys = asset_keys_by_model(spec, translator)
@@ -111,13 +118,16 @@ def assemble(
     assets = build_sqlmesh_assets(
         spec, project.location, translator, provided_keys, selected, retry_policy, resource_key
     )
+    modelled = {name: key for name, key in keys.items() if selected is None or name in selected}
+    jobs = [plan_preview_job(modelled, resource_key, project.location)] if plan_preview else []
     return dg.Definitions(
         assets=assets,
+        jobs=jobs,
         resources={resource_key: resource},
         sensors=[
             cron_sensor(
                 models,
-                {name: key for name, key in keys.items() if selected is None or name in selected},
+                modelled,
                 {m.name: translator.get_partitions_def(m) for m in models},
                 sensor_name_for(resource_key),
             ),

@@ -8,6 +8,7 @@
       name: shop                 # one of several projects here: resource sqlmesh_shop
       partitions: false          # time partitions for INCREMENTAL_BY_TIME_RANGE models (ADR 5)
       observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
+      plan_preview: true         # the job previewing SQLMesh's plan for a selection (ADR 18)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -228,6 +229,9 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         partitions: Time partitions for INCREMENTAL_BY_TIME_RANGE models (off by default).
         observe: Start the sensor `sqlmesh_observe` (`sqlmesh_<name>_observe`), which reports
             SQLMesh runs made outside Dagster as materializations (off by default).
+        plan_preview: Add the job `sqlmesh_plan_preview` (`sqlmesh_<name>_plan_preview`),
+            which records on each asset what SQLMesh would do for a selection, applying
+            nothing (on by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -245,6 +249,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     name: str | None = None
     partitions: bool = False
     observe: bool = False
+    plan_preview: bool = True
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -282,6 +287,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             retry_policy=self.retry_policy,
             name=self.name,
             observe=self.observe,
+            plan_preview=self.plan_preview,
         )
         _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
         return defs

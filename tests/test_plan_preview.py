@@ -1,0 +1,216 @@
+"""The plan preview job (ADR 18) against raw SQLMesh's own plan on a twin copy.
+
+A small project of its own, deployed on two copies by raw `Context.plan`, then edited alike with
+one change of each kind: breaking (with an indirect change below it), non-breaking (with one
+below it), forward-only, metadata-only, and a destructive change to a forward-only model that
+SQLMesh refuses. The preview runs as a real Dagster job on one copy; raw `Context.plan(...)` on
+the other says what SQLMesh makes of the same edits. After the preview, SQLMesh's state and the
+warehouse hold exactly what they held before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+from sqlmesh.utils.errors import PlanError
+
+from mxm_dagster import SQLMeshProject, sqlmesh_definitions
+from mxm_dagster.assets.preview import SUMMARY_METADATA_KEY
+from mxm_dagster.child.project import opened_context
+from mxm_dagster.common.times import iso_from_ms
+from tests.conftest import DUCKDB_CONFIG
+
+DEPLOYED_AT = "2026-11-05 00:00:00"
+PREVIEWED_AT = "2026-11-08 00:00:00"
+DAILY = "kind INCREMENTAL_BY_TIME_RANGE (time_column day{extra}),\n  cron '@daily',\n"
+DAYS = (
+    "FROM range(@start_ds::TIMESTAMP, @end_ds::TIMESTAMP + INTERVAL 1 DAY, INTERVAL 1 DAY) AS t(d)"
+)
+MODELS = {
+    "orders": f"MODEL (\n  name shop.orders,\n  {DAILY.format(extra='')}  start '2026-11-01'\n);\n"
+    f"SELECT CAST(t.d AS DATE) AS day, 10 AS amount {DAYS}",
+    "order_totals": "MODEL (name shop.order_totals, kind FULL, start '2026-11-01');\n"
+    "SELECT SUM(amount) AS total FROM shop.orders",
+    "customers": "MODEL (name shop.customers, kind FULL, start '2026-11-01');\n"
+    "SELECT 1 AS id, 'ann' AS name",
+    "customer_count": "MODEL (name shop.customer_count, kind FULL, start '2026-11-01');\n"
+    "SELECT COUNT(*) AS customers FROM shop.customers",
+    "events": "MODEL (\n  name shop.events,\n  "
+    f"{DAILY.format(extra=', forward_only true')}  start '2026-11-01'\n);\n"
+    f"SELECT CAST(t.d AS DATE) AS day, 1 AS n {DAYS}",
+    "regions": "MODEL (name shop.regions, kind FULL, start '2026-11-01', description 'Regions');\n"
+    "SELECT 'north' AS region",
+    "ledger": "MODEL (\n  name shop.ledger,\n  kind INCREMENTAL_BY_UNIQUE_KEY (unique_key id, "
+    "forward_only true),\n  start '2026-11-01'\n);\nSELECT 1 AS id, 10 AS a, 100 AS b",
+}
+#: one change of each kind: (model file, old text, new text)
+EDITS = [
+    ("orders", "10 AS amount", "20 AS amount"),  # breaking; order_totals indirectly
+    ("customers", "'ann' AS name", "'ann' AS name, 'oslo' AS city"),  # non-breaking
+    ("events", "1 AS n", "2 AS n"),  # forward-only
+    ("regions", "description 'Regions'", "description 'Regions', owner 'sales'"),  # metadata
+    ("ledger", ", 100 AS b", ""),  # destructive to a forward-only model: refused
+]
+LEDGER = '"warehouse"."shop"."ledger"'
+
+
+def write_project(folder: Path) -> Path:
+    (folder / "models").mkdir(parents=True)
+    (folder / "config.yaml").write_text(DUCKDB_CONFIG)
+    for name, text in MODELS.items():
+        (folder / "models" / f"{name}.sql").write_text(text)
+    return folder
+
+
+def edit(folder: Path) -> None:
+    for name, old, new in EDITS:
+        path = folder / "models" / f"{name}.sql"
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+
+
+def deploy(folder: Path) -> None:
+    with opened_context(SQLMeshProject(path=folder)) as context:
+        context.plan("prod", execution_time=DEPLOYED_AT, run=True, auto_apply=True, no_prompts=True)
+
+
+def everything(database: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table and view in the DuckDB file: the warehouse and SQLMesh's state
+    (snapshots, environments, intervals, versions) alike."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        names = connection.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
+        ).fetchall()
+        return {
+            f"{schema}.{name}": sorted(
+                connection.execute(f'SELECT * FROM "{schema}"."{name}"').fetchall(), key=repr
+            )
+            for schema, name in names
+        }
+
+
+def raw_plan(folder: Path, **options: Any) -> tuple[dict[str, tuple[str, bool]], dict[str, Any]]:
+    """What raw SQLMesh's `Context.plan` says, unapplied: each changed model's category and
+    forward-only flag, and each model's missing intervals."""
+    with opened_context(SQLMeshProject(path=folder)) as context:
+        plan = context.plan(
+            "prod",
+            execution_time=PREVIEWED_AT,
+            run=True,
+            no_prompts=True,
+            auto_apply=False,
+            **options,
+        )
+        snapshots = plan.context_diff.snapshots
+        changed = set(plan.directly_modified) | set(plan.metadata_updated)
+        changed |= {c for children in plan.indirectly_modified.values() for c in children}
+        categories = {
+            s_id.name: (snapshots[s_id].change_category.name, snapshots[s_id].is_forward_only)
+            for s_id in changed
+        }
+        intervals = {
+            m.snapshot_id.name: sorted((int(a), int(b)) for a, b in m.intervals)
+            for m in plan.missing_intervals
+        }
+    return categories, intervals
+
+
+def iso_spans(intervals: list[tuple[int, int]]) -> list[list[str]]:
+    """Contiguous intervals joined, as the observation's `sqlmesh/fill_spans` shows them."""
+    joined: list[list[int]] = []
+    for start, end in intervals:
+        if joined and start == joined[-1][1]:
+            joined[-1][1] = end
+        else:
+            joined.append([start, end])
+    return [[iso_from_ms(a), iso_from_ms(b)] for a, b in joined]
+
+
+def observations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, Any]]:
+    found = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.event_specific_data.asset_observation
+            metadata = {k: v.value for k, v in observation.metadata.items()}
+            found[metadata["sqlmesh/model"]] = metadata
+    return found
+
+
+def run_preview(
+    folder: Path, instance: dg.DagsterInstance, run_config: dict[str, Any] | None = None
+) -> dg.ExecuteInProcessResult:
+    defs = sqlmesh_definitions(SQLMeshProject(path=folder))
+    job = defs.resolve_job_def("sqlmesh_plan_preview")
+    config = {"resources": {"sqlmesh": {"config": {"execution_time": PREVIEWED_AT}}}}
+    for section, value in (run_config or {}).items():
+        config.setdefault(section, {}).update(value)
+    return job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
+
+
+@pytest.fixture
+def twins(tmp_path: Path) -> tuple[Path, Path]:
+    ours = write_project(tmp_path / "ours")
+    deploy(ours)
+    raw = tmp_path / "raw"
+    shutil.copytree(ours, raw, ignore=shutil.ignore_patterns(".cache", "logs"))
+    for folder in (ours, raw):
+        edit(folder)
+    return ours, raw
+
+
+def test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing(twins: tuple[Path, Path]) -> None:
+    ours, raw = twins
+    database = ours / "warehouse.duckdb"
+    before = everything(database)
+    instance = dg.DagsterInstance.ephemeral()
+
+    result = run_preview(ours, instance)
+
+    assert result.success
+    assert everything(database) == before  # no snapshot, environment, interval or row written
+
+    with pytest.raises(PlanError):  # raw SQLMesh refuses the run's plan for the dropped column
+        raw_plan(raw)
+    categories, intervals = raw_plan(raw, allow_destructive_models=[LEDGER])
+    seen = observations(instance, result.run_id)
+    assert {
+        m: (o["sqlmesh/change_category"], o["sqlmesh/forward_only"])
+        for m, o in seen.items()
+        if o["sqlmesh/change_category"]
+    } == categories
+    fills = {
+        m: (o["sqlmesh/interval_count"], o["sqlmesh/fill_spans"])
+        for m, o in seen.items()
+        if o["sqlmesh/interval_count"]
+    }
+    assert fills == {m: (len(i), iso_spans(i)) for m, i in intervals.items()}
+    changes = {m.split(".")[-1].strip('"'): o["sqlmesh/change"] for m, o in seen.items()}
+    assert changes == {
+        "orders": "breaking",
+        "order_totals": "indirect breaking",
+        "customers": "non-breaking",
+        "customer_count": "indirect non-breaking",
+        "events": "forward-only",
+        "regions": "metadata",
+        "ledger": "forward-only",
+    }
+    assert [m for m, o in seen.items() if o["sqlmesh/destructive_refused"]] == [LEDGER]
+    assert "b" in seen[LEDGER]["sqlmesh/destructive_change"]
+    assert "+  20 AS amount" in seen['"warehouse"."shop"."orders"']["sqlmesh/diff"]
+    assert "+  owner sales," in seen['"warehouse"."shop"."regions"']["sqlmesh/diff"]
+    assert seen['"warehouse"."shop"."order_totals"']["sqlmesh/modified_by"] == (
+        '"warehouse"."shop"."orders"'
+    )
+
+    events = [r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event]
+    kinds = {e.event_type_value for e in events}
+    assert not kinds & {"ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"}
+    (output,) = [e for e in events if e.event_type_value == "STEP_OUTPUT"]
+    summary = output.event_specific_data.metadata[SUMMARY_METADATA_KEY].value
+    assert "A run would be refused" in summary and LEDGER in summary

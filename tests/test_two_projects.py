@@ -154,6 +154,8 @@ def test_named_projects_get_their_own_resource_sensor_and_steps(tmp_path: Path) 
         "sqlmesh_beta_cron",
         "sqlmesh_beta_observe",
     }
+    jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}  # node names unique
+    assert {"sqlmesh_alpha_plan_preview", "sqlmesh_beta_plan_preview"} <= jobs
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == _keys("alpha") | _keys(
         "beta"

@@ -79,7 +79,7 @@ def plan_preview_job(
     models = dict(keys)
 
     @dg.op(
-        name=name,
+        name=f"{resource_key}_build_plan",  # not the job's name: Dagster keeps node names apart
         required_resource_keys={resource_key},
         tags={PROJECT_TAG: project_location},
         description="Builds SQLMesh's plan for the selected models without applying it and "

@@ -9,6 +9,7 @@ library.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,3 +82,19 @@ class PlanPreview:
             for name, m in raw.pop("models", {}).items()
         }
         return cls(models=models, **raw)
+
+
+def add_due_after(
+    previews: dict[str, ModelPreview], due: Mapping[str, ModelPreview], models: Collection[str]
+) -> None:
+    """Add to `previews` (a plan without `run`) the intervals of `models` that `due` (the same
+    plan with `run`) fills and the first does not cover: what a run fills after such a plan,
+    when it goes on with `sqlmesh run` for what each cron made due (`Decision.fill_after`)."""
+    for name in models:
+        extra = due.get(name)
+        if extra is None or not extra.intervals:
+            continue
+        found = previews.setdefault(name, ModelPreview(model=name, change="unchanged"))
+        planned = list(found.intervals)
+        later = [i for i in extra.intervals if not any(a <= i[0] and i[1] <= b for a, b in planned)]
+        found.intervals = sorted(set(planned) | set(later))

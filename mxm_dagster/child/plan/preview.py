@@ -17,7 +17,7 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.plan.decision import Decision
 from mxm_dagster.child.plan.evaluator import plan_decision
 from mxm_dagster.child.recorder import OutcomeRecorder
-from mxm_dagster.records.preview import PlanPreview
+from mxm_dagster.records.preview import PlanPreview, add_due_after
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.specs import ProjectSpec
 
@@ -57,7 +57,7 @@ def preview_plan(
         after = _arguments(request, decision, restate=False, run=True, allowed=refused)
         due_plan, _ = sqlmesh_api.build_plan(context, recorder, after)
         planned = {n for n in decision.models if n in models}
-        sqlmesh_api.merge_fills(preview.models, sqlmesh_api.model_previews(due_plan, {}), planned)
+        add_due_after(preview.models, sqlmesh_api.model_previews(due_plan, {}), planned)
     return preview
 
 

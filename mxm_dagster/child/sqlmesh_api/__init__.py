@@ -27,7 +27,6 @@ from mxm_dagster.child.sqlmesh_api.errors import (
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
 from mxm_dagster.child.sqlmesh_api.preview import (
     build_plan,
-    merge_fills,
     model_previews,
     plain_text,
 )
@@ -75,7 +74,6 @@ __all__ = [
     "is_plan_failure",
     "load_models",
     "load_project_config",
-    "merge_fills",
     "migration_details",
     "model_previews",
     "open_context",

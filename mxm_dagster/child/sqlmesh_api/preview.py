@@ -128,22 +128,6 @@ def _intervals(intervals: Collection[tuple[Any, Any]]) -> list[tuple[int, int]]:
     return sorted((int(start), int(end)) for start, end in intervals)
 
 
-def merge_fills(
-    previews: dict[str, ModelPreview], more: Mapping[str, ModelPreview], models: Collection[str]
-) -> None:
-    """Add to `previews` the intervals `more` (a plan with `run`) fills of `models` that the
-    first plan does not cover: what a run fills after its plan, when it plans without `run` and
-    then runs what is still due by cron (`decision.fill_after`)."""
-    for name in models:
-        extra = more.get(name)
-        if extra is None or not extra.intervals:
-            continue
-        found = previews.setdefault(name, ModelPreview(model=name, change="unchanged"))
-        planned = list(found.intervals)
-        due = [i for i in extra.intervals if not any(a <= i[0] and i[1] <= b for a, b in planned)]
-        found.intervals = sorted(set(planned) | set(due))
-
-
 def plain_text(message: str) -> str:
     """SQLMesh's message without the terminal colours its errors may carry."""
     return ANSI.sub("", message).strip()

@@ -214,3 +214,85 @@ def test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing(twins: tuple[Pa
     (output,) = [e for e in events if e.event_type_value == "STEP_OUTPUT"]
     summary = output.event_specific_data.metadata[SUMMARY_METADATA_KEY].value
     assert "A run would be refused" in summary and LEDGER in summary
+
+
+def joined(iso_intervals: list[list[str]]) -> list[list[str]]:
+    """A run's recorded intervals (`sqlmesh/intervals`, per batch) joined where contiguous."""
+    spans: list[list[str]] = []
+    for start, end in sorted(iso_intervals):
+        if spans and start == spans[-1][1]:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+    return spans
+
+
+@pytest.mark.parametrize("environment", ["prod", "dev"])
+def test_a_run_with_the_preview_s_config_does_what_the_preview_showed(
+    twins: tuple[Path, Path], environment: str
+) -> None:
+    """For a selection, with the destructive change allowed: in prod the intervals the preview
+    shows per model are those the run then evaluates, and the models it shows nothing to fill
+    for are not evaluated. In dev, as of a past time, SQLMesh fails the plan before doing
+    anything (its default start, yesterday, is after the end): the preview says so, with the
+    error the run then fails with."""
+    ours, _ = twins
+    database = ours / "warehouse.duckdb"
+    selection = ["shop/orders", "shop/order_totals", "shop/regions", "shop/ledger"]
+    config = {
+        "environment": environment,
+        "execution_time": PREVIEWED_AT,
+        "allow_destructive": [LEDGER],
+    }
+    before = everything(database)
+    instance = dg.DagsterInstance.ephemeral()
+    previewed = run_preview(
+        ours,
+        instance,
+        {
+            "resources": {"sqlmesh": {"config": config}},
+            "ops": {"sqlmesh_build_plan": {"config": {"assets": selection}}},
+        },
+    )
+    assert previewed.success
+    assert everything(database) == before
+    seen = observations(instance, previewed.run_id)
+    assert not any(o["sqlmesh/destructive_refused"] for o in seen.values())
+    (output,) = [
+        r.dagster_event
+        for r in instance.all_logs(previewed.run_id)
+        if r.dagster_event and r.dagster_event.event_type_value == "STEP_OUTPUT"
+    ]
+    error = output.event_specific_data.metadata["sqlmesh/error"].value
+
+    defs = sqlmesh_definitions(SQLMeshProject(path=ours))
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey.from_user_string(key) for key in selection],
+        run_config={"resources": {"sqlmesh": {"config": config}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    if environment == "dev":
+        assert error.startswith("ValueError: Start date / time") and not seen
+        assert not run.success
+        failures = [
+            str(r.dagster_event.event_specific_data.error)
+            for r in instance.all_logs(run.run_id)
+            if r.dagster_event and r.dagster_event.event_type_value == "STEP_FAILURE"
+        ]
+        assert failures and all(error in failure for failure in failures)
+        return
+    assert error == "" and run.success
+    evaluated = {}
+    for record in instance.all_logs(run.run_id):
+        event = record.dagster_event
+        if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            metadata = {k: v.value for k, v in materialization.metadata.items()}
+            if metadata["sqlmesh/outcome"] == "evaluated":
+                evaluated[metadata["sqlmesh/model"]] = joined(metadata["sqlmesh/intervals"])
+    shown = {m: o["sqlmesh/fill_spans"] for m, o in seen.items() if o["sqlmesh/interval_count"]}
+    assert evaluated == shown
+    assert set(shown) == {
+        f'"warehouse"."shop"."{m}"' for m in ("orders", "order_totals", "regions", "ledger")
+    }

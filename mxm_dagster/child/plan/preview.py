@@ -48,6 +48,7 @@ def preview_plan(
         return preview
     try:
         plan, refused = sqlmesh_api.build_plan(context, recorder, _arguments(request, decision))
+        sqlmesh_api.check_stages(context, plan)
     except Exception as exc:  # refused before anything ran: the run fails with the same error
         preview.error = f"{type(exc).__name__}: {sqlmesh_api.plain_text(str(exc))}"
         return preview
@@ -56,8 +57,8 @@ def preview_plan(
         # the run goes on with `sqlmesh run` for what is still due: a plan with `run` fills that
         after = _arguments(request, decision, restate=False, run=True, allowed=refused)
         due_plan, _ = sqlmesh_api.build_plan(context, recorder, after)
-        planned = {n for n in decision.models if n in models}
-        add_due_after(preview.models, sqlmesh_api.model_previews(due_plan, {}), planned)
+        due = sqlmesh_api.model_previews(due_plan, {})
+        add_due_after(preview.models, due, {n for n in decision.models if n in models})
     return preview
 
 

@@ -27,6 +27,7 @@ from mxm_dagster.child.sqlmesh_api.errors import (
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
 from mxm_dagster.child.sqlmesh_api.preview import (
     build_plan,
+    check_stages,
     model_previews,
     plain_text,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "audit_current_data",
     "build_plan",
     "changed_models",
+    "check_stages",
     "close_context",
     "count_rows",
     "data_versions",

@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlmesh import Context
+from sqlmesh.core.plan.stages import build_plan_stages
 from sqlmesh.core.snapshot import SnapshotChangeCategory
 from sqlmesh.utils.errors import PlanError
 
@@ -62,6 +63,14 @@ def build_plan(
             allowed.extend(new)
         finally:
             recorder.destructive_changes.update(before)
+
+
+def check_stages(context: Context, plan: Any) -> None:
+    """Raise what applying `plan` would raise before SQLMesh does anything: its plan evaluator
+    first builds the plan's stages from the plan and state (`build_plan_stages`, which SQLMesh
+    states has no side effect on state or warehouse), and some plans fail there, e.g. a dev plan
+    whose default start falls after its end."""
+    build_plan_stages(plan.to_evaluatable(), context.state_reader, context.default_catalog)
 
 
 def model_previews(plan: Any, refused: Mapping[str, str]) -> dict[str, ModelPreview]:

@@ -153,6 +153,40 @@ def run_preview(
     return job.execute_in_process(run_config=config, instance=instance, raise_on_error=False)
 
 
+def materialize(
+    folder: Path, instance: dg.DagsterInstance, config: dict[str, Any], selection: list[str]
+) -> dg.ExecuteInProcessResult:
+    """A real run of the selected model assets with the resource config `config`."""
+    defs = sqlmesh_definitions(SQLMeshProject(path=folder))
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey.from_user_string(key) for key in selection] or None,
+        run_config={"resources": {"sqlmesh": {"config": config}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def evaluated_and_restated(
+    instance: dg.DagsterInstance, run_id: str
+) -> tuple[dict[str, list[list[str]]], set[str]]:
+    """Per model the run evaluated, its evaluated intervals joined; the models it restated."""
+    evaluated, restated = {}, set()
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            metadata = {k: v.value for k, v in materialization.metadata.items()}
+            if metadata["sqlmesh/outcome"] == "evaluated":
+                evaluated[metadata["sqlmesh/model"]] = joined(metadata["sqlmesh/intervals"])
+            if metadata["sqlmesh/restated"]:
+                restated.add(metadata["sqlmesh/model"])
+    return evaluated, restated
+
+
+def shown_fills(seen: dict[str, dict[str, Any]]) -> dict[str, list[list[str]]]:
+    return {m: o["sqlmesh/fill_spans"] for m, o in seen.items() if o["sqlmesh/interval_count"]}
+
+
 @pytest.fixture
 def twins(tmp_path: Path) -> tuple[Path, Path]:
     ours = write_project(tmp_path / "ours")
@@ -215,6 +249,14 @@ def test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing(twins: tuple[Pa
     summary = output.event_specific_data.metadata[SUMMARY_METADATA_KEY].value
     assert "A run would be refused" in summary and LEDGER in summary
 
+    # the rest of the plan is shown as it would be once the change is allowed: a run that
+    # allows it evaluates exactly what the preview showed
+    config = {"execution_time": PREVIEWED_AT, "allow_destructive": [LEDGER]}
+    run = materialize(ours, instance, config, [])
+    assert run.success
+    evaluated, _ = evaluated_and_restated(instance, run.run_id)
+    assert evaluated == shown_fills(seen)
+
 
 def joined(iso_intervals: list[list[str]]) -> list[list[str]]:
     """A run's recorded intervals (`sqlmesh/intervals`, per batch) joined where contiguous."""
@@ -228,21 +270,22 @@ def joined(iso_intervals: list[list[str]]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("environment", ["prod", "dev"])
-def test_a_run_with_the_preview_s_config_does_what_the_preview_showed(
+def test_a_restating_run_of_a_selection_does_what_the_preview_showed(
     twins: tuple[Path, Path], environment: str
 ) -> None:
-    """For a selection, with the destructive change allowed: in prod the intervals the preview
-    shows per model are those the run then evaluates, and the models it shows nothing to fill
-    for are not evaluated. In dev, as of a past time, SQLMesh fails the plan before doing
-    anything (its default start, yesterday, is after the end): the preview says so, with the
-    error the run then fails with."""
+    """A selection restated, with the destructive change allowed: in prod the intervals the
+    preview shows per model (the models below the restated ones included) are those the run
+    then evaluates, and the models it shows restated are those the run restates. In dev, as of
+    a past time, SQLMesh fails the plan before doing anything (its default start, yesterday,
+    is after the end): the preview says so, with the error the run then fails with."""
     ours, _ = twins
     database = ours / "warehouse.duckdb"
-    selection = ["shop/orders", "shop/order_totals", "shop/regions", "shop/ledger"]
+    selection = ["shop/orders", "shop/regions", "shop/ledger"]
     config = {
         "environment": environment,
         "execution_time": PREVIEWED_AT,
         "allow_destructive": [LEDGER],
+        "restate": True,
     }
     before = everything(database)
     instance = dg.DagsterInstance.ephemeral()
@@ -257,7 +300,6 @@ def test_a_run_with_the_preview_s_config_does_what_the_preview_showed(
     assert previewed.success
     assert everything(database) == before
     seen = observations(instance, previewed.run_id)
-    assert not any(o["sqlmesh/destructive_refused"] for o in seen.values())
     (output,) = [
         r.dagster_event
         for r in instance.all_logs(previewed.run_id)
@@ -265,13 +307,7 @@ def test_a_run_with_the_preview_s_config_does_what_the_preview_showed(
     ]
     error = output.event_specific_data.metadata["sqlmesh/error"].value
 
-    defs = sqlmesh_definitions(SQLMeshProject(path=ours))
-    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=[dg.AssetKey.from_user_string(key) for key in selection],
-        run_config={"resources": {"sqlmesh": {"config": config}}},
-        instance=instance,
-        raise_on_error=False,
-    )
+    run = materialize(ours, instance, config, selection)
     if environment == "dev":
         assert error.startswith("ValueError: Start date / time") and not seen
         assert not run.success
@@ -283,16 +319,10 @@ def test_a_run_with_the_preview_s_config_does_what_the_preview_showed(
         assert failures and all(error in failure for failure in failures)
         return
     assert error == "" and run.success
-    evaluated = {}
-    for record in instance.all_logs(run.run_id):
-        event = record.dagster_event
-        if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            metadata = {k: v.value for k, v in materialization.metadata.items()}
-            if metadata["sqlmesh/outcome"] == "evaluated":
-                evaluated[metadata["sqlmesh/model"]] = joined(metadata["sqlmesh/intervals"])
-    shown = {m: o["sqlmesh/fill_spans"] for m, o in seen.items() if o["sqlmesh/interval_count"]}
-    assert evaluated == shown
-    assert set(shown) == {
-        f'"warehouse"."shop"."{m}"' for m in ("orders", "order_totals", "regions", "ledger")
-    }
+    evaluated, restated = evaluated_and_restated(instance, run.run_id)
+    assert evaluated == shown_fills(seen)
+    assert restated == {m for m, o in seen.items() if o["sqlmesh/restated"]}
+    below = '"warehouse"."shop"."order_totals"'  # not selected: below a restated model
+    assert below in restated and below not in {m.replace("/", ".") for m in selection}
+    # a restating plan works from SQLMesh's state: the edits are not part of it
+    assert not any(o["sqlmesh/change_category"] for o in seen.values())

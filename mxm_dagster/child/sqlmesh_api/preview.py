@@ -47,8 +47,7 @@ def build_plan(
     allowed = list(arguments.get("allow_destructive_models") or ())
     names = sum(len(arguments.get(k) or ()) for k in ("select_models", "backfill_models"))
     while True:
-        before = dict(recorder.destructive_changes)
-        recorder.destructive_changes.clear()
+        recorder.destructive_changes.clear()  # what this build's builder refuses
         try:
             with recursion_headroom(names):
                 builder = context.plan_builder(
@@ -61,8 +60,6 @@ def build_plan(
                 raise
             refused.update(new)
             allowed.extend(new)
-        finally:
-            recorder.destructive_changes.update(before)
 
 
 def check_stages(context: Context, plan: Any) -> None:
@@ -108,12 +105,14 @@ def model_previews(plan: Any, refused: Mapping[str, str]) -> dict[str, ModelPrev
             found = preview(s_id.name)
             _categorised(found, snapshot)
             found.diff = diff.text_diff(s_id.name)
-    for s_id in diff.removed_snapshots:
-        preview(s_id.name).change = "removed"
+    for s_id, info in diff.removed_snapshots.items():
+        if info.is_model:
+            preview(s_id.name).change = "removed"
     for missing in plan.missing_intervals:
         preview(missing.snapshot_id.name).intervals = _intervals(missing.intervals)
     for s_id in plan.restatements:
-        if s_id.name in previews or snapshots.get(s_id) is not None:
+        restated = snapshots.get(s_id)
+        if restated is not None and restated.is_model:
             preview(s_id.name).restated = True
     for name, details in refused.items():
         preview(name).refused = details

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import pytest
 
+from mxm_dagster.assets.preview import PlanPreviewConfig, _models, _window
 from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.preview import ModelPreview, PlanPreview, add_due_after
 from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import ExecutionRequest
@@ -108,3 +111,16 @@ def test_the_summary_says_a_run_would_be_refused_and_lists_every_model() -> None
     assert "SQLMesh would change and fill nothing" in preview.summary(clean, {}, 0)
     failed = PlanPreview("dev", 0, error="NoChangesPlanError: Creating a new environment ...")
     assert "A run would fail" in preview.summary(failed, {}, 0)
+
+
+def test_the_preview_job_takes_asset_keys_and_a_window_as_a_partitioned_run_has() -> None:
+    keys = {"shop.orders": dg.AssetKey(["shop", "orders"]), "shop.x": dg.AssetKey(["shop", "x"])}
+    assert _models(PlanPreviewConfig(), keys) == {"shop.orders", "shop.x"}
+    assert _models(PlanPreviewConfig(assets=["shop/orders"]), keys) == {"shop.orders"}
+    with pytest.raises(dg.Failure, match="Not SQLMesh models of this project: raw/other"):
+        _models(PlanPreviewConfig(assets=["raw/other"]), keys)
+    assert _window(PlanPreviewConfig()) is None
+    start, end = _window(PlanPreviewConfig(start="2026-11-01", end="2026-11-03")) or (None, None)
+    assert (to_ms(start), to_ms(end)) == (NOV_1, NOV_1 + 2 * DAY)
+    with pytest.raises(dg.Failure, match="both"):
+        _window(PlanPreviewConfig(start="2026-11-01"))

@@ -326,3 +326,26 @@ def test_a_restating_run_of_a_selection_does_what_the_preview_showed(
     assert below in restated and below not in {m.replace("/", ".") for m in selection}
     # a restating plan works from SQLMesh's state: the edits are not part of it
     assert not any(o["sqlmesh/change_category"] for o in seen.values())
+
+
+def test_a_failing_unit_test_the_run_asks_for_is_what_the_preview_says_would_stop_it(
+    tmp_path: Path,
+) -> None:
+    project = write_project(tmp_path / "ours")
+    (project / "tests").mkdir()
+    (project / "tests" / "test_customer_count.yaml").write_text(
+        "test_customer_count:\n  model: shop.customer_count\n  inputs:\n    shop.customers:\n"
+        "      rows:\n        - id: 1\n          name: ann\n"
+        "  outputs:\n    query:\n      rows:\n        - customers: 5\n"
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    config = {"resources": {"sqlmesh": {"config": {"run_unit_tests": True}}}}
+    result = run_preview(project, instance, config)
+    assert result.success and not observations(instance, result.run_id)
+    (output,) = [
+        r.dagster_event
+        for r in instance.all_logs(result.run_id)
+        if r.dagster_event and r.dagster_event.event_type_value == "STEP_OUTPUT"
+    ]
+    error = output.event_specific_data.metadata["sqlmesh/error"].value
+    assert "1 of 1 tests failed" in error and "test_customer_count" in error

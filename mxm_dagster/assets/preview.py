@@ -92,7 +92,7 @@ def plan_preview_job(
         for observation in run_preview.observations(found, models):
             context.log_event(observation)
         if found.error:
-            context.log.warning(f"A run would fail: SQLMesh refuses this plan. {found.error}")
+            context.log.warning(f"A run would fail before SQLMesh applies anything: {found.error}")
         elif found.refused:
             context.log.warning(
                 "A run would be refused: destructive change to " + ", ".join(found.refused)

@@ -131,7 +131,7 @@ def summary(plan: PlanPreview, keys: Mapping[str, dg.AssetKey], selected: int) -
         "",
     ]
     if plan.error:
-        lines += [f"**A run would fail: SQLMesh refuses this plan.** {plan.error}", ""]
+        lines += [f"**A run would fail** before SQLMesh applies anything: {plan.error}", ""]
     elif plan.refused:
         lines += [
             "**A run would be refused**: destructive change to "

@@ -17,6 +17,8 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.plan.decision import Decision
 from mxm_dagster.child.plan.evaluator import plan_decision
 from mxm_dagster.child.recorder import OutcomeRecorder
+from mxm_dagster.child.unit_tests import check_unit_tests
+from mxm_dagster.common.errors import UnitTestsFailedError
 from mxm_dagster.records.preview import PlanPreview, add_due_after
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.specs import ProjectSpec
@@ -30,8 +32,9 @@ def preview_plan(
     load_models: Callable[[], None],
 ) -> PlanPreview:
     """What SQLMesh would do for `request`: each change, its category and diff, the intervals
-    it would fill, the destructive changes it would refuse. SQLMesh refusing the plan itself
-    (e.g. a new environment without a change) is the preview's `error`, as the run would fail."""
+    it would fill, the destructive changes it would refuse. What would stop the run before
+    SQLMesh applies anything (a failing unit test the run asks for, SQLMesh refusing the plan,
+    e.g. a new environment without a change) is the preview's `error`."""
     models = {m.name for m in spec.models if m.is_model}
     clock = sqlmesh_api.execution_timestamp()
     load_models()
@@ -43,6 +46,12 @@ def preview_plan(
         messages=list(decision.messages),
         fills_after=decision.fill_after,
     )
+    if request.unit_tests:  # a run asked to test first plans nothing when a test fails
+        try:
+            check_unit_tests(context, recorder.message)
+        except UnitTestsFailedError as exc:
+            preview.error = str(exc)
+            return preview
     if not decision.models:
         preview.messages.append("Nothing selected is a SQLMesh model: a run would plan nothing")
         return preview

@@ -82,6 +82,7 @@ def plan_preview_job(
         name=f"{resource_key}_build_plan",  # not the job's name: Dagster keeps node names apart
         required_resource_keys={resource_key},
         tags={PROJECT_TAG: project_location},
+        out=dg.Out(dg.Nothing),  # the summary is the output's metadata; nothing is stored
         description="Builds SQLMesh's plan for the selected models without applying it and "
         "records what it would change and fill on each asset",
     )

@@ -172,6 +172,8 @@ def test_an_unnamed_project_keeps_resource_sqlmesh_and_two_unnamed_ones_clash(
     only = sqlmesh_definitions(alpha)
     assert set(only.resources or {}) == {"sqlmesh"}
     assert [s.name for s in only.sensors or []] == ["sqlmesh_cron", "sqlmesh_observe"]
+    assert [job.name for job in only.jobs or []] == ["sqlmesh_plan_preview"]
+    assert not sqlmesh_definitions(alpha, plan_preview=False).jobs
     with pytest.raises(dg.DagsterInvariantViolationError, match="same key 'sqlmesh'"):
         dg.Definitions.merge(only, sqlmesh_definitions(beta))
     # named, but the colliding model names give the same keys without a prefix

@@ -169,18 +169,21 @@ def materialize(
 def evaluated_and_restated(
     instance: dg.DagsterInstance, run_id: str
 ) -> tuple[dict[str, list[list[str]]], set[str]]:
-    """Per model the run evaluated, its evaluated intervals joined; the models it restated."""
-    evaluated, restated = {}, set()
+    """Per model the run evaluated, its evaluated intervals joined (over its partition records
+    too); the models it restated."""
+    evaluated: dict[str, list[list[str]]] = {}
+    restated = set()
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             metadata = {k: v.value for k, v in materialization.metadata.items()}
             if metadata["sqlmesh/outcome"] == "evaluated":
-                evaluated[metadata["sqlmesh/model"]] = joined(metadata["sqlmesh/intervals"])
+                found = evaluated.setdefault(metadata["sqlmesh/model"], [])
+                found.extend(i for i in metadata["sqlmesh/intervals"] if i not in found)
             if metadata["sqlmesh/restated"]:
                 restated.add(metadata["sqlmesh/model"])
-    return evaluated, restated
+    return {m: joined(i) for m, i in evaluated.items()}, restated
 
 
 def shown_fills(seen: dict[str, dict[str, Any]]) -> dict[str, list[list[str]]]:
@@ -349,3 +352,45 @@ def test_a_failing_unit_test_the_run_asks_for_is_what_the_preview_says_would_sto
     ]
     error = output.event_specific_data.metadata["sqlmesh/error"].value
     assert "1 of 1 tests failed" in error and "test_customer_count" in error
+
+
+def test_a_partition_range_restated_is_the_window_the_preview_showed(
+    twins: tuple[Path, Path],
+) -> None:
+    """The preview's `start`/`end` are a partitioned run's window: restating it shows the days
+    of the range (and the model below), which a run over that partition range then restates."""
+    ours, _ = twins
+    config = {"execution_time": PREVIEWED_AT, "restate": True}
+    instance = dg.DagsterInstance.ephemeral()
+    window = {"assets": ["shop/orders"], "start": "2026-11-02", "end": "2026-11-04"}
+    previewed = run_preview(
+        ours,
+        instance,
+        {
+            "resources": {"sqlmesh": {"config": config}},
+            "ops": {"sqlmesh_build_plan": {"config": window}},
+        },
+    )
+    assert previewed.success
+    seen = observations(instance, previewed.run_id)
+    orders = '"warehouse"."shop"."orders"'
+    assert seen[orders]["sqlmesh/fill_spans"] == [
+        ["2026-11-02T00:00:00+00:00", "2026-11-04T00:00:00+00:00"]
+    ]
+
+    defs = sqlmesh_definitions(SQLMeshProject(path=ours), partitions=True)
+    run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[dg.AssetKey(["shop", "orders"])],
+        run_config={"resources": {"sqlmesh": {"config": config}}},
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-02",
+            "dagster/asset_partition_range_end": "2026-11-03",
+        },
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert run.success
+    evaluated, restated = evaluated_and_restated(instance, run.run_id)
+    assert evaluated == shown_fills(seen)
+    assert restated == {m for m, o in seen.items() if o["sqlmesh/restated"]}
+    assert '"warehouse"."shop"."order_totals"' in restated

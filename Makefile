@@ -34,8 +34,8 @@ test: setup
 
 # The oldest SQLMesh and Dagster releases we support (ADR 16), in a venv of their own: the unit
 # tests, SQLMesh's error paths as we read them, and a run of each kind (failures and audits,
-# a refused destructive change, restatement, a run without a plan, partitions). `make test`
-# runs everything on the pinned versions (constraints.txt).
+# a refused destructive change, restatement, a run without a plan, partitions, a plan preview).
+# `make test` runs everything on the pinned versions (constraints.txt).
 COMPAT_VENV := .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
 COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
@@ -46,7 +46,8 @@ COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
 	tests/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
 	tests/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
 	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range \
-	tests/test_observe.py::test_a_sqlmesh_run_outside_dagster_is_reported_once
+	tests/test_observe.py::test_a_sqlmesh_run_outside_dagster_is_reported_once \
+	tests/test_plan_preview.py::test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing
 
 $(COMPAT_STAMP): pyproject.toml constraints-oldest.txt
 	rm -rf $(COMPAT_VENV)

@@ -88,7 +88,8 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
         "raw/numbers:unique_values",
         "staging/doubled:accepted_range_non_blocking",
     }
-    assert [j.name for j in defs.get_repository_def().get_all_jobs()] == [job.name]
+    jobs = sorted(j.name for j in defs.get_repository_def().get_all_jobs())
+    assert jobs == sorted([job.name, "sqlmesh_plan_preview"])  # the preview's own (ADR 18)
 
     result = job.execute_in_process(
         asset_selection=list(request.asset_selection or []),

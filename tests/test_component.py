@@ -84,6 +84,7 @@ def test_this_repo_is_a_dg_project_declaring_every_model_and_check(tmp_path: Pat
     assert expected_checks and {c["key"] for c in listed["asset_checks"]} == expected_checks
     assert [r["name"] for r in listed["resources"]] == ["sqlmesh"]
     assert sorted(s["name"] for s in listed["sensors"]) == ["sqlmesh_cron", "sqlmesh_observe"]
+    assert "sqlmesh_plan_preview" in {j["name"] for j in listed["jobs"]}
 
 
 # ------------------------------------------------------------------ a user's dg project

@@ -44,7 +44,7 @@ MARKER = "not run by tests/test_readme.py"
 _MARKER_LINE = re.compile(rf"^<!-- {re.escape(MARKER)}: (?P<reason>\S.*\S) -->$")
 _FENCE = re.compile(r"^```(?P<language>[\w-]*)\s*$")
 # What starts a Dagster run in a block; each must leave one successful run in DAGSTER_HOME.
-_RUN_STARTERS = ("asset materialize", "make run")
+_RUN_STARTERS = ("asset materialize", "make run", "job execute")
 _CONFIG_JSON = re.compile(r"--config-json '(?P<json>[^']*)'")
 BLOCK_TIMEOUT_SECONDS = 300
 

@@ -154,6 +154,8 @@ def test_named_projects_get_their_own_resource_sensor_and_steps(tmp_path: Path) 
         "sqlmesh_beta_cron",
         "sqlmesh_beta_observe",
     }
+    jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}  # node names unique
+    assert {"sqlmesh_alpha_plan_preview", "sqlmesh_beta_plan_preview"} <= jobs
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == _keys("alpha") | _keys(
         "beta"
@@ -170,6 +172,8 @@ def test_an_unnamed_project_keeps_resource_sqlmesh_and_two_unnamed_ones_clash(
     only = sqlmesh_definitions(alpha)
     assert set(only.resources or {}) == {"sqlmesh"}
     assert [s.name for s in only.sensors or []] == ["sqlmesh_cron", "sqlmesh_observe"]
+    assert [job.name for job in only.jobs or []] == ["sqlmesh_plan_preview"]
+    assert not sqlmesh_definitions(alpha, plan_preview=False).jobs
     with pytest.raises(dg.DagsterInvariantViolationError, match="same key 'sqlmesh'"):
         dg.Definitions.merge(only, sqlmesh_definitions(beta))
     # named, but the colliding model names give the same keys without a prefix

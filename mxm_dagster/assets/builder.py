@@ -22,6 +22,7 @@ from mxm_dagster.assets.conditions import (
 )
 from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets, resource_key_for
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
+from mxm_dagster.assets.preview import plan_preview_job
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
@@ -44,6 +45,7 @@ def sqlmesh_definitions(
     observe: bool = False,
     automation: Automation = "sensor",
     freshness: bool = False,
+    plan_preview: bool = True,
 ) -> dg.Definitions:
     """Assets, checks, `SQLMeshResultsResource` and cron sensor of `project` (a
     `SQLMeshProject`, or a folder: its default gateway, environment prod).
@@ -70,6 +72,8 @@ def sqlmesh_definitions(
     `freshness`: give each model with a cron a Dagster freshness policy from it (the
     translator's `get_freshness_policy`); off by default, since every cron policy adds about
     20 ms per asset to each process that loads the asset graph (ADR 17).
+    `plan_preview`: the job `sqlmesh_plan_preview` (`sqlmesh_<name>_plan_preview`), which shows
+    on each asset what SQLMesh would do for a selection and applies nothing (ADR 18).
     """
     if not isinstance(project, SQLMeshProject):
         project = SQLMeshProject.at(os.fspath(project))
@@ -86,6 +90,7 @@ def sqlmesh_definitions(
         name=name,
         observe=observe,
         automation=automation,
+        plan_preview=plan_preview,
     )
 
 
@@ -127,10 +132,12 @@ def assemble(
     name: str | None = None,
     observe: bool = False,
     automation: Automation = "sensor",
+    plan_preview: bool = True,
 ) -> dg.Definitions:
     """The definitions of `spec`'s selected models, run by `resource` (under the key `name`
     gives). `observe` starts the sensor that reports SQLMesh runs made outside Dagster;
-    `automation` picks the cron sensor or declarative conditions."""
+    `automation` picks the cron sensor or declarative conditions; `plan_preview` adds the job
+    that previews SQLMesh's plan for a selection."""
     if automation not in AUTOMATIONS:
         raise ValueError(f"automation must be one of {', '.join(AUTOMATIONS)}, not {automation!r}")
     selected = project.selected_models(selection) if selection is not None else None
@@ -156,8 +163,10 @@ def assemble(
                 [model_keys[m] for m in built], automation_sensor_name_for(resource_key)
             )
         ]
+    jobs = [plan_preview_job(model_keys, resource_key, project.location)] if plan_preview else []
     return dg.Definitions(
         assets=assets,
+        jobs=jobs,
         resources={resource_key: resource},
         sensors=[
             cron_sensor(

@@ -10,6 +10,7 @@
       observe: false             # true: report SQLMesh runs made outside Dagster (ADR 15)
       automation: sensor         # or cron / cron_or_eager: declarative automation (ADR 17)
       freshness: false           # true: freshness policies from the models' crons (ADR 17)
+      plan_preview: true         # the job previewing SQLMesh's plan for a selection (ADR 18)
       select: ["+marts.*"]       # SQLMesh model selection syntax; default every model
       exclude: ["tag:wip"]
       retry_policy:              # each model step's Dagster RetryPolicy; a retry runs SQLMesh again
@@ -239,6 +240,9 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
         freshness: Give each model with a cron a Dagster freshness policy from it (off by
             default: every policy adds about 20 ms per asset to each process that loads the
             asset graph, ADR 17).
+        plan_preview: Add the job `sqlmesh_plan_preview` (`sqlmesh_<name>_plan_preview`),
+            which records on each asset what SQLMesh would do for a selection, applying
+            nothing (on by default).
         select: SQLMesh model selection (as `sqlmesh plan --select-model`); default every model.
         exclude: SQLMesh model selection to leave out.
         external_assets: Emit the project's external models as source assets; false when other
@@ -258,6 +262,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
     observe: bool = False
     automation: Automation = "sensor"
     freshness: bool = False
+    plan_preview: bool = True
     select: list[str] | None = None
     exclude: list[str] | None = None
     external_assets: bool = True
@@ -299,6 +304,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             name=self.name,
             observe=self.observe,
             automation=self.automation,
+            plan_preview=self.plan_preview,
         )
         _claim_keys(context, defs, f"{project.location} (declared in {context.path})")
         return defs

@@ -21,12 +21,14 @@ import signal
 import sys
 import threading
 import traceback
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from typing import IO, Any
 
 from mxm_dagster.child.cancellation import Cancellation, ExecutionCancelled
 from mxm_dagster.child.plan.evaluator import PlanEvaluator
+from mxm_dagster.child.plan.preview import preview_plan
 from mxm_dagster.child.project import config, open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.sqlmesh_api import close_context, load_models, postgres_state
@@ -34,6 +36,7 @@ from mxm_dagster.child.state_lock import state_lock
 from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.child.warehouse import wait_until_writable
 from mxm_dagster.common.locks import FileLock
+from mxm_dagster.records.preview import PlanPreview
 from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
@@ -70,16 +73,14 @@ def _stop_self_after(seconds: float) -> None:
         timer.start()
 
 
-def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -> ExecutionResults:
-    def log(message: str) -> None:
-        channel.send(MessageKind.LOG, message=message)
-
-    def model_ready(outcome: ModelOutcome) -> None:
-        channel.send(MessageKind.READY, outcome=asdict(outcome))
-
+@contextmanager
+def _turn(
+    order: ChildOrder, log: Callable[[str], None], cancellation: Cancellation
+) -> Iterator[None]:
+    """The run's turn on the project: the project lock, the state database's lock (ADR 13) and
+    a free warehouse, waited for while a SIGTERM may still stop the waits; held for the block.
+    A preview takes the same turn, so it never reads a state a run is halfway through writing."""
     project = order.project
-    spec = project.load_spec()  # from the cache the code server wrote
-    recorder = OutcomeRecorder(log=log, cancellation=cancellation)
     lock = FileLock(project.lock_path, "SQLMesh project lock")
     with ExitStack() as held:
         with cancellation.interruptible():  # nothing written yet: a SIGTERM may stop the waits
@@ -97,6 +98,20 @@ def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
                 )
             if project.warehouse_path is not None:
                 wait_until_writable(project.warehouse_path, order.warehouse_wait_seconds, log)
+        yield
+
+
+def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -> ExecutionResults:
+    def log(message: str) -> None:
+        channel.send(MessageKind.LOG, message=message)
+
+    def model_ready(outcome: ModelOutcome) -> None:
+        channel.send(MessageKind.READY, outcome=asdict(outcome))
+
+    project = order.project
+    spec = project.load_spec()  # from the cache the code server wrote
+    recorder = OutcomeRecorder(log=log, cancellation=cancellation)
+    with _turn(order, log, cancellation):
         channel.send(MessageKind.STARTED)
         _stop_self_after(order.execution_timeout_seconds)
         fingerprint = project.fingerprint()  # the files the Context is about to load
@@ -125,6 +140,32 @@ def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
         return results
 
 
+def _preview(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -> PlanPreview:
+    """The plan the order's request would apply, built under the run's locks and not applied:
+    no snapshot, interval, environment or table is written, and no serving marker (ADR 18)."""
+
+    def log(message: str) -> None:
+        channel.send(MessageKind.LOG, message=message)
+
+    project = order.project
+    spec = project.load_spec()
+    recorder = OutcomeRecorder(log=log, cancellation=cancellation)
+    with _turn(order, log, cancellation):
+        channel.send(MessageKind.STARTED)
+        _stop_self_after(order.execution_timeout_seconds)
+        sqlmesh_context = open_context(project, recorder, load=False)
+        try:
+            return preview_plan(
+                sqlmesh_context,
+                spec,
+                recorder,
+                order.request,
+                lambda: load_models(sqlmesh_context, project.path),
+            )
+        finally:
+            close_context(sqlmesh_context)
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cancellation = Cancellation()
@@ -132,6 +173,10 @@ def main() -> None:
     channel = _Channel(os.fdopen(int(sys.argv[1]), "wb"))
     order = ChildOrder.from_json(sys.stdin.buffer.readline().decode())
     try:
+        if order.preview:
+            preview = _preview(order, channel, cancellation)
+            channel.send(MessageKind.PREVIEW, preview=preview.to_dict())
+            return
         results = _execute(order, channel, cancellation)
     except ExecutionCancelled as exc:
         channel.send(MessageKind.CANCELLED, error=str(exc))

@@ -28,6 +28,7 @@ class MessageKind(StrEnum):
     DONE = "done"  # payload `results`: the whole execution's results, the last line
     ERROR = "error"  # payload `error`: `Type: message` of what stopped the child before results
     CANCELLED = "cancelled"  # payload `error`: SIGTERM stopped SQLMesh at a safe point, unpromoted
+    PREVIEW = "preview"  # payload `preview`: a preview order's `PlanPreview`, the last line
 
 
 def execution_bound_seconds(
@@ -48,6 +49,8 @@ class ChildOrder:
     lock_timeout_seconds: float
     warehouse_wait_seconds: float
     execution_timeout_seconds: float
+    #: build the plan the request would apply and reply with it, applying nothing (ADR 18)
+    preview: bool = False
 
     def start_bound_seconds(self) -> float:
         """How long the child may take to announce `STARTED`: its own lock waits are bounded."""
@@ -72,6 +75,7 @@ class ChildOrder:
                 "lock_timeout_seconds": self.lock_timeout_seconds,
                 "warehouse_wait_seconds": self.warehouse_wait_seconds,
                 "execution_timeout_seconds": self.execution_timeout_seconds,
+                "preview": self.preview,
             }
         )
 
@@ -90,4 +94,5 @@ class ChildOrder:
             raw["lock_timeout_seconds"],
             raw["warehouse_wait_seconds"],
             raw["execution_timeout_seconds"],
+            raw.get("preview", False),
         )

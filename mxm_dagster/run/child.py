@@ -16,8 +16,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.records.preview import PlanPreview
 from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
@@ -75,6 +77,25 @@ def run_in_child(
     control: ChildControl | None = None,
 ) -> ExecutionResults:
     """Run `order` in a child interpreter; call back as its messages arrive."""
+    return ExecutionResults.from_dict(_converse(order, on_log, on_model_ready, control))
+
+
+def preview_in_child(
+    order: ChildOrder, on_log: Callable[[str], None], control: ChildControl | None = None
+) -> PlanPreview:
+    """The plan preview of a preview `order` (ADR 18), built by a SQLMesh child under the same
+    locks and bounds as a run's execution."""
+    return PlanPreview.from_dict(_converse(order, on_log, lambda _outcome: None, control))
+
+
+def _converse(
+    order: ChildOrder,
+    on_log: Callable[[str], None],
+    on_model_ready: Callable[[ModelOutcome], None],
+    control: ChildControl | None,
+) -> dict[str, Any]:
+    """Start the child, hand it `order`, read its pipe until it ends: its last reply's payload
+    (results or preview), else `ExecutionFailed` saying why there is none."""
     control = control or ChildControl()
     read_fd, write_fd = os.pipe()
     try:
@@ -96,7 +117,7 @@ def run_in_child(
         child.stdin.close()
     except BrokenPipeError:
         pass  # the child died before reading its order; its exit code says so below
-    results: ExecutionResults | None = None
+    results: dict[str, Any] | None = None
     error: str | None = None
     cancelled = started = False
     deadline = time.monotonic() + order.start_bound_seconds()
@@ -118,7 +139,9 @@ def run_in_child(
                 elif kind == MessageKind.READY:
                     on_model_ready(ModelOutcome.from_dict(message["outcome"]))
                 elif kind == MessageKind.DONE:
-                    results = ExecutionResults.from_dict(message["results"])
+                    results = message["results"]
+                elif kind == MessageKind.PREVIEW:
+                    results = message["preview"]
                 elif kind == MessageKind.ERROR:
                     error = message["error"]
                 elif kind == MessageKind.CANCELLED:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         "wait of a step for SQLMesh is bounded by it (plus the lock waits)",
     )
 
-    def project(self, context: dg.AssetExecutionContext) -> SQLMeshProject:
+    def project(self, context: dg.OpExecutionContext) -> SQLMeshProject:
         """The project this resource names, exactly as named: `sqlmesh_definitions` and the
         component set `project_dir`, gateway and environment, and nothing then comes from the
         MXM_ variables. A resource that names no project (the MXM_-configured code location)
@@ -314,16 +315,42 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         runs = Path(context.instance.storage_directory()) / "mxm_dagster" / "runs"
         return runs / f"{context.run_id}-{digest}.json"
 
-    def _wants_restatement(self, context: dg.AssetExecutionContext) -> bool:
+    def _wants_restatement(self, context: dg.OpExecutionContext) -> bool:
         return self.restate or context.run.tags.get(RESTATE_TAG, "").lower() in _TRUE
 
-    def _wants_unit_tests(self, context: dg.AssetExecutionContext) -> bool:
+    def _wants_unit_tests(self, context: dg.OpExecutionContext) -> bool:
         return self.run_unit_tests or context.run.tags.get(UNIT_TESTS_TAG, "").lower() in _TRUE
 
-    def _requested_execution_time(self, context: dg.AssetExecutionContext) -> str | None:
+    def _requested_execution_time(self, context: dg.OpExecutionContext) -> str | None:
         """Run config first: the CLI (`--config-json`), the launchpad and Python reach it; the
         tag is what schedules and sensors set on the runs they request."""
         return self.execution_time or context.run.tags.get(EXECUTION_TIME_TAG) or None
+
+    def request(
+        self,
+        context: dg.OpExecutionContext,
+        project: SQLMeshProject,
+        selected: set[str],
+        window: tuple[datetime, datetime] | None = None,
+        checks_only: set[str] | None = None,
+    ) -> ExecutionRequest:
+        """What this run asks SQLMesh to do for `selected` (and `window`): the resource's config
+        and the run's tags. A plan preview asks it the same way (ADR 18)."""
+        request = ExecutionRequest(
+            environment=project.environment,
+            selected=selected,
+            checks_only=checks_only or set(),
+            audit_unchanged=self.audit_unchanged,
+            restate=self._wants_restatement(context),
+            row_counts=self.row_counts,
+            unit_tests=self._wants_unit_tests(context),
+            window=(to_ms(window[0]), to_ms(window[1])) if window else None,
+        )
+        if execution_time := self._requested_execution_time(context):
+            request.plan_options["execution_time"] = execution_time
+        if self.allow_destructive:
+            request.plan_options["allow_destructive_models"] = list(self.allow_destructive)
+        return request
 
     def _start(
         self,
@@ -351,20 +378,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             checks_only = selection.checks_only_models_for_run(context) - stored.considered()
         deferred = selection.deferred_models(context, wanted, asset_keys_by_model)
         window = selection.run_time_window(context)
-        request = ExecutionRequest(
-            environment=project.environment,
-            selected=wanted - deferred,
-            checks_only=checks_only,
-            audit_unchanged=self.audit_unchanged,
-            restate=self._wants_restatement(context),
-            row_counts=self.row_counts,
-            unit_tests=self._wants_unit_tests(context),
-            window=(to_ms(window[0]), to_ms(window[1])) if window else None,
-        )
-        if execution_time := self._requested_execution_time(context):
-            request.plan_options["execution_time"] = execution_time
-        if self.allow_destructive:
-            request.plan_options["allow_destructive_models"] = list(self.allow_destructive)
+        request = self.request(context, project, wanted - deferred, window, checks_only)
         context.log.info(
             f"Running SQLMesh for {len(request.selected)} selected models in environment "
             f"{project.environment!r} of {project.path}"

@@ -31,6 +31,25 @@ from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelSta
 from mxm_dagster.records.specs import ProjectSpec
 
 
+def plan_decision(
+    context: Context, request: ExecutionRequest, models: Collection[str], clock: int
+) -> tuple[Decision, set[str]]:
+    """The plan a run makes of `request` (its first one) on a Context with the project loaded,
+    and the models the environment has: what the evaluator applies and a preview builds."""
+    environment = request.environment
+    deployed = sqlmesh_api.environment_model_names(context, environment)
+    decision = decide_plan(
+        request,
+        models,
+        deployed,
+        sqlmesh_api.upstream(context, request.selected),
+        lambda: sqlmesh_api.has_metadata_only_changes(context, environment),
+        clock,
+        lambda names: sqlmesh_api.downstream(context, environment, names),
+    )
+    return decision, deployed
+
+
 class PlanEvaluator:
     """Runs plans against an open SQLMesh Context until every model that can succeed is promoted.
 
@@ -120,16 +139,7 @@ class PlanEvaluator:
         if run is not None:
             return self._run(request, run)
         self.load_models()
-        deployed = sqlmesh_api.environment_model_names(self.context, environment)
-        decision = decide_plan(
-            request,
-            self.all_models,
-            deployed,
-            sqlmesh_api.upstream(self.context, request.selected),
-            lambda: sqlmesh_api.has_metadata_only_changes(self.context, environment),
-            clock,
-            lambda names: sqlmesh_api.downstream(self.context, environment, names),
-        )
+        decision, deployed = plan_decision(self.context, request, self.all_models, clock)
         return self._plan(request, decision, clock, deployed)
 
     def _plan(

@@ -25,6 +25,12 @@ from mxm_dagster.child.sqlmesh_api.errors import (
     migration_details,
 )
 from mxm_dagster.child.sqlmesh_api.introspection import project_spec
+from mxm_dagster.child.sqlmesh_api.preview import (
+    build_plan,
+    check_stages,
+    model_previews,
+    plain_text,
+)
 from mxm_dagster.child.sqlmesh_api.selection import select_model_names
 from mxm_dagster.child.sqlmesh_api.state import (
     DueIntervals,
@@ -37,6 +43,7 @@ from mxm_dagster.child.sqlmesh_api.state import (
     execution_timestamp,
     finalized_plan_id,
     has_metadata_only_changes,
+    plan_arguments,
     promoted_tables,
     run_models,
     run_standalone_audits,
@@ -51,7 +58,9 @@ __all__ = [
     "UnitTestReport",
     "apply_plan",
     "audit_current_data",
+    "build_plan",
     "changed_models",
+    "check_stages",
     "close_context",
     "count_rows",
     "data_versions",
@@ -68,7 +77,10 @@ __all__ = [
     "load_models",
     "load_project_config",
     "migration_details",
+    "model_previews",
     "open_context",
+    "plain_text",
+    "plan_arguments",
     "postgres_state",
     "project_spec",
     "promoted_tables",

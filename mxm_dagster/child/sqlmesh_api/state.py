@@ -24,7 +24,7 @@ def environment_model_names(context: Context, environment: str) -> set[str]:
 
 
 @contextmanager
-def _recursion_headroom(names: int) -> Iterator[None]:
+def recursion_headroom(names: int) -> Iterator[None]:
     """SQLMesh joins selected model names into one `a | b | ...` expression and walks it
     recursively: a thousand names need more than Python's default recursion limit."""
     previous = sys.getrecursionlimit()
@@ -57,7 +57,7 @@ def apply_plan(
     environment without one the models changed there (and what they read).
     """
     names = len(select_models or ()) + len(restate_models) + len(backfill_models or ())
-    with _recursion_headroom(names):
+    with recursion_headroom(names):
         _plan(
             context,
             environment,
@@ -72,6 +72,34 @@ def apply_plan(
         )
 
 
+def plan_arguments(
+    environment: str,
+    select_models: Collection[str] | None,
+    restate_models: Collection[str] = (),
+    execution_time: Any = None,
+    start: Any = None,
+    end: Any = None,
+    allow_destructive_models: Collection[str] = (),
+    run: bool = True,
+    backfill_models: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """The arguments of every plan the code location makes, for `Context.plan` and
+    `Context.plan_builder` alike: a preview builds the very plan a run would apply."""
+    return {
+        "environment": environment,
+        "select_models": list(select_models) if select_models is not None else None,
+        "backfill_models": list(backfill_models) if backfill_models is not None else None,
+        "restate_models": list(restate_models) or None,
+        "execution_time": execution_time,
+        "start": start,
+        "end": end,
+        "run": run,
+        "allow_destructive_models": list(allow_destructive_models) or None,
+        "categorizer_config": CategorizerConfig.all_full(),
+        "skip_tests": True,  # unit tests belong to CI, not to every materialization
+    }
+
+
 def _plan(
     context: Context,
     environment: str,
@@ -84,22 +112,18 @@ def _plan(
     run: bool,
     backfill_models: Collection[str] | None,
 ) -> None:
-    context.plan(
+    arguments = plan_arguments(
         environment,
-        select_models=list(select_models) if select_models is not None else None,
-        backfill_models=list(backfill_models) if backfill_models is not None else None,
-        restate_models=list(restate_models) or None,
-        execution_time=execution_time,
-        start=start,
-        end=end,
-        run=run,
-        allow_destructive_models=list(allow_destructive_models) or None,
-        categorizer_config=CategorizerConfig.all_full(),
-        skip_tests=True,  # unit tests belong to CI, not to every materialization
-        auto_apply=True,
-        no_prompts=True,
-        no_diff=True,
+        select_models,
+        restate_models,
+        execution_time,
+        start,
+        end,
+        allow_destructive_models,
+        run,
+        backfill_models,
     )
+    context.plan(**arguments, auto_apply=True, no_prompts=True, no_diff=True)
 
 
 def run_models(
@@ -116,7 +140,7 @@ def run_models(
     execution time). The janitor is left to `sqlmesh janitor`. Failures reach the console like a
     plan's; nothing is raised.
     """
-    with _recursion_headroom(len(select_models or ())):
+    with recursion_headroom(len(select_models or ())):
         context.run(
             environment,
             select_models=list(select_models) if select_models is not None else None,

@@ -108,9 +108,10 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
     audit_unchanged: bool = Field(
-        default=True,
-        description="Run the audits of selected models SQLMesh found up to date on their "
-        "current data, so their checks report a result (docs/adr/0012); false: no result",
+        default=False,
+        description="Also run the audits of selected models SQLMesh found up to date, on their "
+        "unchanged data, so their checks report a result in every run (docs/adr/0012); "
+        "default: not again, SQLMesh audited that data when it wrote it (docs/adr/0019)",
     )
     allow_destructive: list[str] = Field(
         default_factory=list,

@@ -10,6 +10,7 @@ sensor gets none, so it carries the same tags, built here the way Dagster builds
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster._core.definitions.data_version import (
@@ -26,7 +27,9 @@ from dagster._core.definitions.data_version import (
 from mxm_dagster.assets.loader import built_asset_key_for_model
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.run.view import RunView
+
+if TYPE_CHECKING:  # the observing sensor imports this module: no run view there
+    from mxm_dagster.run.view import RunView
 
 DEFAULT_CODE_VERSION = "sqlmesh"  # what a record says when the asset declares no code version
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -50,8 +51,8 @@ class RunView:
         layer = context.job_def.asset_layer
         run_keys = frozenset(selection.asset_keys_for_run(context))
         check_keys = frozenset(selection.check_keys_for_run(context))
-        keys_by_model = selection.asset_keys_by_model_of(graph, project)
-        tags = dict(context.run.tags)
+        keys_by_model = MappingProxyType(selection.asset_keys_by_model_of(graph, project))
+        tags = MappingProxyType(dict(context.run.tags))  # read-only: every step shares them
         return cls(
             run_id=context.run_id,
             project=project,
@@ -59,12 +60,14 @@ class RunView:
             run_keys=run_keys,
             check_keys=check_keys,
             keys_by_model=keys_by_model,
-            models_by_key={key: model for model, key in keys_by_model.items()},
-            steps_by_model={
-                model: step
-                for model, key in keys_by_model.items()
-                if (step := selection.step_key(layer, key)) is not None
-            },
+            models_by_key=MappingProxyType({key: model for model, key in keys_by_model.items()}),
+            steps_by_model=MappingProxyType(
+                {
+                    model: step
+                    for model, key in keys_by_model.items()
+                    if (step := selection.step_key(layer, key)) is not None
+                }
+            ),
             sqlmesh_keys=frozenset(selection.sqlmesh_model_keys_of(graph)),
             models=frozenset(m for m, key in keys_by_model.items() if key in run_keys),
             checks_only=frozenset(

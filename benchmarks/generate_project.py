@@ -2,11 +2,14 @@
 
 The project is one SEED model plus N-1 FULL models spread over a few schemas. Every FULL model
 selects from one or two earlier models (so the graph is a DAG with long chains and some fan-in) and
-carries one builtin audit, so audit handling is part of what is measured. Output is a pure function
-of ``(n_models, seed)``: two generated copies are byte-identical, which is what lets a benchmark
-compare raw SQLMesh and Dagster on "the same" project.
+carries one builtin audit, so audit handling is part of what is measured. ``audits=K`` (up to
+``len(AUDITS)``) gives every FULL model K audits instead, for audit-heavy projects: builtin ones,
+blocking and not, and one that reads another model (the model's first parent).
+Output is a pure function of ``(n_models, seed, audits)``: two generated copies are
+byte-identical, which is what lets a benchmark compare raw SQLMesh and Dagster on "the same"
+project.
 
-CLI: ``python -m benchmarks.generate_project DEST N [--seed S]``.
+CLI: ``python -m benchmarks.generate_project DEST N [--seed S] [--audits K]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,26 @@ SEED_ROWS = 50
 RECENT_WINDOW = 20
 #: The environment variable that tells `benchmarks.floor_definitions` how many models to mirror.
 FLOOR_MODELS_ENV = "BENCH_FLOOR_MODELS"
+#: ... and how many audits (checks) each FULL model carries.
+FLOOR_AUDITS_ENV = "BENCH_FLOOR_AUDITS"
+#: The audits of a FULL model, in order: K audits are the first K. Every one passes on the
+#: generated data (50 rows, unique ids, positive amounts, groups g0-g4), so both sides give the
+#: same answers; `_non_blocking` ones are warnings, not failures. `{parent}` is the model's first
+#: parent: an audit reading a model it does not read itself would read that model's view, which
+#: a fresh plan creates only when it promotes, so SQLMesh fails it (DESIGN.md, "Audits that
+#: error"); a parent is read from the table SQLMesh maps it to.
+AUDITS: tuple[str, ...] = (
+    "not_null(columns := (id, amount))",
+    "unique_values(columns := (id))",
+    "forall_non_blocking(criteria := (id IN (SELECT id FROM {parent})))",  # reads another model
+    "accepted_range_non_blocking(column := amount, min_v := 0)",
+    "number_of_rows(threshold := 10)",
+    "accepted_values(column := grp, is_in := ('g0', 'g1', 'g2', 'g3', 'g4'))",
+    "not_empty_string_non_blocking(column := grp)",
+    "at_least_one(column := id)",
+    "unique_combination_of_columns(columns := (id, grp))",
+    "not_constant_non_blocking(column := id)",
+)
 
 CONFIG_YAML = f"""\
 gateways:
@@ -118,12 +141,12 @@ MODEL (
 """
 
 
-def _full_sql(spec: ModelSpec, index: int) -> str:
+def _full_sql(spec: ModelSpec, index: int, audits: int = 1) -> str:
     header = f"""\
 MODEL (
   name {spec.name},
   kind FULL,
-  audits (not_null(columns := (id, amount)))
+  audits ({", ".join(a.format(parent=spec.parents[0]) for a in AUDITS[:audits])})
 );
 
 """
@@ -141,8 +164,9 @@ MODEL (
     return header + body
 
 
-def generate(dest: Path, n_models: int, seed: int = 0) -> list[ModelSpec]:
-    """Write a SQLMesh project of ``n_models`` models to ``dest`` and return the model specs.
+def generate(dest: Path, n_models: int, seed: int = 0, audits: int = 1) -> list[ModelSpec]:
+    """Write a SQLMesh project of ``n_models`` models to ``dest`` and return the model specs;
+    every FULL model carries the first ``audits`` of ``AUDITS``.
 
     ``dest`` must not exist or be empty. The DuckDB ``database:`` path in ``config.yaml`` is
     relative, so SQLMesh must run with ``cwd=dest`` (relative paths resolve against the cwd).
@@ -150,6 +174,8 @@ def generate(dest: Path, n_models: int, seed: int = 0) -> list[ModelSpec]:
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"{dest} exists and is not empty")
+    if not 1 <= audits <= len(AUDITS):
+        raise ValueError(f"audits must be between 1 and {len(AUDITS)}")
     specs = plan_models(n_models, seed)
     (dest / "seeds").mkdir(parents=True, exist_ok=True)
     (dest / "config.yaml").write_text(CONFIG_YAML)
@@ -157,7 +183,7 @@ def generate(dest: Path, n_models: int, seed: int = 0) -> list[ModelSpec]:
     for index, spec in enumerate(specs):
         model_dir = dest / "models" / spec.schema
         model_dir.mkdir(parents=True, exist_ok=True)
-        sql = _seed_sql() if index == 0 else _full_sql(spec, index)
+        sql = _seed_sql() if index == 0 else _full_sql(spec, index, audits)
         (model_dir / f"{spec.table}.sql").write_text(sql)
     return specs
 
@@ -167,8 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dest", type=Path, help="directory to create (must be absent or empty)")
     parser.add_argument("n_models", type=int, help="number of models, including the seed model")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--audits", type=int, default=1, help=f"audits per FULL model, 1-{len(AUDITS)} (default 1)"
+    )
     args = parser.parse_args(argv)
-    specs = generate(args.dest, args.n_models, args.seed)
+    specs = generate(args.dest, args.n_models, args.seed, args.audits)
     print(f"wrote {len(specs)} models to {args.dest}")
 
 

@@ -20,7 +20,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `benchmarks` is not installed; `pytest` alone may miss it
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.generate_project import DATABASE_FILE, generate, plan_models  # noqa: E402
+from benchmarks.generate_project import (  # noqa: E402
+    AUDITS,
+    DATABASE_FILE,
+    FLOOR_AUDITS_ENV,
+    FLOOR_MODELS_ENV,
+    generate,
+    plan_models,
+)
+from benchmarks.run import format_table  # noqa: E402
 
 BIN = Path(sys.executable).parent
 N = 5
@@ -109,3 +117,55 @@ def test_harness_times_both_sides(tmp_path: Path) -> None:
     assert full["floor_ratio"] and full["ratio_to_floor"]
     assert report["failures"] == []
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_audit_heavy_project_plans_and_every_audit_passes_in_raw_sqlmesh(tmp_path: Path) -> None:
+    """`--audits 10`: both sides must give the same answers, so every audit passes on the
+    generated data, including those that are not blocking and the one reading the parent."""
+    project = tmp_path / "project"
+    specs = generate(project, N, audits=len(AUDITS))
+    assert "forall_non_blocking" in (project / "models" / "bench_core" / "m_00002.sql").read_text()
+    for command in (["plan", "--auto-apply", "--no-prompts"], ["audit"]):
+        proc = subprocess.run(
+            [str(BIN / "sqlmesh"), *command],
+            cwd=project,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 1 + (len(specs) - 1) * len(AUDITS), proc.stdout
+    assert "FAIL" not in proc.stdout
+    with pytest.raises(ValueError):
+        generate(tmp_path / "too_many", N, audits=len(AUDITS) + 1)
+
+
+def test_the_floor_has_one_check_per_audit() -> None:
+    code = (
+        "from benchmarks.floor_definitions import defs; "
+        "print(len(defs.resolve_asset_graph().asset_check_keys))"
+    )
+    env = {**_env(), FLOOR_MODELS_ENV: str(N), FLOOR_AUDITS_ENV: "10"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout.split()[-1]) == N * 10
+
+
+def test_the_unchanged_scenario_has_its_rows_in_the_table() -> None:
+    side = {"median_s": 2.0, "peak_rss_mb": 100.0, "median_phases": {"median_step_ms": 80.0}}
+    result = {
+        "scenario": "unchanged",
+        "n_models": N,
+        "audits": 10,
+        "sides": {"raw": side, "dagster": side, "dagster_audit": side, "floor": side},
+        "ratio": 1.0,
+        "ratio_audit": 1.0,
+        "ratio_audit_to_floor": 1.0,
+        "target": 1.3,
+    }
+    table = format_table([result])
+    assert "unchanged, 10 audits/model, default" in table
+    assert "audit_unchanged" in table and "median step 80 ms" in table

@@ -1,7 +1,8 @@
 """Checks that really run: executing checks alone, and the checks of a model found up to date.
 
 Real SQLMesh on real DuckDB through real Dagster runs, on `tests/fixtures/audits_project`. Every
-assertion reads the check evaluations the Dagster instance recorded (docs/adr/0012).
+assertion reads the check evaluations the Dagster instance recorded (docs/adr/0012; an up-to-date
+model's audits run again only with `audit_unchanged`, docs/adr/0019).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
+from mxm_dagster.run.events import AUDITS_NOT_RUN_AGAIN
 from tests.conftest import (
     REPO,
     RunOutcome,
@@ -28,6 +34,16 @@ ORDERS_CHECKS = {
     "shop/orders:unique_values",
     "shop/orders:assert_orders_positive",
 }
+
+
+SUCCEEDED = AssetCheckExecutionRecordStatus.SUCCEEDED
+PLANNED = AssetCheckExecutionRecordStatus.PLANNED
+
+
+def _evaluated(records: list[AssetCheckExecutionRecord]) -> list[AssetCheckExecutionRecord]:
+    """The executions that recorded a result (a planned one that reported nothing has none)."""
+    done = (SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
+    return [record for record in records if record.status in done]
 
 
 @pytest.fixture
@@ -99,11 +115,15 @@ def test_a_model_never_built_reports_no_check_and_says_why(audits_project: Path)
     assert any("No check result for" in m for m in result.messages())
 
 
-def test_an_up_to_date_model_has_its_checks_run_on_unchanged_data(audits_project: Path) -> None:
+def test_with_audit_unchanged_an_up_to_date_model_has_its_checks_run_on_unchanged_data(
+    audits_project: Path,
+) -> None:
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(audits_project, instance=instance).success
 
-    again = materialize(audits_project, instance=instance)
+    again = materialize(
+        audits_project, instance=instance, resource_config={"audit_unchanged": True}
+    )
 
     assert again.success, again.messages()
     orders = again.materializations()["shop/orders"]
@@ -119,16 +139,24 @@ def test_an_up_to_date_model_has_its_checks_run_on_unchanged_data(audits_project
     assert checks["shop/daily_amounts:accepted_range_non_blocking"] == (False, "WARN")
 
 
-def test_with_audit_unchanged_off_an_up_to_date_model_reports_no_check(
+def test_by_default_an_up_to_date_model_reports_no_check_and_says_why(
     audits_project: Path,
 ) -> None:
+    """ADR 19: unchanged data is not audited again; its earlier results stay in the instance."""
     instance = dg.DagsterInstance.ephemeral()
     assert materialize(audits_project, instance=instance).success
+    not_null = dg.AssetCheckKey(dg.AssetKey(["shop", "orders"]), "not_null")
+    first = instance.event_log_storage.get_asset_check_execution_history(not_null, limit=5)
 
-    again = materialize(
-        audits_project, instance=instance, resource_config={"audit_unchanged": False}
-    )
+    again = materialize(audits_project, instance=instance)
 
     assert again.success, again.messages()
-    assert again.materializations()["shop/orders"]["sqlmesh/outcome"] == "up_to_date"
+    orders = again.materializations()["shop/orders"]
+    assert orders["sqlmesh/outcome"] == "up_to_date"
+    assert orders["sqlmesh/audits"] == AUDITS_NOT_RUN_AGAIN
     assert again.checks() == {}
+    # the first run's result is still the check's latest evaluation, from the first run
+    history = instance.event_log_storage.get_asset_check_execution_history(not_null, limit=5)
+    assert [r.run_id for r in _evaluated(history)] == [r.run_id for r in _evaluated(first)]
+    assert _evaluated(history) and _evaluated(history)[0].status is SUCCEEDED
+    assert {r.status for r in history if r.run_id == again.run_id} <= {PLANNED}

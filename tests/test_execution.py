@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from mxm_dagster.run.events import AUDITS_NOT_RUN_AGAIN
 from tests.conftest import (
     RunOutcome,
     evaluated_in,
@@ -85,9 +86,15 @@ def test_second_run_reports_up_to_date(clean_project: Path) -> None:
     assert second.success
     mats = second.materializations()
     assert {m["sqlmesh/outcome"] for m in mats.values()} == {"up_to_date"}
-    # the audits ran again on the unchanged data (docs/adr/0012), and say so
-    assert second.checks()
-    for event in second.events("ASSET_CHECK_EVALUATION"):
+    # the audits did not run again on the unchanged data (docs/adr/0019), and the records say so
+    assert second.checks() == {}
+    assert {m.get("sqlmesh/audits") for m in mats.values() if m.get("sqlmesh/audits")} == {
+        AUDITS_NOT_RUN_AGAIN
+    }
+    # with audit_unchanged they do (docs/adr/0012), and say so
+    third = materialize(clean_project, resource_config={"audit_unchanged": True})
+    assert third.success and third.checks()
+    for event in third.events("ASSET_CHECK_EVALUATION"):
         assert event.event_specific_data.metadata["sqlmesh/data_unchanged"].value is True
 
 

@@ -138,13 +138,20 @@ def test_year_backfill_in_one_run_then_up_to_date(reference_project: Path) -> No
         (dt.date(2023, 12, 29),)
     ]
 
-    rerun = materialize(reference_project, instance=instance, tags=year_tags())
+    rerun = materialize(
+        reference_project,
+        instance=instance,
+        tags=year_tags(),
+        resource_config={"audit_unchanged": True},
+    )
     assert rerun.success
     assert materializations_of(rerun, QUOTES) == []
     assert materializations_of(rerun, RETURNS) == []
     assert rerun.step_statuses()["marts__daily_returns"] == "STEP_SKIPPED"
     assert any(ALREADY_RECORDED in m for m in rerun.messages())
-    # checks of the models SQLMesh found filled ran on the year's unchanged data (ADR 12)
+    # with audit_unchanged, checks of the models SQLMesh found filled ran on the year's
+    # unchanged data (ADR 12)
+    assert rerun.events("ASSET_CHECK_EVALUATION")
     for event in rerun.events("ASSET_CHECK_EVALUATION"):
         assert event.event_specific_data.metadata["sqlmesh/data_unchanged"].value is True
     assert recorded_days(reference_project, QUOTES_MODEL) == days

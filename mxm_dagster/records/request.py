@@ -25,8 +25,9 @@ class ExecutionRequest:
     #: Models whose checks alone the run selected: their audits run on the environment's current
     #: data, and SQLMesh evaluates nothing for them (docs/adr/0012)
     checks_only: set[str] = field(default_factory=set)
-    #: Also audit, on their current data, selected models SQLMesh found up to date
-    audit_unchanged: bool = True
+    #: Also audit, on their current data, selected models SQLMesh found up to date (ADR 12; off
+    #: by default since ADR 19: SQLMesh audited that data when it wrote it)
+    audit_unchanged: bool = False
     restate: bool = False
     row_counts: bool = True
     unit_tests: bool = False  # run the project's SQLMesh unit tests first; any failure: no plan

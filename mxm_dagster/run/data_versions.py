@@ -10,6 +10,7 @@ sensor gets none, so it carries the same tags, built here the way Dagster builds
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from dagster._core.definitions.data_version import (
@@ -26,7 +27,9 @@ from dagster._core.definitions.data_version import (
 from mxm_dagster.assets.loader import built_asset_key_for_model
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.run import selection
+
+if TYPE_CHECKING:  # the observing sensor imports this module: no run view there
+    from mxm_dagster.run.view import RunView
 
 DEFAULT_CODE_VERSION = "sqlmesh"  # what a record says when the asset declares no code version
 
@@ -70,7 +73,8 @@ def provenance_tags(
 
 
 def event_tags(
-    context: dg.AssetExecutionContext,
+    instance: dg.DagsterInstance,
+    run: RunView,
     key: dg.AssetKey,
     outcome: ModelOutcome,
     results: ExecutionResults,
@@ -88,9 +92,9 @@ def event_tags(
     """
     if outcome.data_version is None:
         return {}
-    graph = selection.asset_graph(context)
-    in_graph = selection.asset_keys_by_model_in_graph(context)
-    folder = selection.step_project(context) or ""
+    graph = run.graph
+    in_graph = run.keys_by_model
+    folder = run.project or ""
 
     def key_of(model: str) -> dg.AssetKey | None:
         return in_graph.get(model) or built_asset_key_for_model(folder, model)
@@ -110,6 +114,4 @@ def event_tags(
         parents = sorted(parent for name in spec.depends_on if (parent := key_of(name)))
     else:
         code_version, parents = None, []
-    return provenance_tags(
-        context.instance, outcome.data_version, code_version, parents, reported_now
-    )
+    return provenance_tags(instance, outcome.data_version, code_version, parents, reported_now)

@@ -17,6 +17,14 @@ from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.times import iso_from_ms
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 
+AUDITS_METADATA_KEY = "sqlmesh/audits"
+#: What an up-to-date model's materialization says of the checks it reports no result for.
+AUDITS_NOT_RUN_AGAIN = (
+    "not run again: the data is unchanged, and SQLMesh runs a model's audits when it writes "
+    "its data (docs/adr/0019). The checks' history holds the results of earlier runs; execute "
+    "the checks to audit the current data now"
+)
+
 
 def provenance(outcome: ModelOutcome, results: ExecutionResults) -> dict[str, Any]:
     """The fields every materialization of a SQLMesh model carries."""
@@ -153,6 +161,8 @@ def step_events(
     if outcome.status in (ModelStatus.EVALUATED, ModelStatus.UP_TO_DATE, ModelStatus.AUDITED):
         metadata = provenance(outcome, results)
         metadata["sqlmesh/data_changed"] = outcome.status is ModelStatus.EVALUATED
+        if outcome.status is ModelStatus.UP_TO_DATE and selected_names and not checks:
+            metadata[AUDITS_METADATA_KEY] = AUDITS_NOT_RUN_AGAIN
         # the same data version when nothing changed: Dagster's staleness sees no new data
         yield dg.MaterializeResult(
             metadata=metadata, check_results=checks, data_version=data_version(outcome)

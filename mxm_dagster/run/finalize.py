@@ -13,8 +13,9 @@ import dagster as dg
 from mxm_dagster.assets.loader import built_asset_key_for_model
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
-from mxm_dagster.run import data_versions, events, selection
+from mxm_dagster.run import data_versions, events
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
+from mxm_dagster.run.view import RunView
 
 RESTATED_BELOW = (
     "Restated by SQLMesh: it is downstream of a model this run restated, and SQLMesh restates "
@@ -24,6 +25,7 @@ RESTATED_BELOW = (
 
 def finalize(
     context: dg.AssetExecutionContext,
+    run: RunView,
     execution: SharedExecution,
     results: ExecutionResults,
     sqlmesh_project: SQLMeshProject | None = None,
@@ -33,8 +35,8 @@ def finalize(
     run's asset graph lacks (`data_versions.event_tags`)."""
     if not execution.claim_finalization():
         return
-    asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
-    project = selection.step_project(context) or ""
+    asset_keys_by_model = run.keys_by_model
+    project = run.project or ""
     for outcome in results.models.values():
         key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(
             project, outcome.model
@@ -43,8 +45,10 @@ def finalize(
             continue
         if outcome.status is ModelStatus.EVALUATED:
             why = {"description": RESTATED_BELOW} if outcome.restated else {}
-            partitions_def = selection.partitions_def_in_graph(context, key)
-            tags = data_versions.event_tags(context, key, outcome, results, sqlmesh_project)
+            partitions_def = run.partitions_def(key)
+            tags = data_versions.event_tags(
+                context.instance, run, key, outcome, results, sqlmesh_project
+            )
             if partitions_def is None:
                 context.log_event(
                     events.materialization_for(key, outcome, results, tags=tags, **why)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from mxm_dagster.assets.loader import PROJECT_TAG
 from mxm_dagster.common.locks import FileLock
@@ -36,7 +36,7 @@ from mxm_dagster.common.times import to_ms
 from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
-from mxm_dagster.run import retry, selection
+from mxm_dagster.run import retry
 from mxm_dagster.run.execution import (
     FINAL_STATUSES,
     SharedExecution,
@@ -47,6 +47,7 @@ from mxm_dagster.run.finalize import finalize
 from mxm_dagster.run.skipped_steps import record_skipped_downstream
 from mxm_dagster.run.start import start_execution
 from mxm_dagster.run.step_output import step_output
+from mxm_dagster.run.view import RunView, RunViews, StepView
 
 RESTATE_TAG = "mxm/restate"
 UNIT_TESTS_TAG = "mxm/unit_tests"
@@ -108,9 +109,10 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     )
     row_counts: bool = Field(default=True, description="Count rows of evaluated models")
     audit_unchanged: bool = Field(
-        default=True,
-        description="Run the audits of selected models SQLMesh found up to date on their "
-        "current data, so their checks report a result (docs/adr/0012); false: no result",
+        default=False,
+        description="Also run the audits of selected models SQLMesh found up to date, on their "
+        "unchanged data, so their checks report a result in every run (docs/adr/0012); "
+        "default: not again, SQLMesh audited that data when it wrote it (docs/adr/0019)",
     )
     allow_destructive: list[str] = Field(
         default_factory=list,
@@ -134,6 +136,20 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         "then SQLMesh is stopped and the run fails naming the models it did not report. Every "
         "wait of a step for SQLMesh is bounded by it (plus the lock waits)",
     )
+
+    #: What each run means, computed once per run and project in this process (`run.view`).
+    _run_views: RunViews | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A fresh cache of run views for the run this resource is initialised for."""
+        self._run_views = RunViews()
+
+    def step_view(self, context: dg.AssetExecutionContext) -> StepView:
+        """The step's view of the run: the run's part is computed once per run in this process,
+        so a step's own work does not grow with the number of models."""
+        if self._run_views is None:  # not initialised by Dagster (a direct call)
+            self._run_views = RunViews()
+        return StepView.of(context, self._run_views.of(context))
 
     def project(self, context: dg.OpExecutionContext) -> SQLMeshProject:
         """The project this resource names, exactly as named: `sqlmesh_definitions` and the
@@ -167,7 +183,8 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         step waits for the whole execution and records what SQLMesh did for those models.
         """
         project = self.project(context)
-        execution = self._execution_for(context, model)
+        step = self.step_view(context)
+        execution = self._execution_for(context, step, model)
         try:
             outcome, results = execution.wait_for(model)
         except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
@@ -181,7 +198,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         final = (
             last or started_in_own_process or outcome is None or outcome.status in FINAL_STATUSES
         )
-        output = None if outcome is None else step_output(context, outcome, results, project)
+        output = None if outcome is None else step_output(context, step, outcome, results, project)
         if final or (output is not None and not output.materializes):
             final = True
             try:
@@ -191,13 +208,15 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                 raise
             outcome = results.outcome(model)
             output = (
-                step_output(context, outcome, results, project) if outcome is not None else None
+                step_output(context, step, outcome, results, project)
+                if outcome is not None
+                else None
             )
         skips_downstream = output is not None and not output.materializes and not output.checks_only
         if skips_downstream and output is not None and output.failure is None:
-            record_skipped_downstream(context, execution, results, project)
+            record_skipped_downstream(context, step, execution, results, project)
         if final:
-            finalize(context, execution, results, project)
+            finalize(context, step.run, execution, results, project)
         for message in execution.drain_messages(force=final):
             context.log.info(message)
         if output is None:
@@ -256,13 +275,16 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 
     # ------------------------------------------------------------------ per run
 
-    def _execution_for(self, context: dg.AssetExecutionContext, model: str) -> SharedExecution:
+    def _execution_for(
+        self, context: dg.AssetExecutionContext, step: StepView, model: str
+    ) -> SharedExecution:
         """The execution of this step's project that serves `model`'s step, starting one if this
         step is the first of its project to need it, or if the last one's outcome for it is spent
         by a retry (`run.retry`)."""
-        project = selection.step_project(context) or self.project(context).location
+        run = step.run
+        project = run.project or self.project(context).location
         with executions_of_run(context.run_id, project) as known:
-            found = self._serving(context, model, known)
+            found = self._serving(context, run, model, known)
             if found is not None:
                 return found
             results_file = self.results_file(context, project)
@@ -277,12 +299,12 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
                     for r in stored.executions
                     if r.execution_id not in seen
                 )
-                found = self._serving(context, model, known)
+                found = self._serving(context, run, model, known)
                 if found is not None:
                     lock.release()
                     return found
                 retrying = _latest_covering(known, model) is not None
-                execution = self._start(context, stored, results_file, lock, retrying, model)
+                execution = self._start(context, run, stored, results_file, lock, retrying, model)
             except BaseException:
                 lock.release()
                 raise
@@ -298,14 +320,14 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 
     @staticmethod
     def _serving(
-        context: dg.AssetExecutionContext, model: str, known: list[SharedExecution]
+        context: dg.AssetExecutionContext, run: RunView, model: str, known: list[SharedExecution]
     ) -> SharedExecution | None:
         """The run's latest execution covering `model`, unless it is finished and its outcome
         for `model` is spent: a step attempt got it and then retried."""
         found = _latest_covering(known, model)
         if found is None or found.results is None:
             return found
-        return None if retry.is_spent(context, model, found.results) else found
+        return None if retry.is_spent(context, run, model, found.results) else found
 
     @staticmethod
     def results_file(context: dg.AssetExecutionContext, project: str) -> Path:
@@ -355,6 +377,7 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
     def _start(
         self,
         context: dg.AssetExecutionContext,
+        run: RunView,
         stored: RunResults,
         results_file: Path,
         run_lock: FileLock,
@@ -365,19 +388,18 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
         results are on disk: for the run's models no execution considered yet, or, `retrying`,
         for the models whose steps retry (`run.retry.retry_models`)."""
         project = self.project(context)
-        asset_keys_by_model = selection.asset_keys_by_model_in_graph(context)
         if retrying:
-            wanted = retry.retry_models(context, model, stored.executions)
+            wanted = retry.retry_models(context, run, model, stored.executions)
             checks_only: set[str] = set()
             context.log.info(
                 f"Retrying {model}: SQLMesh runs again for the {len(wanted)} models of this run "
                 "whose steps have not succeeded: " + ", ".join(sorted(wanted))
             )
         else:
-            wanted = selection.models_for_run(context) - stored.considered()
-            checks_only = selection.checks_only_models_for_run(context) - stored.considered()
-        deferred = selection.deferred_models(context, wanted, asset_keys_by_model)
-        window = selection.run_time_window(context)
+            wanted = set(run.models) - stored.considered()
+            checks_only = set(run.checks_only) - stored.considered()
+        deferred = run.deferred(context, wanted)
+        window = run.window
         request = self.request(context, project, wanted - deferred, window, checks_only)
         context.log.info(
             f"Running SQLMesh for {len(request.selected)} selected models in environment "

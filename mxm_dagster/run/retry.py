@@ -10,7 +10,8 @@ steps and what they block), except models below a failed model that is not retri
 would evaluate those on the failed model's old data.
 
 The arithmetic is in pure functions ending in `_of`, as in `run.selection`; the functions taking a
-context read the run's step events from the instance (every step process sees them).
+context read the run's step events from the instance (every step process sees them), and the
+run's models and keys from its `RunView`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dagster as dg
 
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
 from mxm_dagster.run import selection
+from mxm_dagster.run.view import RunView
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
@@ -95,21 +97,11 @@ def retry_models_of(
 # ---------------------------------------------------------------------- from a step's context
 
 
-def _models_by_step(context: dg.AssetExecutionContext) -> dict[str, str]:
-    layer = context.job_def.asset_layer
-    return {
-        step: model
-        for model, key in selection.asset_keys_by_model_in_graph(context).items()
-        if (step := selection.step_key(layer, key)) is not None
-    }
-
-
-def retried_at(context: dg.AssetExecutionContext, model: str) -> list[float]:
+def retried_at(context: dg.AssetExecutionContext, run: RunView, model: str) -> list[float]:
     """When the step of `model`, or a step of the run upstream of it, went up for retry."""
-    key = selection.asset_keys_by_model_in_graph(context)[model]
+    key = run.keys_by_model[model]
     layer = context.job_def.asset_layer
-    run_keys = selection.asset_keys_for_run(context)
-    keys = {key} | (ancestors_of(selection.asset_graph(context), key) & run_keys)
+    keys = {key} | (ancestors_of(run.graph, key) & run.run_keys)
     steps = {step for k in keys if (step := selection.step_key(layer, k)) is not None}
     records = context.instance.all_logs(
         context.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY
@@ -117,32 +109,30 @@ def retried_at(context: dg.AssetExecutionContext, model: str) -> list[float]:
     return [r.timestamp for r in records if r.step_key in steps]
 
 
-def is_spent(context: dg.AssetExecutionContext, model: str, results: ExecutionResults) -> bool:
+def is_spent(
+    context: dg.AssetExecutionContext, run: RunView, model: str, results: ExecutionResults
+) -> bool:
     """Whether the finished `results` already served a step attempt of `model` (or upstream of it)
     that retried, so the step must not get its outcome that did not succeed again."""
     outcome = results.outcome(model)
     status = outcome.status if outcome is not None else None
     if status not in NOT_SUCCEEDED:
         return False
-    return is_spent_of(status, results.started_at, retried_at(context, model))
+    return is_spent_of(status, results.started_at, retried_at(context, run, model))
 
 
 def retry_models(
-    context: dg.AssetExecutionContext, model: str, executions: Iterable[ExecutionResults]
+    context: dg.AssetExecutionContext,
+    run: RunView,
+    model: str,
+    executions: Iterable[ExecutionResults],
 ) -> set[str]:
     """The models the retry execution that `model`'s step starts runs (`executions`: the run's
     finished executions)."""
     latest: dict[str, ModelStatus] = {}
     for results in sorted(executions, key=lambda r: r.started_at):
         latest.update({name: outcome.status for name, outcome in results.models.items()})
-    by_step = _models_by_step(context)
+    by_step = {step: model for model, step in run.steps_by_model.items()}
     records = context.instance.all_logs(context.run_id, of_type=set(_STEP_ENDED))
     ended = {by_step[r.step_key] for r in records if r.step_key in by_step}
-    return retry_models_of(
-        selection.asset_graph(context),
-        selection.asset_keys_by_model_in_graph(context),
-        selection.models_for_run(context),
-        latest,
-        ended,
-        model,
-    )
+    return retry_models_of(run.graph, run.keys_by_model, run.models, latest, ended, model)

@@ -6,7 +6,8 @@ set ("re-execute from failure" sets only the latter, to the failed and skipped s
 
 The arithmetic is in pure functions ending in `_of`: they take the code location's asset graph
 (`Definitions.resolve_asset_graph()` in a test), the run's asset keys and tags, and no Dagster
-context, so they run without a Dagster run. The functions taking a context read those from it.
+context, so they run without a Dagster run. The few functions taking a context read those from
+it; `run.view` calls them once per run (and project) and every step reads the result.
 """
 
 from __future__ import annotations
@@ -223,86 +224,9 @@ def step_project(context: dg.AssetExecutionContext) -> str | None:
     return context.op_def.tags.get(PROJECT_TAG)
 
 
-def asset_keys_by_model_in_graph(context: dg.AssetExecutionContext) -> dict[str, dg.AssetKey]:
-    """SQLMesh model name -> asset key for every model of the step's project in the run's graph."""
-    return asset_keys_by_model_of(asset_graph(context), step_project(context))
-
-
-def models_for_run(context: dg.AssetExecutionContext) -> set[str]:
-    """The models of the step's project that the run selects: another project's models are
-    that project's execution's to run."""
-    return models_of(asset_graph(context), asset_keys_for_run(context), step_project(context))
-
-
-def checks_only_models_for_run(context: dg.AssetExecutionContext) -> set[str]:
-    return checks_only_models_of(
-        asset_graph(context), asset_keys_for_run(context), check_keys_for_run(context)
-    )
-
-
-def _materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
+def materialized_in_run(context: dg.AssetExecutionContext) -> set[dg.AssetKey]:
+    """The assets materialized so far in the run (read from the instance: it changes)."""
     records = context.instance.all_logs(
         context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
     )
     return {r.dagster_event.asset_key for r in records if r.dagster_event is not None}
-
-
-def deferred_models(
-    context: dg.AssetExecutionContext, models: set[str], asset_keys_by_model: dict[str, dg.AssetKey]
-) -> set[str]:
-    """Models that must wait for a non-SQLMesh asset of this run that has not materialized yet.
-
-    A Python asset that loads an external table may run after the first SQLMesh step of the run;
-    models downstream of it are left for a later execution in the step that needs them.
-    """
-    sqlmesh_keys = sqlmesh_model_keys_of(asset_graph(context))  # any project's: not pending
-    foreign = {k for k in asset_keys_for_run(context) if k not in sqlmesh_keys}
-    if not foreign:
-        return set()
-    pending = foreign - _materialized_in_run(context)
-    if not pending:
-        return set()
-    return deferred_models_of(asset_graph(context), models, asset_keys_by_model, pending)
-
-
-def run_time_window(context: dg.AssetExecutionContext) -> tuple[datetime, datetime] | None:
-    """The [start, end) span of a partitioned run, whichever step asks; None when unpartitioned.
-
-    Read from the run's tags and a time-partitioned asset of the run, because the asking step may
-    be an unpartitioned model of a partitioned run, which has no time window of its own.
-    """
-    tags = context.run.tags
-    if _partition_range_of(tags) is None:
-        return None
-    return time_window_of(asset_graph(context), asset_keys_for_run(context), tags)
-
-
-def downstream_in_run(context: dg.AssetExecutionContext, key: dg.AssetKey) -> list[dg.AssetKey]:
-    """The run's assets downstream of `key` through assets of the run: the steps Dagster skips
-    ("due to skipped dependencies") when the step of `key` yields no output."""
-    return downstream_of(asset_graph(context), key, asset_keys_for_run(context))
-
-
-def step_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
-    """The partitions the step's output would record: its range, none in an unpartitioned run.
-
-    Read with the step's own partitions definition, as Dagster reads `context.partition_keys`
-    (with the job's, when the job has one, which its partitioned assets then all share).
-    """
-    partitions_def = partitions_def_in_graph(context, context.asset_key)
-    if partitions_def is None:
-        return []
-    return partition_keys_of(partitions_def, context.run.tags)
-
-
-def partitions_def_in_graph(
-    context: dg.AssetExecutionContext, key: dg.AssetKey
-) -> dg.TimeWindowPartitionsDefinition | None:
-    """The partitions of asset `key` as the run's asset graph has them; None if not
-    time-partitioned. A subset job's own graph (`execute_in_process(asset_selection=...)`) has
-    the selection and what is above it, not the models below it that a restatement recomputes:
-    those are looked up in the graph the job was cut from."""
-    graph = asset_graph(context)
-    if not graph.has(key):  # Dagster's JobScopedAssetGraph keeps its source graph
-        graph = getattr(graph, "source_asset_graph", None) or graph
-    return partitions_def_of(graph, key)

@@ -12,26 +12,26 @@ import dagster as dg
 
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
-from mxm_dagster.run import data_versions, events, selection
+from mxm_dagster.run import data_versions, events
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
+from mxm_dagster.run.view import StepView
 
 
 def record_skipped_downstream(
     context: dg.AssetExecutionContext,
+    step: StepView,
     execution: SharedExecution,
     results: ExecutionResults,
     project: SQLMeshProject | None = None,
 ) -> None:
     """Record, from this step, the models whose steps Dagster skips because this step yields
     no output: SQLMesh's materializations and audit results for them, and why."""
-    skipped = selection.downstream_in_run(context, context.asset_key)
+    skipped = step.run.downstream(step.asset_key)
     if not skipped:
         return
-    models_by_key = {
-        key: name for name, key in selection.asset_keys_by_model_in_graph(context).items()
-    }
-    sqlmesh_keys = selection.sqlmesh_model_keys_of(selection.asset_graph(context))
-    upstream = context.asset_key.to_user_string()
+    models_by_key = step.run.models_by_key
+    sqlmesh_keys = step.run.sqlmesh_keys
+    upstream = step.asset_key.to_user_string()
     lines: list[str] = []
     for key in skipped:
         model = models_by_key.get(key)
@@ -41,7 +41,7 @@ def record_skipped_downstream(
             lines.append(f"{key.to_user_string()} (not a SQLMesh model)")
         elif execution.claim_skipped_step(model):
             outcome = results.outcome(model)
-            lines.append(_record_skipped(context, key, outcome, results, project))
+            lines.append(_record_skipped(context, step, key, outcome, results, project))
     if lines:
         context.log.warning(
             f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
@@ -52,6 +52,7 @@ def record_skipped_downstream(
 
 def _record_skipped(
     context: dg.AssetExecutionContext,
+    step: StepView,
     key: dg.AssetKey,
     outcome: ModelOutcome | None,
     results: ExecutionResults,
@@ -63,8 +64,8 @@ def _record_skipped(
         return f"{name}: not evaluated (not part of this SQLMesh execution)"
     notes = [outcome.status.value]
     if outcome.intervals and outcome.status not in FINAL_STATUSES:
-        partitions_def = selection.partitions_def_in_graph(context, key)
-        tags = data_versions.event_tags(context, key, outcome, results, project)
+        partitions_def = step.run.partitions_def(key)
+        tags = data_versions.event_tags(context.instance, step.run, key, outcome, results, project)
         records = (
             events.partition_materializations(key, partitions_def, outcome, results, tags=tags)
             if partitions_def is not None

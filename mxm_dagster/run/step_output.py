@@ -19,7 +19,8 @@ from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import from_ms, iso_from_ms, to_ms
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.specs import ModelSpec
-from mxm_dagster.run import data_versions, events, selection
+from mxm_dagster.run import data_versions, events
+from mxm_dagster.run.view import StepView
 
 
 @dataclass
@@ -39,6 +40,7 @@ class StepOutput:
 
 def step_output(
     context: dg.AssetExecutionContext,
+    step: StepView,
     outcome: ModelOutcome,
     results: ExecutionResults,
     project: SQLMeshProject,
@@ -47,13 +49,13 @@ def step_output(
     spec says why partitions were not filled."""
     produced: list[Any] = []
     failure: dg.Failure | None = None
-    asset_selected = bool(context.selected_asset_keys)
+    asset_selected = step.asset_selected
     try:
         produced.extend(
             events.step_events(
                 outcome,
                 results,
-                selected_checks=context.selected_asset_check_keys,
+                selected_checks=step.selected_checks,
                 asset_selected=asset_selected,
             )
         )
@@ -67,10 +69,10 @@ def step_output(
         if outcome.status is ModelStatus.NOT_FILLED
         else None
     )
-    partitions_def = selection.partitions_def_in_graph(context, context.asset_key)
+    partitions_def = step.partitions_def
     if partitions_def is None or failure is not None:
         return StepOutput(produced, failure, withheld=withheld)
-    step_keys = selection.step_partition_keys(context)
+    step_keys = list(step.partition_keys)
     filled = set(events.filled_partitions(partitions_def, outcome))
     unfilled = [k for k in step_keys if k not in filled]
     if unfilled and any(isinstance(e, dg.MaterializeResult) for e in produced):
@@ -84,9 +86,11 @@ def step_output(
         )
     output = StepOutput(produced, None, withheld=withheld)
     covered = set(step_keys) if output.materializes else set()
-    tags = data_versions.event_tags(context, context.asset_key, outcome, results, project)
+    tags = data_versions.event_tags(
+        context.instance, step.run, step.asset_key, outcome, results, project
+    )
     output.records = events.partition_materializations(
-        context.asset_key, partitions_def, outcome, results, covered, tags
+        step.asset_key, partitions_def, outcome, results, covered, tags
     )
     return output
 

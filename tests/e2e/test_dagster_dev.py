@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mxm_dagster.run.events import AUDITS_NOT_RUN_AGAIN
 from tests.e2e.dagster_dev import (
     AssetNode,
     AssetPath,
@@ -50,7 +51,8 @@ def assert_run_succeeded(dev: DagsterDev, run_id: str) -> None:
 def assert_checks_ran_on_unchanged_data(
     dev: DagsterDev, nodes: Iterable[AssetNode], run_id: str
 ) -> None:
-    """Every check of `nodes` has one result in the run, from audits on unchanged data."""
+    """Every check of `nodes` has one result in the run, from audits on unchanged data (checks
+    executed alone, ADR 12)."""
     for node in nodes:
         for check in node.checks:
             label = f"{node.user_string}:{check.name}"
@@ -146,14 +148,23 @@ def test_materialize_all_then_edited_models_only(
             expected = {"SUCCEEDED"} if check.blocking else {"SUCCEEDED", "FAILED"}
             assert executions[0]["status"] in expected, f"{label}: {executions[0]}"
 
-    # The same two again: nothing changed, so SQLMesh evaluates nothing; their audits run on
-    # the unchanged data (ADR 12), so no check is left "Skipped".
+    # The same two again: nothing changed, so SQLMesh evaluates nothing and their audits do not
+    # run again on the unchanged data (ADR 19): no check result in that run, the records say
+    # why, and the second run's results are still the checks' latest evaluations.
     third_run = dagster_dev.launch_assets(reloaded[key] for key in sorted(edited_keys))
     assert_run_succeeded(dagster_dev, third_run)
     materialized = dagster_dev.run_materializations(third_run)
     assert sorted(m.key for m in materialized) == sorted(edited_keys)
     assert {m.metadata.get(OUTCOME) for m in materialized} == {"up_to_date"}
-    assert_checks_ran_on_unchanged_data(dagster_dev, edited.values(), third_run)
+    assert {m.metadata.get("sqlmesh/audits") for m in materialized} == {AUDITS_NOT_RUN_AGAIN}
+    for node in edited.values():
+        for check in node.checks:
+            evaluated = [
+                e
+                for e in dagster_dev.check_executions(node.key, check.name)
+                if e["status"] in ("SUCCEEDED", "FAILED")
+            ]
+            assert evaluated and evaluated[0]["runId"] == second_run, check.name
 
     # Their checks alone, as "Execute all" on a Checks tab: audits on the current data, nothing
     # materialized.

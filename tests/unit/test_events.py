@@ -7,7 +7,14 @@ import pytest
 
 from mxm_dagster.assets.partitions import partitions_def_from_model
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.run.events import check_result, partition_materializations, provenance, step_events
+from mxm_dagster.run.events import (
+    AUDITS_METADATA_KEY,
+    AUDITS_NOT_RUN_AGAIN,
+    check_result,
+    partition_materializations,
+    provenance,
+    step_events,
+)
 from tests.unit.specs_factory import model, ms
 
 MODEL = '"db"."s"."orders"'
@@ -260,3 +267,23 @@ def test_the_materialization_carries_sqlmeshs_data_version(status: ModelStatus) 
     (unknown,) = step_events(outcome(status), results(), set())
     assert isinstance(unknown, dg.MaterializeResult)
     assert unknown.data_version is None  # not served: Dagster's own default
+
+
+def test_an_up_to_date_model_without_check_results_says_its_audits_did_not_run_again() -> None:
+    """ADR 19: no result is made up for an audit that did not run; the record says why."""
+    unaudited = outcome(ModelStatus.UP_TO_DATE, audits=[])
+    (result,) = step_events(unaudited, results(), checks("not_null"))
+    assert isinstance(result, dg.MaterializeResult)
+    assert not result.check_results
+    assert result.metadata[AUDITS_METADATA_KEY] == AUDITS_NOT_RUN_AGAIN
+    audits = [AuditOutcome("not_null", True, True, check_name="not_null", on_unchanged_data=True)]
+    (audited,) = step_events(
+        outcome(ModelStatus.UP_TO_DATE, audits=audits), results(), checks("not_null")
+    )
+    assert isinstance(audited, dg.MaterializeResult)
+    assert AUDITS_METADATA_KEY not in audited.metadata  # audit_unchanged: the results say it
+    (evaluated,) = step_events(
+        outcome(ModelStatus.EVALUATED, audits=[]), results(), checks("not_null")
+    )
+    assert isinstance(evaluated, dg.MaterializeResult)
+    assert AUDITS_METADATA_KEY not in evaluated.metadata

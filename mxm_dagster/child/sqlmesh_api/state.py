@@ -56,20 +56,20 @@ def apply_plan(
     `backfill_models=None` leaves SQLMesh's own choice: the selection, or in a development
     environment without one the models changed there (and what they read).
     """
+    arguments = plan_arguments(
+        environment,
+        select_models,
+        restate_models,
+        execution_time,
+        start,
+        end,
+        allow_destructive_models,
+        run,
+        backfill_models,
+    )
     names = len(select_models or ()) + len(restate_models) + len(backfill_models or ())
     with recursion_headroom(names):
-        _plan(
-            context,
-            environment,
-            select_models,
-            restate_models,
-            execution_time,
-            start,
-            end,
-            allow_destructive_models,
-            run,
-            backfill_models,
-        )
+        context.plan(**arguments, auto_apply=True, no_prompts=True, no_diff=True)
 
 
 def plan_arguments(
@@ -98,32 +98,6 @@ def plan_arguments(
         "categorizer_config": CategorizerConfig.all_full(),
         "skip_tests": True,  # unit tests belong to CI, not to every materialization
     }
-
-
-def _plan(
-    context: Context,
-    environment: str,
-    select_models: Collection[str] | None,
-    restate_models: Collection[str],
-    execution_time: Any,
-    start: Any,
-    end: Any,
-    allow_destructive_models: Collection[str],
-    run: bool,
-    backfill_models: Collection[str] | None,
-) -> None:
-    arguments = plan_arguments(
-        environment,
-        select_models,
-        restate_models,
-        execution_time,
-        start,
-        end,
-        allow_destructive_models,
-        run,
-        backfill_models,
-    )
-    context.plan(**arguments, auto_apply=True, no_prompts=True, no_diff=True)
 
 
 def run_models(

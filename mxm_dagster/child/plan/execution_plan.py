@@ -72,9 +72,9 @@ class ExecutionPlan:
                 if call.select_models is None
                 else f"select: {_names(call.select_models)}"
             )
-            window = {k: v for k, v in call.options.items() if k in ("start", "end")}
-            if window:
-                lines.append(f"window: {window['start']} to {window['end']}")
+            start, end = call.options.get("start"), call.options.get("end")
+            if start is not None or end is not None:
+                lines.append(f"window: {start} to {end}")
             if call.restate:
                 lines.append(f"restate: {_names(call.restate)}")
             if call.below_restated:

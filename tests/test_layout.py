@@ -122,6 +122,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"dagster", "sq
         ("mxm_dagster.child.execute", ["sqlmesh"]),
         ("mxm_dagster.child.load_spec", ["sqlmesh"]),
         ("mxm_dagster.child.plan.decision", []),  # deciding asks SQLMesh nothing itself
+        ("mxm_dagster.child.plan.planner", []),  # nor does planning: its reads are passed in
         ("mxm_dagster.run.resource", ["dagster"]),
     ],
 )

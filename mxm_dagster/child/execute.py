@@ -27,7 +27,7 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from mxm_dagster.child.cancellation import Cancellation, ExecutionCancelled
-from mxm_dagster.child.plan.evaluator import PlanEvaluator
+from mxm_dagster.child.plan.execution import execute_request
 from mxm_dagster.child.plan.preview import preview_plan
 from mxm_dagster.child.project import config, open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
@@ -128,13 +128,20 @@ def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
             if order.request.unit_tests:
                 load()
                 check_unit_tests(sqlmesh_context, log)
-            planner = PlanEvaluator(sqlmesh_context, spec, recorder, model_ready, load_models=load)
-            results = planner.execute(order.request, project.known_plan_id(fingerprint))
+            results, serving_plan_id = execute_request(
+                sqlmesh_context,
+                spec,
+                recorder,
+                order.request,
+                project.known_plan_id(fingerprint),
+                load,
+                model_ready,
+            )
         finally:
             close_context(sqlmesh_context)
         # files edited while SQLMesh loaded them may not be what it planned: remember nothing
-        if planner.serving_plan_id is not None and project.fingerprint() == fingerprint:
-            project.remember_plan_id(fingerprint, planner.serving_plan_id)
+        if serving_plan_id is not None and project.fingerprint() == fingerprint:
+            project.remember_plan_id(fingerprint, serving_plan_id)
         if cancellation.requested:
             log("The run was terminated while SQLMesh could not stop safely; it finished instead")
         return results

@@ -1,7 +1,7 @@
-"""What one SQLMesh execution does, decided from plain values before SQLMesh is asked to do it.
+"""The SQLMesh call of one execution, decided from plain values before SQLMesh is asked to do it.
 
 Every choice here (run or plan, which models, what to restate, how due intervals get filled) is a
-function of what the evaluator read from SQLMesh beforehand, so it is tested without a Context.
+function of what the planner read from SQLMesh beforehand, so it is tested without a Context.
 Two reads are passed as questions instead of answers (`finalized_plan_id`,
 `has_metadata_only_changes`): each costs a pass over SQLMesh's environment state, and is asked
 only when its answer can change the decision.

@@ -1,6 +1,6 @@
 """Each model's outcome from what the console recorded and what SQLMesh's state then says.
 
-Plain functions of records the evaluator gathered (recorder records, promoted tables, due
+Plain functions of records the executor gathered (recorder records, promoted tables, due
 intervals): they make no SQLMesh call, and are tested with hand-built records.
 """
 

@@ -1,6 +1,6 @@
 """A plan preview: the plan a run of the same request would apply, built and never applied.
 
-The decision is the run's (`evaluator.plan_decision`: the same selection with its missing
+The decision is the run's (`planner.plan_call`: the same selection with its missing
 upstream, the models below a restatement, the window, the execution time), and the plan is
 built with the run's arguments (`sqlmesh_api.plan_arguments`), so what it shows is what the
 run would do. A run that plans without `run` and then runs what is still due (`fill_after`) is
@@ -15,7 +15,8 @@ from sqlmesh import Context
 
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.plan.decision import Decision
-from mxm_dagster.child.plan.evaluator import plan_decision
+from mxm_dagster.child.plan.planner import plan_call
+from mxm_dagster.child.plan.state_reads import ContextReads
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.common.errors import UnitTestsFailedError
@@ -37,8 +38,9 @@ def preview_plan(
     e.g. a new environment without a change) is the preview's `error`."""
     models = {m.name for m in spec.models if m.is_model}
     clock = sqlmesh_api.execution_timestamp()
-    load_models()
-    decision, _deployed = plan_decision(context, request, models, clock)
+    reads = ContextReads(context, request.environment, load_models)
+    reads.load_models()
+    decision, _deployed = plan_call(request, models, clock, reads)
     execution_time = sqlmesh_api.execution_timestamp(decision.execution_time)
     preview = PlanPreview(
         environment=request.environment,

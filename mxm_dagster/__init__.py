@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mxm_dagster.assets.component import SQLMeshProjectComponent
     from mxm_dagster.assets.translator import SQLMeshTranslator
     from mxm_dagster.common.errors import ProjectLoadError
-    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
     from mxm_dagster.records.specs import ModelSpec, ProjectSpec
     from mxm_dagster.run.resource import SQLMeshResultsResource
 
@@ -26,7 +26,7 @@ _MODULE_OF = {
     "ModelSpec": "mxm_dagster.records.specs",
     "ProjectLoadError": "mxm_dagster.common.errors",
     "ProjectSpec": "mxm_dagster.records.specs",
-    "SQLMeshProject": "mxm_dagster.common.project",
+    "SQLMeshProject": "mxm_dagster.project.sqlmesh_project",
     "SQLMeshResultsResource": "mxm_dagster.run.resource",
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster.common.project import CACHE_DIR_ENV, SQLMeshProject
-from mxm_dagster.records.protocol import ChildOrder
+from mxm_dagster.project.protocol import ChildOrder
+from mxm_dagster.project.sqlmesh_project import CACHE_DIR_ENV, SQLMeshProject
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.specs import ProjectSpec
 from tests.conftest import (

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,

@@ -24,7 +24,7 @@ from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets,
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
 from mxm_dagster.assets.preview import plan_preview_job
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
 from mxm_dagster.run.resource import SQLMeshResultsResource

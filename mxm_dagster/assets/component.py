@@ -42,7 +42,7 @@ from mxm_dagster.assets.builder import assemble, pinned_resource
 from mxm_dagster.assets.conditions import Automation
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec

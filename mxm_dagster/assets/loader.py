@@ -6,23 +6,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from mxm_dagster.asset_graph.metadata import MODEL_TAG, PROJECT_TAG
 from mxm_dagster.assets.conditions import Automation, sqlmesh_automation_condition
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
+from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import ModelSpec, ProjectSpec
 
 RESOURCE_KEY = "sqlmesh"  # the resource of the only (or an unnamed) project of a code location
-MODEL_TAG = MODEL_NAME_METADATA_KEY  # the op tag names the model under the same key
-PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
-
-# (project folder, model name) -> asset key of every model asset built in this process. A step of
-# a subset run sees only part of the asset graph, yet must record models SQLMesh evaluated outside
-# the selection. Keyed by project too: two projects may both have a model of the same name.
-_built_asset_keys_by_model: dict[tuple[str, str], dg.AssetKey] = {}
-
-
-def built_asset_key_for_model(project_dir: str, model: str) -> dg.AssetKey | None:
-    return _built_asset_keys_by_model.get((project_dir, model))
 
 
 def resource_key_for(name: str | None) -> str:
@@ -137,7 +127,6 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
-        _built_asset_keys_by_model[(str(project_dir), model.name)] = key
         if automation != "sensor" and spec.automation_condition is None:
             condition = sqlmesh_automation_condition(model, eager=automation == "cron_or_eager")
             spec = spec.replace_attributes(automation_condition=condition)

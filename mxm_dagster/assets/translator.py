@@ -10,15 +10,13 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
+from mxm_dagster.asset_graph.metadata import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 from mxm_dagster.assets.freshness import DEFAULT_GRACE, cron_freshness_policy
 from mxm_dagster.common.names import safe_name
 from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-MODEL_NAME_METADATA_KEY = "sqlmesh/model"
-MODEL_KIND_METADATA_KEY = "sqlmesh/kind"
 
 
 class SQLMeshTranslator:

@@ -17,7 +17,7 @@ import psycopg2
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import WarehouseBusyError
 from mxm_dagster.common.locks import file_lock
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.specs import ProjectSpec
 
 LANDING_SCHEMA = "landing"

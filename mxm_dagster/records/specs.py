@@ -125,8 +125,8 @@ class ProjectSpec:
     warehouse: str | None = None
     #: A relative `start` or `end` ('3 days ago') resolves against the clock: the moment (epoch
     #: ms) from which one of them would resolve into another interval of its model, so the cached
-    #: spec no longer holds (see `common.project.SQLMeshProject.load_spec`). None: nothing in the
-    #: spec depends on when it was made.
+    #: spec no longer holds (see `SQLMeshProject.load_spec`). None: nothing in the spec depends
+    #: on when it was made.
     valid_until: int | None = None
 
     def holds_at(self, now_ms: int) -> bool:

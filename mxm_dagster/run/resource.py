@@ -29,11 +29,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from mxm_dagster.assets.loader import PROJECT_TAG
+from mxm_dagster.asset_graph.metadata import PROJECT_TAG
 from mxm_dagster.common.locks import FileLock
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
-from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
+from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
 from mxm_dagster.run import retry
@@ -214,9 +214,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             )
         skips_downstream = output is not None and not output.materializes and not output.checks_only
         if skips_downstream and output is not None and output.failure is None:
-            record_skipped_downstream(context, step, execution, results, project)
+            record_skipped_downstream(context, step, execution, results)
         if final:
-            finalize(context, step.run, execution, results, project)
+            finalize(context, step.run, execution, results)
         for message in execution.drain_messages(force=final):
             context.log.info(message)
         if output is None:

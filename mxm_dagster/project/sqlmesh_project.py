@@ -3,7 +3,9 @@ and serving marker, and where those caches live (the project's `.cache`; MXM_SQL
 for a read-only project folder without it, DAGSTER_HOME's `mxm_dagster/cache`).
 
 Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
-it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
+it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts, loading it) is
+`mxm_dagster.child.project`, which this module never imports: the SQLMesh child, which holds SQLMesh
+already, hands its loader in (`SpecLoader`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -25,7 +28,7 @@ from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
-from mxm_dagster.common.project_files import project_contents
+from mxm_dagster.project.files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import ProjectSpec
@@ -51,6 +54,11 @@ _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: string literal in config.py (`os.environ["NAME"]`, `os.getenv("NAME")`).
 _YAML_ENV_NAME = re.compile(r"env_var\(\s*['\"]([^'\"]+)['\"]")
 _PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
+
+#: Loads the project with SQLMesh in this process, writes its spec to the cache file and resolves
+#: the selection if one is given (`mxm_dagster.child.project.load_into`): what a process that holds
+#: SQLMesh already passes, instead of starting a child interpreter for a cache miss.
+SpecLoader = Callable[["SQLMeshProject", Path, ModelSelection | None], ProjectSpec]
 
 
 @dataclass(frozen=True)
@@ -253,17 +261,17 @@ class SQLMeshProject:
         name = f"selection-{self.fingerprint()}-{selection.key}.json"
         return self._own_cache / name
 
-    def selected_models(self, selection: ModelSelection) -> frozenset[str]:
+    def selected_models(
+        self, selection: ModelSelection, load_here: SpecLoader | None = None
+    ) -> frozenset[str]:
         """The fully qualified names of the models SQLMesh's selector picks for `selection`:
         from the cache when the project files are unchanged, else from a child that loads the
-        project (and writes its spec on the way)."""
+        project (and writes its spec on the way), or with `load_here` in this process."""
         cache_file = self.selection_file(selection)
         names = ModelSelection.read(cache_file)
         if names is None:
-            if "sqlmesh" in sys.modules:
-                from mxm_dagster.child.project import load_into
-
-                load_into(self, self.spec_file(), selection)
+            if load_here is not None:
+                load_here(self, self.spec_file(), selection)
             else:
                 self._load_in_child(selection)
             names = ModelSelection.read(cache_file)
@@ -271,8 +279,9 @@ class SQLMeshProject:
             raise ProjectLoadError(f"The model selection of {self.path} vanished once written")
         return names
 
-    def load_spec(self) -> ProjectSpec:
-        """The project's models, from the spec cache when the project files are unchanged.
+    def load_spec(self, load_here: SpecLoader | None = None) -> ProjectSpec:
+        """The project's models, from the spec cache when the project files are unchanged; a miss
+        is loaded by a child interpreter, or by `load_here` in a process that holds SQLMesh.
 
         The code server parses the project once; run workers and step processes reuse its result.
 
@@ -290,19 +299,12 @@ class SQLMeshProject:
         if spec is not None and not spec.holds_at(int(time.time() * 1000)):
             spec = None
         if spec is None:
-            # A process that already holds SQLMesh loads it here; any other one (every Dagster
-            # process) would pay SQLMesh's import and memory for good, and load it slower.
-            in_process = "sqlmesh" in sys.modules
-            spec = self._load_in_process(cache_file) if in_process else self._load_in_child()
+            # Only a process that already holds SQLMesh loads it here; any other one (every
+            # Dagster process) would pay SQLMesh's import and memory for good, and load it slower.
+            spec = load_here(self, cache_file, None) if load_here else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
-
-    def _load_in_process(self, cache_file: Path) -> ProjectSpec:
-        # Only reached where SQLMesh is already imported, so this costs Dagster processes nothing.
-        from mxm_dagster.child.project import load_into
-
-        return load_into(self, cache_file)
 
     def _load_in_child(self, selection: ModelSelection | None = None) -> ProjectSpec:
         """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9), and

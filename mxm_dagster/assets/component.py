@@ -45,7 +45,7 @@ from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 
 
 class TranslatedSQLMeshTranslator(SQLMeshTranslator):
@@ -55,7 +55,7 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
 
     def __init__(
         self,
-        project: ProjectSpec,
+        project: LoadedModels,
         time_partitions: bool,
         translation: TranslationFn[ModelSpec] | None,
         freshness: bool = False,
@@ -275,7 +275,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             path = context.path / path
         return SQLMeshProject.at(str(path), gateway=self.gateway, environment=self.environment)
 
-    def get_translator(self, spec: ProjectSpec) -> SQLMeshTranslator:
+    def get_translator(self, spec: LoadedModels) -> SQLMeshTranslator:
         """Override to start from your own `SQLMeshTranslator` subclass (pass it `partitions` and
         `freshness` as `time_partitions` and `freshness`)."""
         return TranslatedSQLMeshTranslator(

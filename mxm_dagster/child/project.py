@@ -21,7 +21,7 @@ from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 def configs(project: SQLMeshProject) -> dict[Path, Config]:
@@ -96,7 +96,7 @@ def opened_context(
 
 def load_into(
     project: SQLMeshProject, cache_file: Path, selection: ModelSelection | None = None
-) -> ProjectSpec:
+) -> LoadedModels:
     """Load the project with SQLMesh in this process and write its spec to `cache_file`: the
     work behind a spec cache miss. With `selection`, also resolve it with SQLMesh's selector and
     write the selected names to its cache file (the same load serves both)."""
@@ -111,7 +111,7 @@ def load_into(
     return spec
 
 
-def load_spec(project: SQLMeshProject) -> ProjectSpec:
+def load_spec(project: SQLMeshProject) -> LoadedModels:
     """The project's spec, from the cache, or on a miss loaded in this process (which holds
     SQLMesh already) rather than in yet another interpreter."""
     return project.load_spec(load_here=load_into)

@@ -31,7 +31,7 @@ from mxm_dagster.common.interpreter import child_command, child_env
 from mxm_dagster.project.files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
@@ -58,7 +58,7 @@ _PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
 #: Loads the project with SQLMesh in this process, writes its spec to the cache file and resolves
 #: the selection if one is given (`mxm_dagster.child.project.load_into`): what a process that holds
 #: SQLMesh already passes, instead of starting a child interpreter for a cache miss.
-SpecLoader = Callable[["SQLMeshProject", Path, ModelSelection | None], ProjectSpec]
+SpecLoader = Callable[["SQLMeshProject", Path, ModelSelection | None], LoadedModels]
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,7 @@ class SQLMeshProject:
             raise ProjectLoadError(f"The model selection of {self.path} vanished once written")
         return names
 
-    def load_spec(self, load_here: SpecLoader | None = None) -> ProjectSpec:
+    def load_spec(self, load_here: SpecLoader | None = None) -> LoadedModels:
         """The project's models, from the spec cache when the project files are unchanged; a miss
         is loaded by a child interpreter, or by `load_here` in a process that holds SQLMesh.
 
@@ -288,7 +288,7 @@ class SQLMeshProject:
         A cached spec also has to hold *now*: a relative `start` or `end` ('3 days ago') was
         resolved when the spec was made, and resolves into another interval once the clock has
         moved far enough (daily models: at midnight UTC). The spec says from when
-        (`ProjectSpec.valid_until`), and from then on it is loaded again, into the same cache
+        (`LoadedModels.valid_until`), and from then on it is loaded again, into the same cache
         file. The moment is part of the spec, not of the cache key, because only SQLMesh can
         tell that a project has relative times, and the key is computed without it. Projects
         with absolute times only are never reloaded for the clock.
@@ -306,7 +306,7 @@ class SQLMeshProject:
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
 
-    def _load_in_child(self, selection: ModelSelection | None = None) -> ProjectSpec:
+    def _load_in_child(self, selection: ModelSelection | None = None) -> LoadedModels:
         """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9), and
         resolve `selection` if given."""
         self.check_location()  # no interpreter to start for a folder that cannot be a project
@@ -368,11 +368,11 @@ def _say_once(project: Path, root: Path) -> None:
     )
 
 
-def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:
+def _connection_of(spec: LoadedModels) -> tuple[str, Path | None]:
     return spec.gateway, Path(spec.warehouse) if spec.warehouse else None
 
 
-def _read_spec(cache_file: Path) -> ProjectSpec | None:
+def _read_spec(cache_file: Path) -> LoadedModels | None:
     """The cached spec in `cache_file`, if there is a whole one."""
     try:
         stat = cache_file.stat()
@@ -382,10 +382,10 @@ def _read_spec(cache_file: Path) -> ProjectSpec | None:
 
 
 @lru_cache(maxsize=4)
-def _parse_spec(cache_file: Path, mtime_ns: int, size: int) -> ProjectSpec | None:
+def _parse_spec(cache_file: Path, mtime_ns: int, size: int) -> LoadedModels | None:
     """Parsed once per file version: the connection and the models come from the same read."""
     try:
-        return ProjectSpec.from_json(cache_file.read_text())
+        return LoadedModels.from_json(cache_file.read_text())
     except (ValueError, KeyError, TypeError):
         cache_file.unlink(missing_ok=True)
         return None

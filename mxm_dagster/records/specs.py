@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mxm_dagster.common.deprecation import warn_renamed
 from mxm_dagster.common.files import write_atomically
 
 
@@ -112,7 +113,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class ProjectSpec:
+class LoadedModels:
     """Every model of a project plus what is needed to talk about them (catalog, dialect)."""
 
     default_catalog: str | None
@@ -164,10 +165,22 @@ class ProjectSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> ProjectSpec:
+    def from_json(cls, text: str) -> LoadedModels:
         raw = json.loads(text)
         models = tuple(ModelSpec.from_dict(m) for m in raw.pop("models"))
         return cls(models=models, **raw)
 
     def write(self, path: Path) -> None:
         write_atomically(path, self.to_json())  # two cold processes may both write
+
+
+#: Names the classes had before, still importable (with a DeprecationWarning) by code written then.
+DEPRECATED_NAMES = {"ProjectSpec": "LoadedModels"}
+
+
+def __getattr__(name: str) -> Any:
+    """`from mxm_dagster.records.specs import ProjectSpec` still works, and warns."""
+    if name not in DEPRECATED_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warn_renamed(__name__, name, DEPRECATED_NAMES[name], stacklevel=2)
+    return globals()[DEPRECATED_NAMES[name]]

@@ -20,7 +20,6 @@ runs SQLMesh again in `run.retry`.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from mxm_dagster.asset_graph.metadata import PROJECT_TAG
+from mxm_dagster.common.deprecation import warn_renamed
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.times import to_ms
 from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
@@ -424,22 +424,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 DEPRECATED_NAMES = {"SQLMeshResource": "SQLMeshResultsResource"}
 
 
-def deprecated_name(name: str, module: str, stacklevel: int) -> str | None:
-    """The current name for an old `name`, after warning its importer; None if it is no old name.
-    The old name is the same class, not a subclass, so Dagster shows only the current one."""
-    new = DEPRECATED_NAMES.get(name)
-    if new is not None:
-        warnings.warn(
-            f"{module}.{name} is deprecated: use {new}, the same class under the design's name",
-            DeprecationWarning,
-            stacklevel=stacklevel + 1,
-        )
-    return new
-
-
 def __getattr__(name: str) -> Any:
     """`from mxm_dagster.run.resource import SQLMeshResource` still works, and warns."""
-    new = deprecated_name(name, __name__, stacklevel=2)
-    if new is None:
+    if name not in DEPRECATED_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return globals()[new]
+    warn_renamed(__name__, name, DEPRECATED_NAMES[name], stacklevel=2)
+    return globals()[DEPRECATED_NAMES[name]]

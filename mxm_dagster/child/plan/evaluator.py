@@ -28,7 +28,7 @@ from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 def plan_decision(
@@ -60,7 +60,7 @@ class PlanEvaluator:
     def __init__(
         self,
         context: Context,
-        project: ProjectSpec,
+        project: LoadedModels,
         recorder: OutcomeRecorder,
         on_model_ready: Callable[[ModelOutcome], None] | None = None,
         load_models: Callable[[], None] = lambda: None,

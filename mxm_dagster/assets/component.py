@@ -55,12 +55,12 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
 
     def __init__(
         self,
-        project: LoadedModels,
+        loaded: LoadedModels,
         time_partitions: bool,
         translation: TranslationFn[ModelSpec] | None,
         freshness: bool = False,
     ) -> None:
-        super().__init__(project, time_partitions, freshness)
+        super().__init__(loaded, time_partitions, freshness)
         self.translation = translation
         self._translated: dict[str, dg.AssetSpec] = {}
 

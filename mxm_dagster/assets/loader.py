@@ -1,4 +1,4 @@
-"""One `@asset` per SQLMesh model and an AssetSpec per external source, from a LoadedModels."""
+"""One `@asset` per SQLMesh model and an AssetSpec per external source, from `LoadedModels`."""
 
 import hashlib
 from collections.abc import Collection, Iterable

@@ -60,7 +60,7 @@ class PlanEvaluator:
     def __init__(
         self,
         context: Context,
-        project: LoadedModels,
+        loaded: LoadedModels,
         recorder: OutcomeRecorder,
         on_model_ready: Callable[[ModelOutcome], None] | None = None,
         load_models: Callable[[], None] = lambda: None,
@@ -69,8 +69,8 @@ class PlanEvaluator:
         works from SQLMesh's state alone, so a run never reads the project."""
         self.context = context
         self.load_models = load_models
-        self.project = project
-        self.models = project.by_name()
+        self.loaded = loaded
+        self.models = loaded.by_name()
         self.all_models = {name for name, spec in self.models.items() if spec.is_model}
         self.recorder = recorder
         self.on_model_ready = on_model_ready
@@ -82,7 +82,7 @@ class PlanEvaluator:
         self._promoting = True
         self._report_early = True  # off when a second SQLMesh call may evaluate a model again
         recorder.on_complete = self._model_completed
-        recorder.owners = project.standalone_audits()
+        recorder.owners = loaded.standalone_audits()
 
     def _model_completed(self, name: str, record: ModelRecord) -> None:
         """Runs on SQLMesh's worker thread right after the model's last batch succeeded."""
@@ -178,7 +178,7 @@ class PlanEvaluator:
                 )
                 for name in failed:
                     excluded.setdefault(name, name)
-                    for child in self.project.downstream(name):
+                    for child in self.loaded.downstream(name):
                         excluded.setdefault(child, name)
                 self._hold_back(request, decision, excluded, deployed)
                 decision = replan(decision, excluded, request, self.all_models, clock)
@@ -219,7 +219,7 @@ class PlanEvaluator:
             return
         changed = sqlmesh_api.changed_models(self.context, request.environment, planned)
         parents = {name: spec.depends_on for name, spec in self.models.items()}
-        held = held_back(out, changed, parents, self.project.downstream)
+        held = held_back(out, changed, parents, self.loaded.downstream)
         held = {name: by for name, by in held.items() if name in decision.models}
         for name, by in sorted(held.items()):
             excluded.setdefault(name, by)
@@ -312,7 +312,7 @@ class PlanEvaluator:
         return {
             child: failed
             for failed in self.recorder.failed_models()
-            for child in self.project.downstream(failed) & models
+            for child in self.loaded.downstream(failed) & models
         }
 
     def _destructive_error(

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mxm_dagster.common.deprecation import warn_renamed
+from mxm_dagster.common.deprecation import old_names
 from mxm_dagster.common.files import write_atomically
 
 
@@ -175,12 +175,4 @@ class LoadedModels:
 
 
 #: Names the classes had before, still importable (with a DeprecationWarning) by code written then.
-DEPRECATED_NAMES = {"ProjectSpec": "LoadedModels"}
-
-
-def __getattr__(name: str) -> Any:
-    """`from mxm_dagster.records.specs import ProjectSpec` still works, and warns."""
-    if name not in DEPRECATED_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warn_renamed(__name__, name, DEPRECATED_NAMES[name], stacklevel=2)
-    return globals()[DEPRECATED_NAMES[name]]
+__getattr__ = old_names(__name__, {"ProjectSpec": "LoadedModels"}, globals())

@@ -29,7 +29,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from mxm_dagster.asset_graph.metadata import PROJECT_TAG
-from mxm_dagster.common.deprecation import warn_renamed
+from mxm_dagster.common.deprecation import old_names
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.common.times import to_ms
 from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
@@ -421,12 +421,4 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 
 
 #: Names the class had before, still importable (with a DeprecationWarning) by code written then.
-DEPRECATED_NAMES = {"SQLMeshResource": "SQLMeshResultsResource"}
-
-
-def __getattr__(name: str) -> Any:
-    """`from mxm_dagster.run.resource import SQLMeshResource` still works, and warns."""
-    if name not in DEPRECATED_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warn_renamed(__name__, name, DEPRECATED_NAMES[name], stacklevel=2)
-    return globals()[DEPRECATED_NAMES[name]]
+__getattr__ = old_names(__name__, {"SQLMeshResource": "SQLMeshResultsResource"}, globals())

@@ -208,7 +208,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
 
     spec = SQLMeshProject(path=clean_project).load_spec()
     sqlmesh_assets = build_sqlmesh_assets(
-        spec, str(clean_project), SQLMeshTranslator(spec), provided_keys=[readings.key]
+        spec, clean_project, SQLMeshTranslator(spec), provided_keys=[readings.key]
     )
     defs = dg.Definitions(
         assets=[readings, *sqlmesh_assets],

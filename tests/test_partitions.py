@@ -288,7 +288,7 @@ def test_a_translator_decides_per_model(reference_project: Path) -> None:
     spec = SQLMeshProject(path=reference_project).load_spec()
     for time_partitions in (False, True):
         translator = ReturnsOnlyTranslator(spec, time_partitions=time_partitions)
-        assets = build_sqlmesh_assets(spec, str(reference_project), translator)
+        assets = build_sqlmesh_assets(spec, reference_project, translator)
         resources = {RESOURCE_KEY: SQLMeshResultsResource()}
         graph = dg.Definitions(assets=assets, resources=resources).resolve_asset_graph()
         partitioned = {k for k in graph.get_all_asset_keys() if graph.get(k).partitions_def}

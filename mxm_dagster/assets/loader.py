@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Collection, Iterable
+from pathlib import Path
 
 import dagster as dg
 
@@ -92,7 +93,7 @@ def _wanted(loaded: LoadedModels, selected: Collection[str] | None) -> set[str]:
 
 def build_sqlmesh_assets(
     loaded: LoadedModels,
-    project_location: str,
+    project_location: Path | str,
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
     selected: Collection[str] | None = None,
@@ -132,6 +133,6 @@ def build_sqlmesh_assets(
         checks = translator.get_check_specs(model, key, keys)
         policy = translator.get_retry_policy(model) or retry_policy
         definitions.append(
-            _model_asset(model, spec, checks, project_location, policy, resource_key)
+            _model_asset(model, spec, checks, str(project_location), policy, resource_key)
         )
     return definitions

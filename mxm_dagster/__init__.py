@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from mxm_dagster.assets.component import SQLMeshProjectComponent
     from mxm_dagster.assets.translator import SQLMeshTranslator
     from mxm_dagster.common.errors import ProjectLoadError
-    from mxm_dagster.common.project import SQLMeshProject
-    from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
+    from mxm_dagster.records.specs import LoadedModels, ModelSpec
     from mxm_dagster.run.resource import SQLMeshResultsResource
 
 _MODULE_OF = {
@@ -25,19 +25,19 @@ _MODULE_OF = {
     "SQLMeshProjectComponent": "mxm_dagster.assets.component",
     "ModelSpec": "mxm_dagster.records.specs",
     "ProjectLoadError": "mxm_dagster.common.errors",
-    "ProjectSpec": "mxm_dagster.records.specs",
-    "SQLMeshProject": "mxm_dagster.common.project",
+    "LoadedModels": "mxm_dagster.records.specs",
+    "SQLMeshProject": "mxm_dagster.project.sqlmesh_project",
     "SQLMeshResultsResource": "mxm_dagster.run.resource",
     "SQLMeshTranslator": "mxm_dagster.assets.translator",
 }
 
 # Old names, still importable with a DeprecationWarning; never in __all__ (README: Changelog).
-_DEPRECATED_MODULE_OF = {"SQLMeshResource": "mxm_dagster.run.resource"}
+_RENAMED = {"SQLMeshResource": "SQLMeshResultsResource", "ProjectSpec": "LoadedModels"}
 
 __all__ = [
     "ModelSpec",
     "ProjectLoadError",
-    "ProjectSpec",
+    "LoadedModels",
     "SQLMeshProject",
     "SQLMeshProjectComponent",
     "SQLMeshResultsResource",
@@ -47,9 +47,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _DEPRECATED_MODULE_OF:  # not cached in globals(): every access warns
-        module = importlib.import_module(_DEPRECATED_MODULE_OF[name])
-        return getattr(module, module.deprecated_name(name, __name__, stacklevel=2))
+    if name in _RENAMED:  # not cached in globals(): every access warns
+        from mxm_dagster.common.deprecation import warn_renamed
+
+        warn_renamed(__name__, name, _RENAMED[name], stacklevel=2)
+        return __getattr__(_RENAMED[name])
     if name not in _MODULE_OF:
         raise AttributeError(f"module 'mxm_dagster' has no attribute {name!r}")
     value = getattr(importlib.import_module(_MODULE_OF[name]), name)

@@ -7,14 +7,14 @@ import os
 
 import dagster as dg
 
+from mxm_dagster.asset_graph.partitions import partitions_from_env
 from mxm_dagster.assets.builder import assemble
 from mxm_dagster.assets.conditions import automation_from_env
 from mxm_dagster.assets.freshness import freshness_from_env
 from mxm_dagster.assets.observe import observe_from_env
-from mxm_dagster.assets.partitions import partitions_from_env
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.justetf.landing import landing_assets
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.run.resource import SQLMeshResultsResource
 
 EXECUTOR_ENV = "MXM_DAGSTER_EXECUTOR"

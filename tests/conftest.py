@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_PROJECT = REPO / "tests" / "fixtures" / "faulty_project"

@@ -14,7 +14,7 @@ import pytest
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.project import opened_context
 from mxm_dagster.child.recorder import OutcomeRecorder
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import REPO, copy_project, definitions_for, materialize, query, views
 from tests.sqlmesh_state import recorded_intervals, remove_latest_interval
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from mxm_dagster.asset_graph.metadata import RANGE_END_TAG, RANGE_START_TAG
+from mxm_dagster.asset_graph.partitions import partitions_def_from_model
 from mxm_dagster.assets.automation import SENSOR_NAME, due_models, run_requests
 from mxm_dagster.assets.loader import asset_keys_by_model
-from mxm_dagster.assets.partitions import partitions_def_from_model
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import REFERENCE_PROJECT, RunOutcome, copy_project, definitions_for
 
 KPI = "reporting/kpi_summary"

@@ -2,10 +2,11 @@
 
 Every case is materialized through the CLI path (`dagster asset materialize -m
 mxm_dagster.definitions --select '*'` in a subprocess) on a fresh warehouse, with time partitions
-off, and once more with `MXM_SQLMESH_PARTITIONS=on` over `python -m mxm_dagster.assets.partitions`'s
-range; its twin copy is built by `sqlmesh plan --auto-apply` in the same hour (both use the real
-clock, so both see the same complete intervals). The truth is the twin: its environment views and
-their row counts, the intervals SQLMesh recorded, the audits its models carry.
+off, and once more with `MXM_SQLMESH_PARTITIONS=on` over
+`python -m mxm_dagster.asset_graph.partitions`'s range; its twin copy is built by `sqlmesh plan
+--auto-apply` in the same hour (both use the real clock, so both see the same complete intervals).
+The truth is the twin: its environment views and their row counts, the intervals SQLMesh
+recorded, the audits its models carry.
 
 The cases:
 - `init`: what `sqlmesh init duckdb` generates, made at test time by the installed SQLMesh (with
@@ -41,13 +42,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
 from mxm_dagster.assets.loader import asset_keys_by_model
 from mxm_dagster.child.project import configs
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import REPO, run_cli
 from tests.twins import (
     Case,
@@ -403,7 +404,7 @@ def test_mixed_partitions_have_no_common_range(tmp_path: Path) -> None:
     the groups instead of printing a range the CLI would refuse."""
     (folder,) = _kinds_project(tmp_path)
     done = run_cli(
-        ["python", "-m", "mxm_dagster.assets.partitions"],
+        ["python", "-m", "mxm_dagster.asset_graph.partitions"],
         {"MXM_SQLMESH_PROJECT": str(folder), "MXM_SQLMESH_PARTITIONS": "on"},
     )
     assert done.returncode != 0

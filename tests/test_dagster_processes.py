@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import REPO, query, views
 
 # Loads the code location and materializes every asset in this fresh interpreter, then reports

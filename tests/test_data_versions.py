@@ -17,7 +17,7 @@ from dagster._time import get_current_datetime
 from sqlmesh import Context
 
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.run.data_versions import latest_data_version
 from tests.conftest import DUCKDB_CONFIG, dagster_home, run_cli
 from tests.sqlmesh_state import recorded_intervals

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResults
 from tests.conftest import RunOutcome, grow_numbers, materialize, query
 from tests.sqlmesh_state import recorded_intervals

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import REPO, materialize, run_cli, views, warehouse_objects
 
 LOAD_CODE_LOCATION = ["python", "-c", "import mxm_dagster.definitions"]
@@ -26,7 +26,7 @@ def test_missing_project_path(tmp_path: Path) -> None:
     assert "MXM_SQLMESH_PROJECT" in done.stderr
     # A process that already imported SQLMesh loads in process (ADR 9): the same error there.
     in_process = (
-        "import sqlmesh, sys; from mxm_dagster.common.project import SQLMeshProject; "
+        "import sqlmesh, sys; from mxm_dagster.project.sqlmesh_project import SQLMeshProject; "
         "SQLMeshProject(path=sys.argv[1]).load_spec()"
     )
     done = run_cli(["python", "-c", in_process, str(missing)], {})

@@ -193,7 +193,7 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     evaluate the models reading that table; they get their own execution once it has landed."""
     from mxm_dagster.assets.loader import build_sqlmesh_assets
     from mxm_dagster.assets.translator import SQLMeshTranslator
-    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
     from mxm_dagster.run.resource import SQLMeshResultsResource
 
     database = clean_project / "warehouse.duckdb"
@@ -230,7 +230,7 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     """Two days later every daily model has a new interval due: the next run evaluates it, up to
     the day its cron made due as of the execution time (SQLMesh's recorded intervals say so)."""
     from mxm_dagster.child.project import opened_context
-    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
     first = materialize(clean_project)
     assert first.success
@@ -255,7 +255,7 @@ def test_a_thousand_model_selection_does_not_exhaust_recursion(clean_project: Pa
     """SQLMesh walks `a | b | ...` recursively: 1500 names exceed Python's default limit."""
     from mxm_dagster.child import sqlmesh_api
     from mxm_dagster.child.project import opened_context
-    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
     with opened_context(SQLMeshProject(path=clean_project)) as context:
         sqlmesh_api.apply_plan(context, "prod", ['"warehouse"."raw"."numbers"'] * 1500)

@@ -24,7 +24,7 @@ from sqlmesh import Context
 
 from mxm_dagster.assets.freshness import FRESHNESS_ENV
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.sqlmesh_state import recorded_intervals
 from tests.test_data_versions import EVENTS, EVENTS_MODEL, TOTALS, TOTALS_MODEL, write_shop
 
@@ -90,7 +90,7 @@ def workspace(
     module = tmp_path / "shop_defs.py"
     module.write_text(
         "from mxm_dagster.code_location import build_definitions\n"
-        "from mxm_dagster.common.project import SQLMeshProject\n"
+        "from mxm_dagster.project.sqlmesh_project import SQLMeshProject\n"
         f"defs = build_definitions(SQLMeshProject(path={str(shop)!r}))\n"
     )
     origin = InProcessCodeLocationOrigin(

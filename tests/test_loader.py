@@ -11,7 +11,7 @@ import pytest
 from mxm_dagster.assets.loader import build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import definitions_for

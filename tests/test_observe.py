@@ -14,7 +14,7 @@ from dagster._core.definitions.data_version import StaleStatus
 from sqlmesh import Context
 
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.run.data_versions import latest_data_version
 from tests.test_data_versions import (
     EVENTS,

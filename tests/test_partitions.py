@@ -10,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
 from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.child.project import opened_context
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.conftest import (

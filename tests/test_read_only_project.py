@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from mxm_dagster.common.project import CACHE_DIR_ENV, SQLMeshProject
-from mxm_dagster.records.protocol import ChildOrder
+from mxm_dagster.project.protocol import ChildOrder
+from mxm_dagster.project.sqlmesh_project import CACHE_DIR_ENV, SQLMeshProject
 from mxm_dagster.records.request import PROD, ExecutionRequest
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 from tests.conftest import (
     DUCKDB_CONFIG,
     REFERENCE_PROJECT,
@@ -155,7 +155,7 @@ def test_a_read_only_project_runs_every_model(read_only_run: ReadOnlyRun) -> Non
     assert run.success
     # Every model SQLMesh found in the project is served, from the warehouse outside it.
     [spec_file] = (read_only_run.cache).glob("*/mxm_dagster/spec-*.json")
-    spec = ProjectSpec.from_json(spec_file.read_text())
+    spec = LoadedModels.from_json(spec_file.read_text())
     models = {(m.schema, m.table) for m in spec.models if m.is_model}
     assert len(models) == 13
     served = {v for v in views(read_only_run.warehouse) if not v[0].startswith("sqlmesh__")}

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import (
     REFERENCE_PROJECT,
     REPO,
@@ -209,8 +209,8 @@ _PYTHON_CHECKS = {
     ),
     "class Ops(SQLMeshTranslator)": (
         "import dagster as dg\n"
-        "from mxm_dagster.records.specs import ModelSpec, ProjectSpec\n"
-        "spec = ProjectSpec(default_catalog=None, dialect='duckdb', engine='duckdb', models=())\n"
+        "from mxm_dagster.records.specs import ModelSpec, LoadedModels\n"
+        "spec = LoadedModels(default_catalog=None, dialect='duckdb', engine='duckdb', models=())\n"
         "m = ModelSpec(name='s.m', catalog=None, schema='s', table='m', kind='FULL',"
         " cron='@daily', tags=('hourly_refresh',))\n"
         "ops = Ops(spec, freshness=True)\n"

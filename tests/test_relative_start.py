@@ -13,8 +13,8 @@ from sqlmesh.core.node import IntervalUnit
 
 from mxm_dagster.child.sqlmesh_api import bounds
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import DUCKDB_CONFIG
 
 EVENTS = dg.AssetKey(["shop", "events"])

@@ -20,9 +20,9 @@ import pytest
 from sqlmesh import Context
 from sqlmesh.utils.errors import PlanError
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import DUCKDB_CONFIG, RunOutcome, materialize, query
 from tests.sqlmesh_state import recorded_intervals
 

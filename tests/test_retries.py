@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from mxm_dagster import sqlmesh_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import (
     FAULTY_MODELS,
     FIXTURE_PROJECT,

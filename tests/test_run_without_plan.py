@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import grow_numbers, materialize, query
 from tests.sqlmesh_state import recorded_intervals, remove_latest_interval
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import (
     DUCKDB_CONFIG,
     REPO,

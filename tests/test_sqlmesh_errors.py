@@ -22,7 +22,7 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.project import opened_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common import versions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import DUCKDB_CONFIG, query, views
 
 

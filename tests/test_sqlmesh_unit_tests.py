@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.run.resource import UNIT_TESTS_TAG
 from tests.conftest import grow_numbers, materialize, query, warehouse_objects
 from tests.sqlmesh_state import recorded_intervals

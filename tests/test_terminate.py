@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import materialize, views
 from tests.e2e.dagster_dev import DagsterDev, save_log
 from tests.faults import (

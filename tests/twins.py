@@ -14,10 +14,10 @@ from pathlib import Path
 
 import duckdb
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
 from mxm_dagster.assets.loader import asset_keys_by_model
 from mxm_dagster.child.project import opened_context
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conftest import RunOutcome, dagster_home, environment, run_cli, runs
 from tests.sqlmesh_state import recorded_intervals
 
@@ -159,7 +159,7 @@ def raw_twin(case: Case, root: Path) -> Observed:
 def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     """The case materialized through `dagster asset materialize --select '*'` in a subprocess,
     with time partitions off, or on over the range that
-    `python -m mxm_dagster.assets.partitions` prints (one run per partitions definition for a
+    `python -m mxm_dagster.asset_graph.partitions` prints (one run per partitions definition for a
     case with mixed ones)."""
     if partitioned and case.mixed_partitions:
         return dagster_side_per_partitions_def(case, root)
@@ -171,7 +171,7 @@ def dagster_side(case: Case, root: Path, partitioned: bool) -> DagsterSide:
     command = [*MATERIALIZE_ALL, "--select", "*"]
     partition_range = None
     if partitioned:
-        printed = run_cli(["python", "-m", "mxm_dagster.assets.partitions"], env)
+        printed = run_cli(["python", "-m", "mxm_dagster.asset_graph.partitions"], env)
         assert printed.returncode == 0, printed.stderr[-3000:]
         partition_range = printed.stdout.strip()
         command += ["--partition-range", partition_range]

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.assets.partitions import dagster_cron
+from mxm_dagster.asset_graph.metadata import RANGE_END_TAG, RANGE_START_TAG
+from mxm_dagster.asset_graph.partitions import dagster_cron
 from mxm_dagster.records.specs import ModelSpec
-from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 
 SENSOR_NAME = "sqlmesh_cron"  # the sensor of the only (or an unnamed) project
 

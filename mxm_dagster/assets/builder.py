@@ -24,9 +24,9 @@ from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets,
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
 from mxm_dagster.assets.preview import plan_preview_job
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 from mxm_dagster.run.resource import SQLMeshResultsResource
 
 TranslatorArg = SQLMeshTranslator | type[SQLMeshTranslator] | None
@@ -106,7 +106,7 @@ def pinned_resource(project: SQLMeshProject) -> SQLMeshResultsResource:
 
 
 def make_translator(
-    translator: TranslatorArg, spec: ProjectSpec, partitions: bool, freshness: bool = False
+    translator: TranslatorArg, spec: LoadedModels, partitions: bool, freshness: bool = False
 ) -> SQLMeshTranslator:
     if translator is None:
         translator = SQLMeshTranslator
@@ -122,7 +122,7 @@ def make_translator(
 
 def assemble(
     project: SQLMeshProject,
-    spec: ProjectSpec,
+    spec: LoadedModels,
     translator: SQLMeshTranslator,
     selection: ModelSelection | None,
     resource: SQLMeshResultsResource,

@@ -42,10 +42,10 @@ from mxm_dagster.assets.builder import assemble, pinned_resource
 from mxm_dagster.assets.conditions import Automation
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 
 
 class TranslatedSQLMeshTranslator(SQLMeshTranslator):
@@ -55,12 +55,12 @@ class TranslatedSQLMeshTranslator(SQLMeshTranslator):
 
     def __init__(
         self,
-        project: ProjectSpec,
+        loaded: LoadedModels,
         time_partitions: bool,
         translation: TranslationFn[ModelSpec] | None,
         freshness: bool = False,
     ) -> None:
-        super().__init__(project, time_partitions, freshness)
+        super().__init__(loaded, time_partitions, freshness)
         self.translation = translation
         self._translated: dict[str, dg.AssetSpec] = {}
 
@@ -275,7 +275,7 @@ class SQLMeshProjectComponent(dg.Component, dg.Resolvable):
             path = context.path / path
         return SQLMeshProject.at(str(path), gateway=self.gateway, environment=self.environment)
 
-    def get_translator(self, spec: ProjectSpec) -> SQLMeshTranslator:
+    def get_translator(self, spec: LoadedModels) -> SQLMeshTranslator:
         """Override to start from your own `SQLMeshTranslator` subclass (pass it `partitions` and
         `freshness` as `time_partitions` and `freshness`)."""
         return TranslatedSQLMeshTranslator(

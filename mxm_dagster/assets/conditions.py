@@ -15,7 +15,7 @@ from typing import Literal
 
 import dagster as dg
 
-from mxm_dagster.assets.partitions import dagster_cron
+from mxm_dagster.asset_graph.partitions import dagster_cron
 from mxm_dagster.records.specs import ModelSpec
 
 #: How a project's models are automated: the cron sensor (default); Dagster's declarative

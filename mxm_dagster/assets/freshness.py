@@ -17,7 +17,7 @@ from functools import lru_cache
 import dagster as dg
 from croniter import croniter
 
-from mxm_dagster.assets.partitions import dagster_cron
+from mxm_dagster.asset_graph.partitions import dagster_cron
 from mxm_dagster.common.switches import switch_from_env
 from mxm_dagster.records.specs import ModelSpec
 

@@ -1,4 +1,4 @@
-"""One `@asset` per SQLMesh model and an AssetSpec per external source, from a ProjectSpec."""
+"""One `@asset` per SQLMesh model and an AssetSpec per external source, from `LoadedModels`."""
 
 import hashlib
 from collections.abc import Collection, Iterable
@@ -6,23 +6,13 @@ from pathlib import Path
 
 import dagster as dg
 
+from mxm_dagster.asset_graph.metadata import MODEL_TAG, PROJECT_TAG
 from mxm_dagster.assets.conditions import Automation, sqlmesh_automation_condition
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY, SQLMeshTranslator
+from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 
 RESOURCE_KEY = "sqlmesh"  # the resource of the only (or an unnamed) project of a code location
-MODEL_TAG = MODEL_NAME_METADATA_KEY  # the op tag names the model under the same key
-PROJECT_TAG = "sqlmesh/project"  # which project a step belongs to, whatever the resource config
-
-# (project folder, model name) -> asset key of every model asset built in this process. A step of
-# a subset run sees only part of the asset graph, yet must record models SQLMesh evaluated outside
-# the selection. Keyed by project too: two projects may both have a model of the same name.
-_built_asset_keys_by_model: dict[tuple[str, str], dg.AssetKey] = {}
-
-
-def built_asset_key_for_model(project_dir: str, model: str) -> dg.AssetKey | None:
-    return _built_asset_keys_by_model.get((project_dir, model))
 
 
 def resource_key_for(name: str | None) -> str:
@@ -47,18 +37,18 @@ def _unique_keys(
 
 
 def asset_keys_by_model(
-    project: ProjectSpec, translator: SQLMeshTranslator | None = None
+    loaded: LoadedModels, translator: SQLMeshTranslator | None = None
 ) -> dict[str, dg.AssetKey]:
     """Model name -> asset key of every SQLMesh model (not external sources) of the project."""
-    keys = _unique_keys(project.models, translator or SQLMeshTranslator(project))
-    return {m.name: keys[m.name] for m in project.models if m.is_model}
+    keys = _unique_keys(loaded.models, translator or SQLMeshTranslator(loaded))
+    return {m.name: keys[m.name] for m in loaded.models if m.is_model}
 
 
 def _model_asset(
     model: ModelSpec,
     spec: dg.AssetSpec,
     checks: list[dg.AssetCheckSpec],
-    project_dir: str,
+    project_location: str,
     retry_policy: dg.RetryPolicy | None,
     resource_key: str = RESOURCE_KEY,
 ) -> dg.AssetsDefinition:
@@ -82,7 +72,7 @@ def _model_asset(
         # A partition range is one run, hence one SQLMesh execution; also what lets
         # `dagster asset materialize --partition-range` run mixed selections in one run.
         backfill_policy=dg.BackfillPolicy.single_run(),
-        op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_dir},
+        op_tags={MODEL_TAG: model.name, PROJECT_TAG: project_location},
         required_resource_keys={resource_key},
         retry_policy=retry_policy,
     )
@@ -92,18 +82,18 @@ def _model_asset(
     return _sqlmesh_model
 
 
-def _wanted(project: ProjectSpec, selected: Collection[str] | None) -> set[str]:
+def _wanted(loaded: LoadedModels, selected: Collection[str] | None) -> set[str]:
     """The selected models and the external sources they read; every model without selection."""
     if selected is None:
-        return {m.name for m in project.models}
-    models = {m.name for m in project.models if m.is_model and m.name in selected}
-    read = {d for m in project.models if m.name in models for d in m.depends_on}
-    return models | {m.name for m in project.models if m.is_external and m.name in read}
+        return {m.name for m in loaded.models}
+    models = {m.name for m in loaded.models if m.is_model and m.name in selected}
+    read = {d for m in loaded.models if m.name in models for d in m.depends_on}
+    return models | {m.name for m in loaded.models if m.is_external and m.name in read}
 
 
 def build_sqlmesh_assets(
-    project: ProjectSpec,
-    project_dir: Path | str,
+    loaded: LoadedModels,
+    project_location: Path | str,
     translator: SQLMeshTranslator | None = None,
     provided_keys: Iterable[dg.AssetKey] = (),
     selected: Collection[str] | None = None,
@@ -122,12 +112,12 @@ def build_sqlmesh_assets(
     `automation` other than "sensor" gives each model `sqlmesh_automation_condition` unless the
     translator's `get_automation_condition` gives one.
     """
-    translator = translator or SQLMeshTranslator(project)
-    keys = _unique_keys(project.models, translator)  # over every model: keys do not move
+    translator = translator or SQLMeshTranslator(loaded)
+    keys = _unique_keys(loaded.models, translator)  # over every model: keys do not move
     provided = set(provided_keys)
-    wanted = _wanted(project, selected)
+    wanted = _wanted(loaded, selected)
     definitions: list[dg.AssetsDefinition | dg.AssetSpec] = []
-    for model in project.models:
+    for model in loaded.models:
         if model.name not in wanted:
             continue
         key = keys[model.name]
@@ -137,13 +127,12 @@ def build_sqlmesh_assets(
             if key not in provided:
                 definitions.append(spec)
             continue
-        _built_asset_keys_by_model[(str(project_dir), model.name)] = key
         if automation != "sensor" and spec.automation_condition is None:
             condition = sqlmesh_automation_condition(model, eager=automation == "cron_or_eager")
             spec = spec.replace_attributes(automation_condition=condition)
         checks = translator.get_check_specs(model, key, keys)
         policy = translator.get_retry_policy(model) or retry_policy
         definitions.append(
-            _model_asset(model, spec, checks, str(project_dir), policy, resource_key)
+            _model_asset(model, spec, checks, str(project_location), policy, resource_key)
         )
     return definitions

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.asset_graph import partitions
+from mxm_dagster.asset_graph.metadata import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.interpreter import child_command, child_env
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.switches import switch_from_env
 from mxm_dagster.common.times import to_ms
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.served import SERVED_REPLY_PREFIX, ServedModel, ServedState
 from mxm_dagster.run import events

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from mxm_dagster.assets.loader import PROJECT_TAG
+from mxm_dagster.asset_graph.metadata import PROJECT_TAG
 from mxm_dagster.run import preview as run_preview
 from mxm_dagster.run.resource import SQLMeshResultsResource
 

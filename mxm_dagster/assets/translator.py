@@ -10,15 +10,14 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
+from mxm_dagster.asset_graph import partitions
+from mxm_dagster.asset_graph.metadata import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
 from mxm_dagster.assets.freshness import DEFAULT_GRACE, cron_freshness_policy
+from mxm_dagster.common.deprecation import warn_renamed
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.records.specs import AuditSpec, ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import AuditSpec, LoadedModels, ModelSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-MODEL_NAME_METADATA_KEY = "sqlmesh/model"
-MODEL_KIND_METADATA_KEY = "sqlmesh/kind"
 
 
 class SQLMeshTranslator:
@@ -33,15 +32,21 @@ class SQLMeshTranslator:
     """
 
     def __init__(
-        self, project: ProjectSpec, time_partitions: bool = False, freshness: bool = False
+        self, loaded: LoadedModels, time_partitions: bool = False, freshness: bool = False
     ) -> None:
-        self.project = project
+        self.loaded = loaded  # the project's models as SQLMesh loaded them
         self.time_partitions = time_partitions
         self.freshness = freshness
 
+    @property
+    def project(self) -> LoadedModels:
+        """`loaded`'s name before "project" came to mean `SQLMeshProject` alone (docs/names.md)."""
+        warn_renamed(type(self).__name__, "project", "loaded", stacklevel=2)
+        return self.loaded
+
     def get_asset_key(self, model: ModelSpec) -> dg.AssetKey:
         parts = [model.schema, model.table]
-        if model.catalog and model.catalog != self.project.default_catalog:
+        if model.catalog and model.catalog != self.loaded.default_catalog:
             parts.insert(0, model.catalog)
         return dg.AssetKey([safe_name(p) for p in parts if p])
 
@@ -61,7 +66,7 @@ class SQLMeshTranslator:
         return {safe_name(tag): "" for tag in model.tags}
 
     def get_kinds(self, model: ModelSpec) -> set[str]:
-        return {"sqlmesh", self.project.engine}
+        return {"sqlmesh", self.loaded.engine}
 
     def get_code_version(self, model: ModelSpec) -> str | None:
         return model.data_hash

@@ -18,7 +18,7 @@ import traceback
 
 from mxm_dagster.child.project import load_into
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SPEC_REPLY_PREFIX, SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SPEC_REPLY_PREFIX, SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 
 

@@ -1,4 +1,9 @@
-"""The SQLMesh side of a `SQLMeshProject`: its configs, its Contexts, and loading its spec."""
+"""The SQLMesh side of a `SQLMeshProject`: its configs, its Contexts, and loading its spec.
+
+Loading is child work: `SQLMeshProject` (below this package) starts a child interpreter for a spec
+cache miss, and code running in the SQLMesh child, which holds SQLMesh already, loads in-process
+through `load_spec` here.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import ModelSelection, SQLMeshProject
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
+from mxm_dagster.records.selection import ModelSelection
+from mxm_dagster.records.specs import LoadedModels
 
 
 def configs(project: SQLMeshProject) -> dict[Path, Config]:
@@ -90,7 +96,7 @@ def opened_context(
 
 def load_into(
     project: SQLMeshProject, cache_file: Path, selection: ModelSelection | None = None
-) -> ProjectSpec:
+) -> LoadedModels:
     """Load the project with SQLMesh in this process and write its spec to `cache_file`: the
     work behind a spec cache miss. With `selection`, also resolve it with SQLMesh's selector and
     write the selected names to its cache file (the same load serves both)."""
@@ -103,3 +109,9 @@ def load_into(
     spec = replace(spec, gateway=gateway, warehouse=str(warehouse) if warehouse else None)
     spec.write(cache_file)
     return spec
+
+
+def load_spec(project: SQLMeshProject) -> LoadedModels:
+    """The project's spec, from the cache, or on a miss loaded in this process (which holds
+    SQLMesh already) rather than in yet another interpreter."""
+    return project.load_spec(load_here=load_into)

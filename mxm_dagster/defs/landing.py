@@ -3,8 +3,8 @@
 import dagster as dg
 
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.common.project import DEFAULT_PROJECT_DIR, SQLMeshProject
 from mxm_dagster.justetf.landing import landing_assets
+from mxm_dagster.project.sqlmesh_project import DEFAULT_PROJECT_DIR, SQLMeshProject
 
 _project = SQLMeshProject.at(str(DEFAULT_PROJECT_DIR))
 _spec = _project.load_spec()

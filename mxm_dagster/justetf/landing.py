@@ -17,8 +17,8 @@ import psycopg2
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.common.errors import WarehouseBusyError
 from mxm_dagster.common.locks import file_lock
-from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
+from mxm_dagster.records.specs import LoadedModels
 
 LANDING_SCHEMA = "landing"
 LANDING_TABLE = "etf_daily_quotes"
@@ -89,7 +89,7 @@ def land_into_postgres(arguments: dict[str, str | int], snapshot: Path) -> int:
 
 
 def landing_assets(
-    project: SQLMeshProject, spec: ProjectSpec, translator: SQLMeshTranslator
+    project: SQLMeshProject, spec: LoadedModels, translator: SQLMeshTranslator
 ) -> list[dg.AssetsDefinition]:
     """The landing asset, when the project declares the landing table and ships the snapshot."""
     snapshot = project.path / SNAPSHOT_FILE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
 
 def main() -> None:

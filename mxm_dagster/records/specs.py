@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mxm_dagster.common.deprecation import old_names
 from mxm_dagster.common.files import write_atomically
 
 
@@ -112,7 +113,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class ProjectSpec:
+class LoadedModels:
     """Every model of a project plus what is needed to talk about them (catalog, dialect)."""
 
     default_catalog: str | None
@@ -125,8 +126,8 @@ class ProjectSpec:
     warehouse: str | None = None
     #: A relative `start` or `end` ('3 days ago') resolves against the clock: the moment (epoch
     #: ms) from which one of them would resolve into another interval of its model, so the cached
-    #: spec no longer holds (see `common.project.SQLMeshProject.load_spec`). None: nothing in the
-    #: spec depends on when it was made.
+    #: spec no longer holds (see `SQLMeshProject.load_spec`). None: nothing in the spec depends
+    #: on when it was made.
     valid_until: int | None = None
 
     def holds_at(self, now_ms: int) -> bool:
@@ -164,10 +165,14 @@ class ProjectSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> ProjectSpec:
+    def from_json(cls, text: str) -> LoadedModels:
         raw = json.loads(text)
         models = tuple(ModelSpec.from_dict(m) for m in raw.pop("models"))
         return cls(models=models, **raw)
 
     def write(self, path: Path) -> None:
         write_atomically(path, self.to_json())  # two cold processes may both write
+
+
+#: Names the classes had before, still importable (with a DeprecationWarning) by code written then.
+__getattr__ = old_names(__name__, {"ProjectSpec": "LoadedModels"}, globals())

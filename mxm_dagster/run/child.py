@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from mxm_dagster.common.interpreter import child_command, child_env
+from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.preview import PlanPreview
-from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 
 CHILD_MODULE = "mxm_dagster.child.execute"

@@ -24,8 +24,6 @@ from dagster._core.definitions.data_version import (
     get_input_event_pointer_tag,
 )
 
-from mxm_dagster.assets.loader import built_asset_key_for_model
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 
 if TYPE_CHECKING:  # the observing sensor imports this module: no run view there
@@ -78,40 +76,24 @@ def event_tags(
     key: dg.AssetKey,
     outcome: ModelOutcome,
     results: ExecutionResults,
-    project: SQLMeshProject | None = None,
 ) -> dict[str, str]:
     """The tags of a record of `outcome` logged from a step (none without a data version):
-    the asset's code version and upstream keys from the run's asset graph; a parent SQLMesh
-    wrote in the same execution at the data version the results give it, as its own record may
-    not be stored yet.
-
-    A job run outside a repository (`execute_in_process` of a subset) has a graph holding only
-    its selection: the asset is then described from its model in `project`'s spec, as the
-    default translator describes it (code version: SQLMesh's data hash; upstream: the models it
-    reads).
+    the asset's code version and upstream keys from the definitions being run (`RunView.graph`,
+    also for a subset job: the graph it was cut from); a parent SQLMesh wrote in the same
+    execution at the data version the results give it, as its own record may not be stored yet.
     """
     if outcome.data_version is None:
         return {}
-    graph = run.graph
-    in_graph = run.keys_by_model
-    folder = run.project or ""
-
-    def key_of(model: str) -> dg.AssetKey | None:
-        return in_graph.get(model) or built_asset_key_for_model(folder, model)
-
     reported_now = {
         parent: o.data_version
         for o in results.models.values()
-        if o.status is ModelStatus.EVALUATED and o.data_version and (parent := key_of(o.model))
+        if o.status is ModelStatus.EVALUATED
+        and o.data_version
+        and (parent := run.keys_by_model.get(o.model))
     }
-    specs = None if graph.has(key) or project is None else project.load_spec().by_name()
-    if graph.has(key):
-        node = graph.get(key)
+    if run.graph.has(key):
+        node = run.graph.get(key)
         code_version, parents = node.code_version, sorted(node.parent_keys)
-    elif specs is not None and outcome.model in specs:
-        spec = specs[outcome.model]
-        code_version = spec.data_hash
-        parents = sorted(parent for name in spec.depends_on if (parent := key_of(name)))
     else:
         code_version, parents = None, []
     return provenance_tags(instance, outcome.data_version, code_version, parents, reported_now)

@@ -12,8 +12,8 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.asset_graph import partitions
+from mxm_dagster.asset_graph.metadata import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.times import iso_from_ms
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 

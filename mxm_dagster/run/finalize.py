@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mxm_dagster.assets.loader import built_asset_key_for_model
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
 from mxm_dagster.run import data_versions, events
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
@@ -28,27 +26,20 @@ def finalize(
     run: RunView,
     execution: SharedExecution,
     results: ExecutionResults,
-    sqlmesh_project: SQLMeshProject | None = None,
 ) -> None:
-    """Once per execution: records for models evaluated beyond the selection, and a loud
-    error if an outcome reported early did not hold. `sqlmesh_project` describes models the
-    run's asset graph lacks (`data_versions.event_tags`)."""
+    """Once per execution: records for models evaluated beyond the selection, named by the
+    keys of the definitions being run (`RunView.keys_by_model`), and a loud error if an outcome
+    reported early did not hold."""
     if not execution.claim_finalization():
         return
-    asset_keys_by_model = run.keys_by_model
-    project = run.project or ""
     for outcome in results.models.values():
-        key = asset_keys_by_model.get(outcome.model) or built_asset_key_for_model(
-            project, outcome.model
-        )
+        key = run.keys_by_model.get(outcome.model)
         if outcome.selected or key is None:
             continue
         if outcome.status is ModelStatus.EVALUATED:
             why = {"description": RESTATED_BELOW} if outcome.restated else {}
             partitions_def = run.partitions_def(key)
-            tags = data_versions.event_tags(
-                context.instance, run, key, outcome, results, sqlmesh_project
-            )
+            tags = data_versions.event_tags(context.instance, run, key, outcome, results)
             if partitions_def is None:
                 context.log_event(
                     events.materialization_for(key, outcome, results, tags=tags, **why)

@@ -14,10 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.asset_graph.metadata import MODEL_NAME_METADATA_KEY
 from mxm_dagster.common.times import iso_from_ms
+from mxm_dagster.project.protocol import ChildOrder
 from mxm_dagster.records.preview import ModelPreview, PlanPreview
-from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.run.child import preview_in_child
 from mxm_dagster.run.resource import SQLMeshResultsResource
 

@@ -20,7 +20,6 @@ runs SQLMesh again in `run.retry`.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -29,11 +28,12 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from mxm_dagster.assets.loader import PROJECT_TAG
+from mxm_dagster.asset_graph.metadata import PROJECT_TAG
+from mxm_dagster.common.deprecation import old_names
 from mxm_dagster.common.locks import FileLock
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
-from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
+from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, execution_bound_seconds
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import PROD, ExecutionRequest
 from mxm_dagster.records.results import RunResults
 from mxm_dagster.run import retry
@@ -214,9 +214,9 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
             )
         skips_downstream = output is not None and not output.materializes and not output.checks_only
         if skips_downstream and output is not None and output.failure is None:
-            record_skipped_downstream(context, step, execution, results, project)
+            record_skipped_downstream(context, step, execution, results)
         if final:
-            finalize(context, step.run, execution, results, project)
+            finalize(context, step.run, execution, results)
         for message in execution.drain_messages(force=final):
             context.log.info(message)
         if output is None:
@@ -421,25 +421,4 @@ class SQLMeshResultsResource(dg.ConfigurableResource):
 
 
 #: Names the class had before, still importable (with a DeprecationWarning) by code written then.
-DEPRECATED_NAMES = {"SQLMeshResource": "SQLMeshResultsResource"}
-
-
-def deprecated_name(name: str, module: str, stacklevel: int) -> str | None:
-    """The current name for an old `name`, after warning its importer; None if it is no old name.
-    The old name is the same class, not a subclass, so Dagster shows only the current one."""
-    new = DEPRECATED_NAMES.get(name)
-    if new is not None:
-        warnings.warn(
-            f"{module}.{name} is deprecated: use {new}, the same class under the design's name",
-            DeprecationWarning,
-            stacklevel=stacklevel + 1,
-        )
-    return new
-
-
-def __getattr__(name: str) -> Any:
-    """`from mxm_dagster.run.resource import SQLMeshResource` still works, and warns."""
-    new = deprecated_name(name, __name__, stacklevel=2)
-    if new is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return globals()[new]
+__getattr__ = old_names(__name__, {"SQLMeshResource": "SQLMeshResultsResource"}, globals())

@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
-from mxm_dagster.assets.loader import PROJECT_TAG
-from mxm_dagster.assets.translator import MODEL_KIND_METADATA_KEY, MODEL_NAME_METADATA_KEY
+from mxm_dagster.asset_graph import partitions
+from mxm_dagster.asset_graph.metadata import (
+    MODEL_KIND_METADATA_KEY,
+    MODEL_NAME_METADATA_KEY,
+    PARTITION_TAG,
+    PROJECT_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+)
 
 if TYPE_CHECKING:
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
-
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 
 # ---------------------------------------------------------------------- pure: graph, keys, tags
 
@@ -204,19 +206,22 @@ def step_key(layer: dg.AssetLayer, key: dg.AssetKey | dg.AssetCheckKey) -> str |
 
 
 def asset_graph(context: dg.AssetExecutionContext) -> AssetGraph:
-    """The code location's whole asset graph; a subset job's own graph lacks unselected assets.
+    """The whole asset graph of the definitions being run: the one source of the model -> key
+    map beyond the run's selection (a subset job's own graph lacks the models SQLMesh may
+    evaluate below or above it).
 
-    The job's own graph when there is no repository (`materialize()`), or when the repository
-    has no assets: `dg.reconstructable(job_fn)` (as `execute_job` needs) wraps the job in a
-    repository whose asset graph is empty.
+    The repository's graph; else the graph the job was cut from (Dagster's `JobScopedAssetGraph`
+    keeps it as `source_asset_graph`) when there is no repository (`materialize()`,
+    `execute_in_process`), or when the repository has no assets: `dg.reconstructable(job_fn)`
+    (as `execute_job` needs) wraps the job in a repository whose asset graph is empty.
     """
     try:
         graph = context.repository_def.asset_graph
     except Exception:  # `materialize()` runs a job outside any repository
         graph = None
     if graph is None or not graph.get_all_asset_keys():  # no step asset is sure: checks alone
-        return context.job_def.asset_layer.asset_graph
-    return graph
+        graph = context.job_def.asset_layer.asset_graph
+    return graph.source_asset_graph  # an AssetGraph that was not cut from another is its own
 
 
 def step_project(context: dg.AssetExecutionContext) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
 from mxm_dagster.run import data_versions, events
 from mxm_dagster.run.execution import FINAL_STATUSES, SharedExecution
@@ -22,7 +21,6 @@ def record_skipped_downstream(
     step: StepView,
     execution: SharedExecution,
     results: ExecutionResults,
-    project: SQLMeshProject | None = None,
 ) -> None:
     """Record, from this step, the models whose steps Dagster skips because this step yields
     no output: SQLMesh's materializations and audit results for them, and why."""
@@ -41,7 +39,7 @@ def record_skipped_downstream(
             lines.append(f"{key.to_user_string()} (not a SQLMesh model)")
         elif execution.claim_skipped_step(model):
             outcome = results.outcome(model)
-            lines.append(_record_skipped(context, step, key, outcome, results, project))
+            lines.append(_record_skipped(context, step, key, outcome, results))
     if lines:
         context.log.warning(
             f"Dagster skips the steps downstream of {upstream} in this run, as the step of "
@@ -56,7 +54,6 @@ def _record_skipped(
     key: dg.AssetKey,
     outcome: ModelOutcome | None,
     results: ExecutionResults,
-    project: SQLMeshProject | None = None,
 ) -> str:
     """Log one skipped step's materialization(s) and audit results; say what they were."""
     name = key.to_user_string()
@@ -65,7 +62,7 @@ def _record_skipped(
     notes = [outcome.status.value]
     if outcome.intervals and outcome.status not in FINAL_STATUSES:
         partitions_def = step.run.partitions_def(key)
-        tags = data_versions.event_tags(context.instance, step.run, key, outcome, results, project)
+        tags = data_versions.event_tags(context.instance, step.run, key, outcome, results)
         records = (
             events.partition_materializations(key, partitions_def, outcome, results, tags=tags)
             if partitions_def is not None

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from mxm_dagster.common.locks import FileLock
-from mxm_dagster.records.protocol import STOP_GRACE_SECONDS, ChildOrder
+from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder
 from mxm_dagster.records.results import ExecutionResults, RunResults
 from mxm_dagster.run.child import ChildControl, ExecutionFailed, run_in_child
 from mxm_dagster.run.execution import SharedExecution

@@ -14,9 +14,9 @@ from typing import Any
 
 import dagster as dg
 
-from mxm_dagster.assets import partitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.asset_graph import partitions
 from mxm_dagster.common.times import from_ms, iso_from_ms, to_ms
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.records.specs import ModelSpec
 from mxm_dagster.run import data_versions, events
@@ -86,9 +86,7 @@ def step_output(
         )
     output = StepOutput(produced, None, withheld=withheld)
     covered = set(step_keys) if output.materializes else set()
-    tags = data_versions.event_tags(
-        context.instance, step.run, step.asset_key, outcome, results, project
-    )
+    tags = data_versions.event_tags(context.instance, step.run, step.asset_key, outcome, results)
     output.records = events.partition_materializations(
         step.asset_key, partitions_def, outcome, results, covered, tags
     )

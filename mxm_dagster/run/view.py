@@ -31,7 +31,7 @@ class RunView:
 
     run_id: str
     project: str | None  # the project folder, as the step's tag names it
-    graph: AssetGraph  # the code location's whole graph (a subset job's lacks models below)
+    graph: AssetGraph  # the whole graph of the definitions being run (`selection.asset_graph`)
     run_keys: frozenset[dg.AssetKey]
     check_keys: frozenset[dg.AssetCheckKey]
     keys_by_model: Mapping[str, dg.AssetKey]  # the project's models (not external sources)
@@ -78,13 +78,8 @@ class RunView:
         )
 
     def partitions_def(self, key: dg.AssetKey) -> dg.TimeWindowPartitionsDefinition | None:
-        """The partitions of asset `key` as the run's graph has them; a subset job's own graph
-        lacks the models below its selection that a restatement recomputes: those are looked up
-        in the graph the job was cut from."""
-        graph = self.graph
-        if not graph.has(key):  # Dagster's JobScopedAssetGraph keeps its source graph
-            graph = getattr(graph, "source_asset_graph", None) or graph
-        return selection.partitions_def_of(graph, key)
+        """The partitions of asset `key` as the definitions being run have them."""
+        return selection.partitions_def_of(self.graph, key)
 
     def deferred(self, context: dg.AssetExecutionContext, models: set[str]) -> set[str]:
         """Models that must wait for a non-SQLMesh asset of this run that has not materialized

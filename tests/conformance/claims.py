@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from mxm_dagster.assets.translator import MODEL_NAME_METADATA_KEY
+from mxm_dagster.asset_graph.metadata import MODEL_NAME_METADATA_KEY
 
 
 @dataclass(frozen=True)

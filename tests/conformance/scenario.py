@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mxm_dagster.assets.loader import asset_keys_by_model
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conformance.claims import read_claims
 from tests.conformance.compare import (
     Divergence,

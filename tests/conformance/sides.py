@@ -15,7 +15,7 @@ import dagster as dg
 from sqlmesh import Context
 
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from tests.conformance.steps import Step
 from tests.conftest import run_cli
 

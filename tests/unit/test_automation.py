@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from mxm_dagster.asset_graph.metadata import RANGE_END_TAG, RANGE_START_TAG
+from mxm_dagster.asset_graph.partitions import partitions_def_from_model
 from mxm_dagster.assets.automation import TICK_TAG, cron_ticked, due_models, run_requests
-from mxm_dagster.assets.partitions import partitions_def_from_model
-from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 from tests.unit.specs_factory import model, ms
 
 NOW = datetime(2024, 1, 5, 6, 30, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mxm_dagster.assets.partitions import partitions_def_from_model
+from mxm_dagster.asset_graph.partitions import partitions_def_from_model
 from mxm_dagster.records.results import AuditOutcome, ExecutionResults, ModelOutcome, ModelStatus
 from mxm_dagster.run.events import (
     AUDITS_METADATA_KEY,

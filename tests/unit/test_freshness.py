@@ -20,7 +20,7 @@ from mxm_dagster.assets.freshness import (
 )
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.code_location import build_definitions
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 from tests.unit.specs_factory import model, ms
 
 HOUR = timedelta(hours=1)
@@ -75,7 +75,7 @@ def test_policy_follows_cron_timezone_and_kind() -> None:
 
 
 def test_translator_hook_overrides_the_policy() -> None:
-    project = ProjectSpec(default_catalog="db", dialect="duckdb", engine="duckdb", models=())
+    project = LoadedModels(default_catalog="db", dialect="duckdb", engine="duckdb", models=())
 
     class Strict(SQLMeshTranslator):
         freshness_grace = timedelta(minutes=10)
@@ -122,7 +122,7 @@ def _policies(defs: dg.Definitions) -> dict[str, dg.FreshnessPolicy | None]:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SQLMeshProject:
     """A project whose spec is `_MODELS`, without SQLMesh (the spec is what the surfaces read)."""
-    spec = ProjectSpec(default_catalog="db", dialect="duckdb", engine="duckdb", models=_MODELS)
+    spec = LoadedModels(default_catalog="db", dialect="duckdb", engine="duckdb", models=_MODELS)
     monkeypatch.setattr(SQLMeshProject, "load_spec", lambda self: spec)
     monkeypatch.delenv(FRESHNESS_ENV, raising=False)
     return SQLMeshProject.at(str(tmp_path))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from mxm_dagster.assets.partitions import (
+from mxm_dagster.asset_graph.partitions import (
     PARTITIONS_ENV,
     dagster_cron,
     full_range,

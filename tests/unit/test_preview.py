@@ -8,10 +8,10 @@ import dagster as dg
 import pytest
 
 from mxm_dagster.assets.preview import PlanPreviewConfig, _models, _window
-from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.common.times import to_ms
+from mxm_dagster.project.protocol import ChildOrder
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.preview import ModelPreview, PlanPreview, add_due_after
-from mxm_dagster.records.protocol import ChildOrder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.run import preview
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mxm_dagster.common.errors import ProjectLoadError
-from mxm_dagster.common.project import SQLMeshProject
-from mxm_dagster.common.project_files import project_contents, project_files
+from mxm_dagster.project.files import project_contents, project_files
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
 CONFIG = "model_defaults:\n  dialect: duckdb\n"
 

@@ -8,7 +8,7 @@ import pytest
 from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
 from mxm_dagster.records.results import ModelStatus
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 from mxm_dagster.run import retry
 from mxm_dagster.run.resource import SQLMeshResultsResource
 from tests.unit.specs_factory import model
@@ -24,8 +24,8 @@ ALL = set(KEYS)
 OK, FAILED, SKIPPED = ModelStatus.EVALUATED, ModelStatus.FAILED, ModelStatus.SKIPPED
 
 
-def project(*models: ModelSpec) -> ProjectSpec:
-    return ProjectSpec(default_catalog="db", dialect="duckdb", engine="duckdb", models=models)
+def project(*models: ModelSpec) -> LoadedModels:
+    return LoadedModels(default_catalog="db", dialect="duckdb", engine="duckdb", models=models)
 
 
 @pytest.fixture(scope="module")

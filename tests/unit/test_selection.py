@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from mxm_dagster.asset_graph.metadata import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from mxm_dagster.assets.loader import RESOURCE_KEY, build_sqlmesh_assets
 from mxm_dagster.assets.translator import SQLMeshTranslator
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 from mxm_dagster.run import selection
 from mxm_dagster.run.resource import SQLMeshResultsResource
-from mxm_dagster.run.selection import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from tests.unit.specs_factory import model
 
 # landing (Python asset, provides raw.landed) -> staged -> daily -> report (FULL)
@@ -24,7 +24,7 @@ STAGED = model('"db"."s"."staged"', depends_on=(LANDED.name,))
 DAILY = model('"db"."s"."daily"', depends_on=(STAGED.name, SOURCE.name))
 REPORT = model('"db"."s"."report"', kind="FULL", interval_unit=None, depends_on=(DAILY.name,))
 WEEKLY = model('"db"."s"."weekly"', depends_on=(DAILY.name,))
-PROJECT = ProjectSpec(
+PROJECT = LoadedModels(
     default_catalog="db",
     dialect="duckdb",
     engine="duckdb",

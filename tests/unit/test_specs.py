@@ -10,8 +10,8 @@ from mxm_dagster.records.specs import (
     ColumnDep,
     ColumnLineageSpec,
     ColumnSpec,
+    LoadedModels,
     ModelSpec,
-    ProjectSpec,
 )
 
 
@@ -31,7 +31,7 @@ def spec(name: str, depends_on: tuple[str, ...] = (), audits: tuple[AuditSpec, .
     )
 
 
-PROJECT = ProjectSpec(
+PROJECT = LoadedModels(
     default_catalog="db",
     dialect="duckdb",
     engine="duckdb",
@@ -69,7 +69,7 @@ PROJECT = ProjectSpec(
 
 
 def test_a_project_spec_survives_its_json_form() -> None:
-    restored = ProjectSpec.from_json(PROJECT.to_json())
+    restored = LoadedModels.from_json(PROJECT.to_json())
     assert restored == PROJECT
     assert restored.models[2].audits[0].reads == ("clean", "raw")
     assert isinstance(restored.models[0].columns[0], ColumnSpec)
@@ -87,21 +87,21 @@ def test_a_models_end_and_cron_tz_survive_the_json_form() -> None:
         end_ms=1_704_153_600_000,
         cron_tz="America/Los_Angeles",
     )
-    project = ProjectSpec(default_catalog=None, dialect="duckdb", engine="duckdb", models=(ended,))
-    assert ProjectSpec.from_json(project.to_json()).models == (ended,)
+    project = LoadedModels(default_catalog=None, dialect="duckdb", engine="duckdb", models=(ended,))
+    assert LoadedModels.from_json(project.to_json()).models == (ended,)
 
 
 def test_a_spec_with_relative_times_holds_only_until_they_move() -> None:
     assert PROJECT.holds_at(1_799_999_999_999)
     assert not PROJECT.holds_at(1_800_000_000_000)
-    timeless = ProjectSpec(default_catalog=None, dialect="duckdb", engine="duckdb", models=())
+    timeless = LoadedModels(default_catalog=None, dialect="duckdb", engine="duckdb", models=())
     assert timeless.holds_at(10**15)
 
 
 def test_a_written_project_spec_is_read_back_equal(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "spec.json"
     PROJECT.write(path)
-    assert ProjectSpec.from_json(path.read_text()) == PROJECT
+    assert LoadedModels.from_json(path.read_text()) == PROJECT
     assert [p.name for p in path.parent.iterdir()] == ["spec.json"]
 
 

@@ -12,14 +12,14 @@ from mxm_dagster.records.specs import (
     AuditSpec,
     ColumnDep,
     ColumnLineageSpec,
+    LoadedModels,
     ModelSpec,
-    ProjectSpec,
 )
 from tests.unit.specs_factory import model
 
 
-def project(*models: ModelSpec) -> ProjectSpec:
-    return ProjectSpec(default_catalog="db", dialect="duckdb", engine="duckdb", models=models)
+def project(*models: ModelSpec) -> LoadedModels:
+    return LoadedModels(default_catalog="db", dialect="duckdb", engine="duckdb", models=models)
 
 
 def spec(**fields) -> ModelSpec:

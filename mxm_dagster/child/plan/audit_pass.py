@@ -18,12 +18,12 @@ from mxm_dagster.child.plan.execution_plan import ExecutionPlan
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 def audit_current_data(
     context: Context,
-    project: ProjectSpec,
+    loaded: LoadedModels,
     recorder: OutcomeRecorder,
     request: ExecutionRequest,
     plan: ExecutionPlan,
@@ -33,7 +33,7 @@ def audit_current_data(
     """Run the audits and put their outcomes on `results`' models, marked `on_unchanged_data`;
     a model whose checks alone ran is `audited`, or `not_filled` when there was no data to
     check (never built, nothing recorded in the run's window)."""
-    specs = project.by_name()
+    specs = loaded.by_name()
     to_audit = sorted(
         audit.model
         for audit in plan.current_data_audits

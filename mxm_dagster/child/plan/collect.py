@@ -13,12 +13,12 @@ from mxm_dagster.child.plan.executor import Done
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelStatus
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 
 
 def collect_results(
     context: Context,
-    project: ProjectSpec,
+    loaded: LoadedModels,
     recorder: OutcomeRecorder,
     request: ExecutionRequest,
     done: Done,
@@ -26,7 +26,7 @@ def collect_results(
 ) -> ExecutionResults:
     """Every model the execution concerned, evaluated elsewhere (SQLMesh's upstream), selected,
     or with checks selected. `row_counts` holds the counts the early reports took already."""
-    specs = project.by_name()
+    specs = loaded.by_name()
     models = {name for name, spec in specs.items() if spec.is_model}
     records = recorder.records
     evaluated_elsewhere = {n for n, r in records.items() if r.evaluated_batches and n in models}

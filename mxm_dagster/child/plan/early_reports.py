@@ -15,7 +15,7 @@ from mxm_dagster.child.plan import outcomes
 from mxm_dagster.child.recorder import ModelRecord, OutcomeRecorder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ModelOutcome, ModelStatus
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 class EarlyReports:
@@ -27,7 +27,7 @@ class EarlyReports:
     def __init__(
         self,
         context: Context,
-        project: ProjectSpec,
+        loaded: LoadedModels,
         recorder: OutcomeRecorder,
         request: ExecutionRequest,
         on_model_ready: Callable[[ModelOutcome], None] | None,
@@ -35,7 +35,7 @@ class EarlyReports:
         promoting: bool,
     ) -> None:
         self.context = context
-        self.models = project.by_name()
+        self.models = loaded.by_name()
         self.recorder = recorder
         self.request = request
         self.on_model_ready = on_model_ready

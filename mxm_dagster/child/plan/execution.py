@@ -22,12 +22,12 @@ from mxm_dagster.child.plan.state_reads import ContextReads
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.records.request import ExecutionRequest
 from mxm_dagster.records.results import ExecutionResults, ModelOutcome
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 def execute_request(
     context: Context,
-    project: ProjectSpec,
+    loaded: LoadedModels,
     recorder: OutcomeRecorder,
     request: ExecutionRequest,
     known_plan_id: str | None,
@@ -39,14 +39,14 @@ def execute_request(
     these files; `load_models` loads them into `context` when a plan needs them;
     `on_model_ready` hears of each model as soon as SQLMesh has written it."""
     reads = ContextReads(context, request.environment, load_models)
-    plan = plan_execution(request, project, known_plan_id, sqlmesh_api.execution_timestamp(), reads)
+    plan = plan_execution(request, loaded, known_plan_id, sqlmesh_api.execution_timestamp(), reads)
     early = plan.call is not None and plan.call.report_early
     reports = EarlyReports(
-        context, project, recorder, request, on_model_ready, early, plan.command == "plan"
+        context, loaded, recorder, request, on_model_ready, early, plan.command == "plan"
     )
-    done = Executor(context, project, recorder).carry_out(request, plan)
-    results = collect_results(context, project, recorder, request, done, reports.row_counts)
+    done = Executor(context, loaded, recorder).carry_out(request, plan)
+    results = collect_results(context, loaded, recorder, request, done, reports.row_counts)
     results.command = plan.command
-    audit_current_data(context, project, recorder, request, plan, results, done.execution_time)
+    audit_current_data(context, loaded, recorder, request, plan, results, done.execution_time)
     results.finished_at = time.time()
     return results, done.serving_plan_id

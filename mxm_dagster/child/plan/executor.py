@@ -20,7 +20,7 @@ from mxm_dagster.child.plan.execution_plan import ExecutionPlan
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common.errors import DestructiveChangeError
 from mxm_dagster.records.request import ExecutionRequest
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 @dataclass
@@ -40,13 +40,13 @@ class Done:
 class Executor:
     """Carries out one `ExecutionPlan`: apply the plan (and re-plan without failures) or run."""
 
-    def __init__(self, context: Context, project: ProjectSpec, recorder: OutcomeRecorder) -> None:
+    def __init__(self, context: Context, loaded: LoadedModels, recorder: OutcomeRecorder) -> None:
         self.context = context
-        self.project = project
-        self.models = project.by_name()
+        self.loaded = loaded
+        self.models = loaded.by_name()
         self.all_models = {name for name, spec in self.models.items() if spec.is_model}
         self.recorder = recorder
-        recorder.owners = project.standalone_audits()  # a failed one fails its model's step
+        recorder.owners = loaded.standalone_audits()  # a failed one fails its model's step
 
     def carry_out(self, request: ExecutionRequest, plan: ExecutionPlan) -> Done:
         """Either way SQLMesh fills what each model's cron made due as of the plan's execution
@@ -92,7 +92,7 @@ class Executor:
                 )
                 for name in failed:
                     excluded.setdefault(name, name)
-                    for child in self.project.downstream(name):
+                    for child in self.loaded.downstream(name):
                         excluded.setdefault(child, name)
                 for name, by in self._held_back(request, decision, excluded, plan.deployed):
                     excluded.setdefault(name, by)
@@ -139,7 +139,7 @@ class Executor:
             return []
         changed = sqlmesh_api.changed_models(self.context, request.environment, planned)
         parents = {name: spec.depends_on for name, spec in self.models.items()}
-        held = held_back(out, changed, parents, self.project.downstream)
+        held = held_back(out, changed, parents, self.loaded.downstream)
         held = {name: by for name, by in held.items() if name in decision.models}
         if held:
             self.recorder.message(
@@ -218,7 +218,7 @@ class Executor:
         return {
             child: failed
             for failed in self.recorder.failed_models()
-            for child in self.project.downstream(failed) & models
+            for child in self.loaded.downstream(failed) & models
         }
 
     def _destructive_error(

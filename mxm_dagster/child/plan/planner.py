@@ -18,7 +18,7 @@ from mxm_dagster.child.plan.execution_plan import (
     StandaloneAudit,
 )
 from mxm_dagster.records.request import ExecutionRequest
-from mxm_dagster.records.specs import ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import LoadedModels, ModelSpec
 
 CHECKS_ALONE = "only checks were selected: their audits run on the current data, nothing else"
 CHECKS_ONLY = "its checks alone were selected"
@@ -46,7 +46,7 @@ class StateReads(Protocol):
 
 def plan_execution(
     request: ExecutionRequest,
-    project: ProjectSpec,
+    loaded: LoadedModels,
     known_plan_id: str | None,
     clock: int,
     reads: StateReads,
@@ -54,7 +54,7 @@ def plan_execution(
     """What SQLMesh will be asked to do for `request`: `sqlmesh run` when the environment still
     serves the plan remembered for these files (`known_plan_id`, docs/adr/0007), otherwise a
     plan; neither when only checks were selected. `clock` is SQLMesh's now in ms."""
-    specs = project.by_name()
+    specs = loaded.by_name()
     models = frozenset(name for name, spec in specs.items() if spec.is_model)
     audits = _current_data_audits(request, specs)
     if not request.selected and request.checks_only:

@@ -22,12 +22,12 @@ from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.common.errors import UnitTestsFailedError
 from mxm_dagster.records.preview import PlanPreview, add_due_after
 from mxm_dagster.records.request import ExecutionRequest
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 
 def preview_plan(
     context: Context,
-    spec: ProjectSpec,
+    spec: LoadedModels,
     recorder: OutcomeRecorder,
     request: ExecutionRequest,
     load_models: Callable[[], None],

@@ -13,7 +13,7 @@ from mxm_dagster.child.sqlmesh_api import bounds
 from mxm_dagster.child.sqlmesh_api.console import check_names, rendered_args, sql_text
 from mxm_dagster.child.sqlmesh_api.lineage import column_lineage, definition_line
 from mxm_dagster.common.names import safe_name
-from mxm_dagster.records.specs import AuditSpec, ColumnSpec, ModelSpec, ProjectSpec
+from mxm_dagster.records.specs import AuditSpec, ColumnSpec, LoadedModels, ModelSpec
 
 
 def _audit_specs(model: Any) -> tuple[AuditSpec, ...]:
@@ -155,7 +155,7 @@ def _valid_until(context: Context, at: datetime) -> int | None:
     return min(known) if known else None
 
 
-def project_spec(context: Context) -> ProjectSpec:
+def project_spec(context: Context) -> LoadedModels:
     """The models as SQLMesh resolves them now; `valid_until` says until when that holds."""
     at = bounds.resolution_moment()
     catalog = context.default_catalog
@@ -165,7 +165,7 @@ def project_spec(context: Context) -> ProjectSpec:
             models.setdefault(parent, _source_spec(parent))
     _with_standalone_audits(context, models)
     engine = context.engine_adapter.dialect
-    return ProjectSpec(
+    return LoadedModels(
         default_catalog=context.default_catalog,
         dialect=context.default_dialect or engine,
         engine=engine,

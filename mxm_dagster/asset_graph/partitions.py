@@ -149,12 +149,12 @@ def full_range(models: Iterable[ModelSpec]) -> str | None:
     return f"{first}...{last}" if first and last else None
 
 
-if __name__ == "__main__":  # `python -m mxm_dagster.assets.partitions`: the range for the CLI
+if __name__ == "__main__":  # `python -m mxm_dagster.asset_graph.partitions`: the range for the CLI
     import sys
 
-    from mxm_dagster.common.project import SQLMeshProject
+    from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 
     try:
         print(full_range(SQLMeshProject.from_env().load_spec().models) or "")
     except ValueError as exc:
-        sys.exit(f"mxm_dagster.assets.partitions: {exc}")
+        sys.exit(f"mxm_dagster.asset_graph.partitions: {exc}")

@@ -3,7 +3,9 @@ and serving marker, and where those caches live (the project's `.cache`; MXM_SQL
 for a read-only project folder without it, DAGSTER_HOME's `mxm_dagster/cache`).
 
 Dagster processes read the spec cache; on a miss a child interpreter loads the project and writes
-it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts) is `mxm_dagster.child.project`.
+it (ADR 8, ADR 9). The SQLMesh side of a project (configs, Contexts, loading it) is
+`mxm_dagster.child.project`, which this module never imports: the SQLMesh child, which holds SQLMesh
+already, hands its loader in (`SpecLoader`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -25,10 +28,10 @@ from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.common.files import write_atomically
 from mxm_dagster.common.interpreter import child_command, child_env
-from mxm_dagster.common.project_files import project_contents
+from mxm_dagster.project.files import project_contents
 from mxm_dagster.records.request import PROD
 from mxm_dagster.records.selection import ModelSelection
-from mxm_dagster.records.specs import ProjectSpec
+from mxm_dagster.records.specs import LoadedModels
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROJECT_DIR = REPO_ROOT / "sqlmesh_project"
@@ -51,6 +54,11 @@ _SQLMESH_ENV_PREFIX = "SQLMESH__"
 #: string literal in config.py (`os.environ["NAME"]`, `os.getenv("NAME")`).
 _YAML_ENV_NAME = re.compile(r"env_var\(\s*['\"]([^'\"]+)['\"]")
 _PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
+
+#: Loads the project with SQLMesh in this process, writes its spec to the cache file and resolves
+#: the selection if one is given (`mxm_dagster.child.project.load_into`): what a process that holds
+#: SQLMesh already passes, instead of starting a child interpreter for a cache miss.
+SpecLoader = Callable[["SQLMeshProject", Path, ModelSelection | None], LoadedModels]
 
 
 @dataclass(frozen=True)
@@ -253,17 +261,17 @@ class SQLMeshProject:
         name = f"selection-{self.fingerprint()}-{selection.key}.json"
         return self._own_cache / name
 
-    def selected_models(self, selection: ModelSelection) -> frozenset[str]:
+    def selected_models(
+        self, selection: ModelSelection, load_here: SpecLoader | None = None
+    ) -> frozenset[str]:
         """The fully qualified names of the models SQLMesh's selector picks for `selection`:
         from the cache when the project files are unchanged, else from a child that loads the
-        project (and writes its spec on the way)."""
+        project (and writes its spec on the way), or with `load_here` in this process."""
         cache_file = self.selection_file(selection)
         names = ModelSelection.read(cache_file)
         if names is None:
-            if "sqlmesh" in sys.modules:
-                from mxm_dagster.child.project import load_into
-
-                load_into(self, self.spec_file(), selection)
+            if load_here is not None:
+                load_here(self, self.spec_file(), selection)
             else:
                 self._load_in_child(selection)
             names = ModelSelection.read(cache_file)
@@ -271,15 +279,16 @@ class SQLMeshProject:
             raise ProjectLoadError(f"The model selection of {self.path} vanished once written")
         return names
 
-    def load_spec(self) -> ProjectSpec:
-        """The project's models, from the spec cache when the project files are unchanged.
+    def load_spec(self, load_here: SpecLoader | None = None) -> LoadedModels:
+        """The project's models, from the spec cache when the project files are unchanged; a miss
+        is loaded by a child interpreter, or by `load_here` in a process that holds SQLMesh.
 
         The code server parses the project once; run workers and step processes reuse its result.
 
         A cached spec also has to hold *now*: a relative `start` or `end` ('3 days ago') was
         resolved when the spec was made, and resolves into another interval once the clock has
         moved far enough (daily models: at midnight UTC). The spec says from when
-        (`ProjectSpec.valid_until`), and from then on it is loaded again, into the same cache
+        (`LoadedModels.valid_until`), and from then on it is loaded again, into the same cache
         file. The moment is part of the spec, not of the cache key, because only SQLMesh can
         tell that a project has relative times, and the key is computed without it. Projects
         with absolute times only are never reloaded for the clock.
@@ -290,21 +299,14 @@ class SQLMeshProject:
         if spec is not None and not spec.holds_at(int(time.time() * 1000)):
             spec = None
         if spec is None:
-            # A process that already holds SQLMesh loads it here; any other one (every Dagster
-            # process) would pay SQLMesh's import and memory for good, and load it slower.
-            in_process = "sqlmesh" in sys.modules
-            spec = self._load_in_process(cache_file) if in_process else self._load_in_child()
+            # Only a process that already holds SQLMesh loads it here; any other one (every
+            # Dagster process) would pay SQLMesh's import and memory for good, and load it slower.
+            spec = load_here(self, cache_file, None) if load_here else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
 
-    def _load_in_process(self, cache_file: Path) -> ProjectSpec:
-        # Only reached where SQLMesh is already imported, so this costs Dagster processes nothing.
-        from mxm_dagster.child.project import load_into
-
-        return load_into(self, cache_file)
-
-    def _load_in_child(self, selection: ModelSelection | None = None) -> ProjectSpec:
+    def _load_in_child(self, selection: ModelSelection | None = None) -> LoadedModels:
         """Have `mxm_dagster.child.load_spec` load the project and write the spec (ADR 9), and
         resolve `selection` if given."""
         self.check_location()  # no interpreter to start for a folder that cannot be a project
@@ -366,11 +368,11 @@ def _say_once(project: Path, root: Path) -> None:
     )
 
 
-def _connection_of(spec: ProjectSpec) -> tuple[str, Path | None]:
+def _connection_of(spec: LoadedModels) -> tuple[str, Path | None]:
     return spec.gateway, Path(spec.warehouse) if spec.warehouse else None
 
 
-def _read_spec(cache_file: Path) -> ProjectSpec | None:
+def _read_spec(cache_file: Path) -> LoadedModels | None:
     """The cached spec in `cache_file`, if there is a whole one."""
     try:
         stat = cache_file.stat()
@@ -380,10 +382,10 @@ def _read_spec(cache_file: Path) -> ProjectSpec | None:
 
 
 @lru_cache(maxsize=4)
-def _parse_spec(cache_file: Path, mtime_ns: int, size: int) -> ProjectSpec | None:
+def _parse_spec(cache_file: Path, mtime_ns: int, size: int) -> LoadedModels | None:
     """Parsed once per file version: the connection and the models come from the same read."""
     try:
-        return ProjectSpec.from_json(cache_file.read_text())
+        return LoadedModels.from_json(cache_file.read_text())
     except (ValueError, KeyError, TypeError):
         cache_file.unlink(missing_ok=True)
         return None

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mxm_dagster.common.project import SQLMeshProject
+from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.request import ExecutionRequest
 
 # After SIGTERM the child has this long to stop at a safe point before it is killed (SIGKILL).

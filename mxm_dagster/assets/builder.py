@@ -24,6 +24,7 @@ from mxm_dagster.assets.loader import asset_keys_by_model, build_sqlmesh_assets,
 from mxm_dagster.assets.observe import observe_sensor, observe_sensor_name_for, observed_assets
 from mxm_dagster.assets.preview import plan_preview_job
 from mxm_dagster.assets.translator import SQLMeshTranslator
+from mxm_dagster.common.garbage import built_to_last
 from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import LoadedModels
@@ -120,6 +121,7 @@ def make_translator(
     return translator
 
 
+@built_to_last()  # thousands of definitions, kept by the code server (ADR 23)
 def assemble(
     project: SQLMeshProject,
     spec: LoadedModels,

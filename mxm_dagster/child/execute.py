@@ -35,6 +35,7 @@ from mxm_dagster.child.sqlmesh_api import close_context, load_models, postgres_s
 from mxm_dagster.child.state_lock import state_lock
 from mxm_dagster.child.unit_tests import check_unit_tests
 from mxm_dagster.child.warehouse import wait_until_writable
+from mxm_dagster.common.garbage import built_to_last
 from mxm_dagster.common.locks import FileLock
 from mxm_dagster.project.protocol import STOP_GRACE_SECONDS, ChildOrder, MessageKind
 from mxm_dagster.records.preview import PlanPreview
@@ -121,7 +122,8 @@ def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
         def load() -> None:  # once: the unit tests need the project, and so may the plan
             nonlocal loaded
             if not loaded:
-                load_models(sqlmesh_context, project.path)
+                with built_to_last():  # thousands of models, kept for the run (ADR 23)
+                    load_models(sqlmesh_context, project.path)
                 loaded = True
 
         try:

@@ -18,6 +18,7 @@ import traceback
 
 from mxm_dagster.child.project import load_into
 from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.common.garbage import collection_paused
 from mxm_dagster.project.sqlmesh_project import SPEC_REPLY_PREFIX, SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 
@@ -41,7 +42,8 @@ def main(argv: list[str]) -> None:
     location, gateway, cache_dir, *rest = argv
     selection = ModelSelection.from_json(rest[0]) if rest else None
     project = SQLMeshProject.at(location, gateway=gateway or None, cache_dir=cache_dir or None)
-    reply = _load(project, selection)
+    with collection_paused():  # the process ends right after: nothing to collect (ADR 23)
+        reply = _load(project, selection)
     sys.stdout.write(SPEC_REPLY_PREFIX + json.dumps(reply) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()

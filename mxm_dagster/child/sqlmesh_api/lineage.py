@@ -14,7 +14,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.lineage import Node
 from sqlglot.lineage import lineage as sqlglot_lineage
-from sqlglot.optimizer.scope import build_scope
+from sqlglot.optimizer.scope import Scope, build_scope
 from sqlmesh.core import lineage as sqlmesh_lineage
 from sqlmesh.core.dialect import normalize_model_name
 
@@ -25,22 +25,83 @@ _MODEL_STATEMENT = re.compile(r"^\s*MODEL\s*\(", re.IGNORECASE | re.MULTILINE)
 
 def column_lineage(model: Any, default_catalog: str | None) -> tuple[ColumnLineageSpec, ...]:
     """Each output column of a SQL model -> the upstream columns it reads, through CTEs and
-    subqueries, by the lineage SQLMesh's own (`sqlmesh.core.lineage`) is built on: sqlglot's.
+    subqueries, on the query SQLMesh already rendered and qualified while loading.
 
-    It runs on the query SQLMesh already rendered and qualified while loading, all columns in one
-    walk: SQLMesh's per-column `lineage()` qualifies the query again for every model, which
-    doubled a cold load of 500 models (8 s -> 16 s, measured). Python and seed models have no
-    query, hence no lineage; a query that cannot be resolved gives none either: lineage is
-    shown, never needed, so it must not stop a project from loading.
+    Most queries take a direct walk of their scopes (`_walked`); any other shape (a set
+    operation, a scalar subquery, a table function, an unexpanded star) goes through sqlglot's
+    lineage, which SQLMesh's own (`sqlmesh.core.lineage`) is built on. SQLMesh's per-column
+    `lineage()` qualifies the query again for every model, which doubled a cold load of 500
+    models; sqlglot's renders SQL for every node, most of the introspection at 5,000 models
+    (ADR 23). Python and seed models have no query, hence no lineage; a query that cannot be
+    resolved gives none either: lineage is shown, never needed, so it must not stop a project
+    from loading.
     """
     if not model.is_sql:  # seeds, Python and external models
         return ()
     try:
-        nodes = _lineage_nodes(model)
-        specs = [_column(name, node, model.dialect, default_catalog) for name, node in nodes]
+        walked = _walked(model, default_catalog)
+        if walked is None:
+            nodes = _lineage_nodes(model)
+            walked = [_column(name, node, model.dialect, default_catalog) for name, node in nodes]
     except Exception:
         return ()
-    return tuple(spec for spec in specs if spec.deps)
+    return tuple(spec for spec in walked if spec.deps)
+
+
+class _Unwalkable(Exception):
+    """A query shape the direct walk leaves to sqlglot's lineage."""
+
+
+def _walked(model: Any, default_catalog: str | None) -> list[ColumnLineageSpec] | None:
+    """Every output column's upstream columns by a walk of the qualified query's scopes: a
+    column of a table alias is a dependency, a column of a CTE or subquery alias is followed to
+    that scope's select of the same name. None for a shape it does not handle."""
+    if model.optimize_query is False:
+        return None
+    query = model.render_query()
+    scope = build_scope(query) if query is not None else None
+    if scope is None or not isinstance(scope.expression, exp.Select):
+        return None
+    try:
+        return [
+            ColumnLineageSpec(
+                select.alias_or_name,
+                tuple(
+                    sorted(
+                        _select_deps(select, scope, model.dialect, default_catalog),
+                        key=lambda d: (d.model, d.column),
+                    )
+                ),
+            )
+            for select in scope.expression.selects
+        ]
+    except _Unwalkable:
+        return None
+
+
+def _select_deps(
+    select: exp.Expression, scope: Scope, dialect: str, default_catalog: str | None
+) -> set[ColumnDep]:
+    if isinstance(select, exp.Star) or select.find(exp.Subquery, exp.Select):
+        raise _Unwalkable  # `COUNT(*)` reads no column: only a selected star is unwalkable
+    deps: set[ColumnDep] = set()
+    for column in select.find_all(exp.Column):
+        if isinstance(column.this, exp.Star):  # `t.*`, left unexpanded
+            raise _Unwalkable
+        source = scope.sources.get(column.table)
+        if isinstance(source, exp.Table):
+            if not isinstance(source.this, exp.Identifier):  # a table function
+                raise _Unwalkable
+            upstream = _model_name(source.catalog, source.db, source.name, default_catalog, dialect)
+            deps.add(ColumnDep(upstream, column.name))
+        elif isinstance(source, Scope) and isinstance(source.expression, exp.Select):
+            named = [s for s in source.expression.selects if s.alias_or_name == column.name]
+            if len(named) != 1:
+                raise _Unwalkable
+            deps |= _select_deps(named[0], source, dialect, default_catalog)
+        else:  # no table, a set operation, a lateral or an unnest
+            raise _Unwalkable
+    return deps
 
 
 def _lineage_nodes(model: Any) -> list[tuple[str, Node]]:

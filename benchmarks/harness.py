@@ -77,9 +77,13 @@ class Harness:
         shutil.copytree(self.template(n_models, audits), dest)
         return dest
 
-    def fresh_dagster_home(self, label: str) -> Path:
+    def fresh_dagster_home(self, label: str, initialised: bool = False) -> Path:
+        """A new DAGSTER_HOME: empty, or a copy of the initialised template when the run asked
+        for one (``--initialised-instance``) or the caller does (a deployed system)."""
         self._counter += 1
         home = self.workdir / f"{self._counter:03d}_dagster_home_{label}"
+        if initialised and self.instance_template is None:
+            self.initialise_instance_template()
         if self.instance_template is not None:
             shutil.copytree(self.instance_template, home)
         else:
@@ -240,22 +244,30 @@ def dagster_materialize_cmd(select: str, module: str = DEFS_MODULE) -> list[str]
     return [str(BIN / "dagster"), "asset", "materialize", "-m", module, "--select", select]
 
 
-def full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
+def full_side(h: Harness, side: str, n: int, repeat: int, deployed: bool = False) -> Sample:
     """One full build of a fresh copy by ``side`` (raw, dagster or dagster_mp), or Dagster's
-    floor for the same graph (``floor``: no SQLMesh, see ``benchmarks/floor_definitions.py``)."""
+    floor for the same graph (``floor``: no SQLMesh, see ``benchmarks/floor_definitions.py``).
+
+    ``deployed``: the copy's caches are warmed in place first and the instance is initialised,
+    as on a deployed system; the warehouse (and so SQLMesh's state) is still new.
+    """
     project = h.fresh_copy(n, side)
+    home = h.fresh_dagster_home(side, initialised=deployed)
     if side == "raw":
         cmd, env = raw_plan_cmd(), h.env()
     elif side == "floor":
         cmd = dagster_materialize_cmd("*", FLOOR_MODULE)
-        env = h.env(dagster_home=h.fresh_dagster_home(side))
+        env = h.env(dagster_home=home)
         env[FLOOR_MODELS_ENV] = str(n)
     else:
         cmd = dagster_materialize_cmd("*")
-        env = h.env(project, h.fresh_dagster_home(side))
+        env = h.env(project, home)
         if side == "dagster_mp":
             env["MXM_DAGSTER_EXECUTOR"] = "multiprocess"
-    measured, output, log = h.run(f"full_{side}_n{n}_r{repeat}", cmd, project, env)
+    if deployed and side != "floor":  # the floor has no cache
+        warm_caches(h, project, env, with_dagster=side != "raw")
+    scenario = "deployed" if deployed else "full"
+    measured, output, log = h.run(f"{scenario}_{side}_n{n}_r{repeat}", cmd, project, env)
     ok = measured["returncode"] == 0
     error = None if ok else f"exit {measured['returncode']}: {tail(output)}"
     if side == "floor":
@@ -275,6 +287,18 @@ def full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
     )
 
 
+def warm_caches(h: Harness, project: Path, env: dict[str, str], with_dagster: bool) -> None:
+    """Untimed: SQLMesh's ``.cache`` (a Context load) and, ``with_dagster``, the code location's
+    spec cache (a code server's load), both in ``project`` itself, since the spec cache's key
+    holds the folder's path. Then the warehouse is deleted: loading may have created it and
+    SQLMesh's state in it, and the timed run must start with nothing built."""
+    h.child("warm Context", ["load-sqlmesh"], project, env)
+    if with_dagster:
+        h.child("warm spec cache", ["load-dagster"], project, env)
+    for built in project.glob(f"{DATABASE_FILE}*"):  # the file and any .wal beside it
+        built.unlink()
+
+
 def step_times(h: Harness, env: dict[str, str]) -> dict[str, Any]:
     """The median step time of the newest run of the side's instance, from its event log."""
     try:
@@ -282,13 +306,16 @@ def step_times(h: Harness, env: dict[str, str]) -> dict[str, Any]:
     except RuntimeError as exc:  # a measurement, not a side's failure
         print(f"    step times not read: {tail(str(exc), 2)}", flush=True)
         return {}
-    return {k: v for k, v in got.items() if k in ("median_step_ms", "p90_step_ms")}
+    return {k: v for k, v in got.items() if k != "steps"}
 
 
 def side_phases(side: str, output: str, measured: dict[str, Any]) -> dict[str, Any]:
-    if side == "raw" or "started_at" not in measured:
+    if side.startswith("raw") or "started_at" not in measured:
         return {}
-    return dagster_phases(output, measured["started_at"], measured["wall_s"])
+    found = dagster_phases(output, measured["started_at"], measured["wall_s"])
+    if measured.get("command_peak_mb") is not None:  # `dagster asset materialize` runs in-process
+        found["run_worker_peak_mb"] = measured["command_peak_mb"]
+    return found
 
 
 # --------------------------------------------------------------------------------------------

@@ -55,9 +55,8 @@ class Harness:
     workdir: Path
     logdir: Path
     timeout_s: float
-    #: When set, every "fresh" DAGSTER_HOME is a copy of this already initialised, run-less
-    #: instance, so Dagster's one-time SQLite schema creation (~3 s here) is not timed.
-    instance_template: Path | None = None
+    #: ``--initialised-instance``: every "fresh" DAGSTER_HOME is a copy of an initialised one.
+    use_initialised_instance: bool = False
     templates: dict[tuple[int, int], Path] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     _counter: int = 0
@@ -78,22 +77,23 @@ class Harness:
         return dest
 
     def fresh_dagster_home(self, label: str, initialised: bool = False) -> Path:
-        """A new DAGSTER_HOME: empty, or a copy of the initialised template when the run asked
-        for one (``--initialised-instance``) or the caller does (a deployed system)."""
+        """A new DAGSTER_HOME: a copy of an initialised, run-less instance when the run asked for
+        one (``--initialised-instance``) or the caller does (a deployed system), else empty."""
         self._counter += 1
         home = self.workdir / f"{self._counter:03d}_dagster_home_{label}"
-        if initialised and self.instance_template is None:
-            self.initialise_instance_template()
-        if self.instance_template is not None:
-            shutil.copytree(self.instance_template, home)
+        if initialised or self.use_initialised_instance:
+            shutil.copytree(self.initialised_instance(), home)
         else:
             home.mkdir()
             (home / "dagster.yaml").write_text("")
         return home
 
-    def initialise_instance_template(self) -> None:
-        """Create an empty Dagster instance once; ``fresh_dagster_home`` then copies it."""
+    def initialised_instance(self) -> Path:
+        """An empty Dagster instance whose storage exists, created once and then copied, so
+        Dagster's one-time SQLite schema creation (~3 s here) is not timed."""
         template = self.workdir / "dagster_home_template"
+        if template.exists():
+            return template
         template.mkdir()
         (template / "dagster.yaml").write_text("")
         code = "from dagster import DagsterInstance; DagsterInstance.get().get_runs(limit=1)"
@@ -104,7 +104,7 @@ class Harness:
             capture_output=True,
             timeout=self.timeout_s,
         )
-        self.instance_template = template
+        return template
 
     def env(self, project: Path | None = None, dagster_home: Path | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}

@@ -439,9 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or OUT_DIR / f"{stamp}.json"
     logdir = out.parent / f"{out.stem}-logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    h = Harness(workdir=workdir, logdir=logdir, timeout_s=args.timeout)
-    if args.initialised_instance:
-        h.initialise_instance_template()
+    h = Harness(
+        workdir=workdir,
+        logdir=logdir,
+        timeout_s=args.timeout,
+        use_initialised_instance=args.initialised_instance,
+    )
     started = time.perf_counter()
     print(f"work dir {workdir}, logs {logdir}", flush=True)
 

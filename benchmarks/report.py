@@ -106,9 +106,11 @@ def _build_rows(r: dict[str, Any], n: str) -> list[tuple[str, ...]]:
     label = name
     if name == "postgres":
         label = f"postgres, concurrent_tasks {r['concurrent_tasks']}"
-    raw = _side(sides, "raw", "largest")
-    rows = [(label, n, raw, _run_worker(sides, "dagster"), _fmt(r.get("ratio"), "x"), target)]
-    rows[0] += (_floor(r),)
+    ratio = _fmt(r.get("ratio"), "x")
+    if r.get("ours_minus_raw_s") is not None:
+        ratio += f" (mxm - raw {_fmt(r['ours_minus_raw_s'])})"
+    raw, ours = _side(sides, "raw", "largest"), _run_worker(sides, "dagster")
+    rows = [(label, n, raw, ours, ratio, target, _floor(r))]
     if name == "postgres":
         rows.append(
             (

@@ -84,6 +84,8 @@ lint: setup
 ui: setup
 	$(BIN)/dagster dev -w workspace.yaml
 
+# Every benchmark scenario side by side in one table (docs/benchmarks.md, "Scenarios": defaults,
+# options, how long); BENCH_ARGS="--scenarios ... --sizes ..." picks a subset.
 bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 

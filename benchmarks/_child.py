@@ -5,7 +5,9 @@ allows one writer process per file, so nothing here may keep the warehouse open 
 
 - ``measure OUT -- CMD...``: run CMD, write its wall time, peak RSS and exit code to OUT (JSON).
   Peak RSS comes from ``getrusage(RUSAGE_CHILDREN)`` of this otherwise idle wrapper, so it is the
-  largest single process among CMD and its descendants, not their sum.
+  largest single process among CMD and its descendants, not their sum. CMD's own peak (for
+  ``dagster asset materialize`` with the in-process executor: the run worker, without its SQLMesh
+  child) is its ``VmHWM``, read from ``/proc`` until it exits.
 - ``load-dagster`` / ``load-sqlmesh``: load the Dagster definitions / a bare SQLMesh Context for
   the project in the cwd and print a JSON line with the phases' durations. ``load-floor`` loads
   Dagster's floor for the same graph (``benchmarks.floor_definitions``) the same way.
@@ -14,7 +16,9 @@ allows one writer process per file, so nothing here may keep the warehouse open 
 - ``intervals MODEL``: print MODEL's intervals (to check that a side really did the work).
 - ``step-times``: the median and 90th percentile of the step durations (STEP_START to its
   STEP_SUCCESS or STEP_FAILURE) of the newest run in ``$DAGSTER_HOME``, from Dagster's event log
-  (timestamps to the microsecond, unlike the CLI's log lines).
+  (timestamps to the microsecond, unlike the CLI's log lines), and when the first and the last
+  step finished after RUN_START: steps that report as their own model finishes spread over the
+  run, steps that wait for the whole SQLMesh run bunch up at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,17 +38,42 @@ def _emit(payload: dict[str, Any]) -> None:
     print("BENCH_RESULT " + json.dumps(payload), flush=True)
 
 
+def _high_water_mb(pid: int) -> float | None:
+    """A live process's peak resident memory (``VmHWM``), or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def measure(out: Path, cmd: list[str]) -> int:
     started_at = time.time()
     start = time.perf_counter()
-    returncode = subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    own_peak: list[float] = []
+
+    def watch() -> None:  # VmHWM only grows: the last reading is the peak up to then
+        while proc.poll() is None:
+            seen = _high_water_mb(proc.pid)
+            if seen is not None:
+                own_peak[:] = [seen]
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    returncode = proc.wait()
     wall = time.perf_counter() - start
+    watcher.join()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     out.write_text(
         json.dumps(
             {
                 "wall_s": wall,
                 "maxrss_mb": usage.ru_maxrss / 1024,
+                "command_peak_mb": own_peak[0] if own_peak else None,
                 "returncode": returncode,
                 "started_at": started_at,
             }
@@ -140,23 +170,34 @@ def step_times() -> None:
         dg.DagsterEventType.STEP_SUCCESS,
         dg.DagsterEventType.STEP_FAILURE,
     }
+    kinds.add(dg.DagsterEventType.RUN_START)
     started: dict[str, float] = {}
     durations: list[float] = []
+    done: list[float] = []
+    run_start = None
     for record in instance.all_logs(run.run_id, of_type=kinds):
-        if record.dagster_event is None or record.step_key is None:
+        if record.dagster_event is None:
             continue
-        if record.dagster_event.event_type is dg.DagsterEventType.STEP_START:
+        kind = record.dagster_event.event_type
+        if kind is dg.DagsterEventType.RUN_START:
+            run_start = record.timestamp
+        elif record.step_key is None:
+            continue
+        elif kind is dg.DagsterEventType.STEP_START:
             started[record.step_key] = record.timestamp
         elif record.step_key in started:
             durations.append(record.timestamp - started.pop(record.step_key))
+            done.append(record.timestamp)
     durations.sort()
-    _emit(
-        {
-            "steps": len(durations),
-            "median_step_ms": 1000 * statistics.median(durations) if durations else None,
-            "p90_step_ms": 1000 * durations[int(0.9 * (len(durations) - 1))] if durations else None,
-        }
-    )
+    result: dict[str, Any] = {
+        "steps": len(durations),
+        "median_step_ms": 1000 * statistics.median(durations) if durations else None,
+        "p90_step_ms": 1000 * durations[int(0.9 * (len(durations) - 1))] if durations else None,
+    }
+    if run_start is not None and done:
+        result["first_step_done_after_start_s"] = min(done) - run_start
+        result["last_step_done_after_start_s"] = max(done) - run_start
+    _emit(result)
 
 
 def main(argv: list[str]) -> int:

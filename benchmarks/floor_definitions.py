@@ -9,8 +9,9 @@ any integration work: run creation, the "planned" events, the per-step bookkeepi
 integration cannot be faster than this floor plus whatever part of SQLMesh's work it fails to
 overlap with it.
 
-The graph comes from `generate_project.plan_models(BENCH_FLOOR_MODELS)`, so it is identical to
-the generated SQLMesh project of that size (asset keys `schema/table`, as mxm_dagster names them).
+The graph comes from `generate_project.plan_models(BENCH_FLOOR_MODELS)` (or `plan_wide_models`
+when `BENCH_FLOOR_SHAPE=wide`), so it is identical to the generated SQLMesh project of that size
+(asset keys `schema/table`, as mxm_dagster names them).
 """
 
 import os
@@ -21,8 +22,10 @@ from benchmarks.generate_project import (
     AUDITS,
     FLOOR_AUDITS_ENV,
     FLOOR_MODELS_ENV,
+    FLOOR_SHAPE_ENV,
     ModelSpec,
     plan_models,
+    plan_wide_models,
 )
 
 #: One check per audit, as mxm_dagster names them (the audit's name).
@@ -50,7 +53,10 @@ def _model_asset(model: ModelSpec) -> dg.AssetsDefinition:
     return _report
 
 
+_WIDE = os.environ.get(FLOOR_SHAPE_ENV) == "wide"
+_GRAPH = (plan_wide_models if _WIDE else plan_models)(int(os.environ[FLOOR_MODELS_ENV]))
+
 defs = dg.Definitions(
-    assets=[_model_asset(m) for m in plan_models(int(os.environ[FLOOR_MODELS_ENV]))],
+    assets=[_model_asset(m) for m in _GRAPH],
     executor=dg.in_process_executor,
 )

@@ -9,6 +9,10 @@ Output is a pure function of ``(n_models, seed, audits)``: two generated copies 
 byte-identical, which is what lets a benchmark compare raw SQLMesh and Dagster on "the same"
 project.
 
+``generate_wide`` writes another shape: N independent models of about ``seconds`` each (a
+``pg_sleep``) on a PostgreSQL warehouse with ``concurrent_tasks`` of SQLMesh's choosing, to see
+whether SQLMesh's parallelism survives the integration.
+
 CLI: ``python -m benchmarks.generate_project DEST N [--seed S] [--audits K]``.
 """
 
@@ -35,6 +39,13 @@ RECENT_WINDOW = 20
 FLOOR_MODELS_ENV = "BENCH_FLOOR_MODELS"
 #: ... and how many audits (checks) each FULL model carries.
 FLOOR_AUDITS_ENV = "BENCH_FLOOR_AUDITS"
+#: ... and which graph: unset for `plan_models`, `wide` for `plan_wide_models`.
+FLOOR_SHAPE_ENV = "BENCH_FLOOR_SHAPE"
+#: Schema of the wide project's models.
+WIDE_SCHEMA = "bench_wide"
+#: The environment variable naming the PostgreSQL database a wide project's gateway writes to
+#: (warehouse and SQLMesh's state), so each run can get a fresh one.
+PG_DATABASE_ENV = "BENCH_PG_DATABASE"
 #: The audits of a FULL model, in order: K audits are the first K. Every one passes on the
 #: generated data (50 rows, unique ids, positive amounts, groups g0-g4), so both sides give the
 #: same answers; `_non_blocking` ones are warnings, not failures. `{parent}` is the model's first
@@ -112,6 +123,11 @@ def plan_models(n_models: int, seed: int = 0) -> list[ModelSpec]:
     return specs
 
 
+def plan_wide_models(n_models: int) -> list[ModelSpec]:
+    """``n_models`` models that read nothing: SQLMesh may evaluate all of them at once."""
+    return [ModelSpec(f"{WIDE_SCHEMA}.w_{i:05d}", ()) for i in range(1, n_models + 1)]
+
+
 def leaf_models(specs: list[ModelSpec]) -> list[ModelSpec]:
     """Models nothing else reads: running one of them touches no downstream model."""
     read = {p for s in specs for p in s.parents}
@@ -185,6 +201,46 @@ def generate(dest: Path, n_models: int, seed: int = 0, audits: int = 1) -> list[
         model_dir.mkdir(parents=True, exist_ok=True)
         sql = _seed_sql() if index == 0 else _full_sql(spec, index, audits)
         (model_dir / f"{spec.table}.sql").write_text(sql)
+    return specs
+
+
+def _wide_config(concurrent_tasks: int) -> str:
+    return f"""\
+gateways:
+  postgres:
+    connection:
+      type: postgres
+      host: "{{{{ env_var('BENCH_PG_HOST', '127.0.0.1') }}}}"
+      port: "{{{{ env_var('BENCH_PG_PORT', '5432') }}}}"
+      user: "{{{{ env_var('BENCH_PG_USER', 'postgres') }}}}"
+      password: "{{{{ env_var('BENCH_PG_PASSWORD', '') }}}}"
+      database: "{{{{ env_var('{PG_DATABASE_ENV}') }}}}"
+      concurrent_tasks: {concurrent_tasks}
+default_gateway: postgres
+model_defaults:
+  dialect: postgres
+"""
+
+
+def generate_wide(
+    dest: Path, n_models: int, seconds: float, concurrent_tasks: int
+) -> list[ModelSpec]:
+    """Write ``n_models`` independent models of about ``seconds`` each (the server sleeping, so
+    the time is the same however many run at once) with one audit each, on a PostgreSQL gateway
+    whose database ``$BENCH_PG_DATABASE`` names, evaluated ``concurrent_tasks`` at a time."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} exists and is not empty")
+    specs = plan_wide_models(n_models)
+    model_dir = dest / "models" / WIDE_SCHEMA
+    model_dir.mkdir(parents=True)
+    (dest / "config.yaml").write_text(_wide_config(concurrent_tasks))
+    for index, spec in enumerate(specs, start=1):
+        (model_dir / f"{spec.table}.sql").write_text(
+            f"MODEL (\n  name {spec.name},\n  kind FULL,\n"
+            "  audits (not_null(columns := (id)))\n);\n\n"
+            f"SELECT {index} AS id FROM (SELECT pg_sleep({seconds})) AS s\n"
+        )
     return specs
 
 

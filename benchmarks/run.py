@@ -12,6 +12,9 @@ Scenarios (each side runs as its own subprocess, cwd = the project copy, because
   without building every model is reported as a failure. A third side materializes Dagster's
   floor for the same graph (``benchmarks/floor_definitions.py``: same steps and checks, no
   SQLMesh), which no per-model integration can beat.
+- ``deployed``: ``full`` on a deployed system: each copy's SQLMesh ``.cache`` and (Dagster side)
+  spec cache warmed in place, untimed, then its warehouse deleted; an initialised instance. The
+  target is on the floor: best of the repeats and the worst repeat's ratio are reported too.
 - ``load``: wall time and peak RSS of a process that loads the Dagster definitions (as a code
   server does) vs one that builds a bare ``sqlmesh.Context``, cold (fresh copy: no SQLMesh
   ``.cache``, fresh ``DAGSTER_HOME``) and warm (the same copy again); and Dagster's floor loaded
@@ -30,6 +33,11 @@ Scenarios (each side runs as its own subprocess, cwd = the project copy, because
   ``MXM_DAGSTER_EXECUTOR=multiprocess`` (and raw SQLMesh for reference) at a small N (every step
   is a process that re-imports the code location, so this scenario is slow by nature).
 
+- ``postgres`` (``benchmarks/postgres_wide.py``): a wide project on a PostgreSQL warehouse with
+  ``concurrent_tasks`` 4 and 1, and when its steps finished.
+- ``graphql`` (``benchmarks/graphql.py``): the UI's asset graph and asset page queries against a
+  real webserver for mxm_dagster and for the floor, and both processes' memory.
+
 Results go to ``benchmarks/out/<timestamp>.json`` and ``benchmarks/out/latest.json``; the process
 exits non-zero if any side failed, so a broken integration cannot pass as "fast".
 """
@@ -38,393 +46,118 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.generate_project import (
-    DATABASE_FILE,
     FLOOR_AUDITS_ENV,
     FLOOR_MODELS_ENV,
-    SCHEMAS,
-    SEED_MODEL,
-    generate,
     leaf_models,
     plan_models,
 )
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = REPO_ROOT / "benchmarks" / "out"
-BIN = Path(sys.executable).parent
-DEFS_MODULE = "mxm_dagster.definitions"
-FLOOR_MODULE = "benchmarks.floor_definitions"
-#: Upper bounds from the issue: dagster / raw.
-TARGETS: dict[str, float] = {"full": 1.5, "load": 1.25, "one": 2.0, "unchanged": 1.3}
-#: Environment variables that would leak the caller's Dagster/mxm setup into a measurement.
-_SCRUBBED_ENV = ("DAGSTER_HOME", "MXM_SQLMESH_PROJECT", "MXM_DAGSTER_EXECUTOR")
-
-
-@dataclass
-class Sample:
-    """One timed subprocess."""
-
-    side: str
-    repeat: int
-    wall_s: float
-    maxrss_mb: float
-    ok: bool
-    log: str
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Harness:
-    """Where the work goes and how commands run; one per benchmark invocation."""
-
-    workdir: Path
-    logdir: Path
-    timeout_s: float
-    #: When set, every "fresh" DAGSTER_HOME is a copy of this already initialised, run-less
-    #: instance, so Dagster's one-time SQLite schema creation (~3 s here) is not timed.
-    instance_template: Path | None = None
-    templates: dict[tuple[int, int], Path] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-    _counter: int = 0
-
-    def template(self, n_models: int, audits: int = 1) -> Path:
-        """The pristine generated project for ``n_models`` (``audits`` per model); copies are
-        made from it."""
-        if (n_models, audits) not in self.templates:
-            path = self.workdir / f"template_{n_models}_a{audits}"
-            generate(path, n_models, audits=audits)
-            self.templates[n_models, audits] = path
-        return self.templates[n_models, audits]
-
-    def fresh_copy(self, n_models: int, label: str, audits: int = 1) -> Path:
-        self._counter += 1
-        dest = self.workdir / f"{self._counter:03d}_{label}_n{n_models}"
-        shutil.copytree(self.template(n_models, audits), dest)
-        return dest
-
-    def fresh_dagster_home(self, label: str) -> Path:
-        self._counter += 1
-        home = self.workdir / f"{self._counter:03d}_dagster_home_{label}"
-        if self.instance_template is not None:
-            shutil.copytree(self.instance_template, home)
-        else:
-            home.mkdir()
-            (home / "dagster.yaml").write_text("")
-        return home
-
-    def initialise_instance_template(self) -> None:
-        """Create an empty Dagster instance once; ``fresh_dagster_home`` then copies it."""
-        template = self.workdir / "dagster_home_template"
-        template.mkdir()
-        (template / "dagster.yaml").write_text("")
-        code = "from dagster import DagsterInstance; DagsterInstance.get().get_runs(limit=1)"
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env=self.env(dagster_home=template),
-            check=True,
-            capture_output=True,
-            timeout=self.timeout_s,
-        )
-        self.instance_template = template
-
-    def env(self, project: Path | None = None, dagster_home: Path | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
-        if project is not None:
-            env["MXM_SQLMESH_PROJECT"] = str(project)
-        if dagster_home is not None:
-            env["DAGSTER_HOME"] = str(dagster_home)
-        return env
-
-    def run(
-        self, label: str, cmd: list[str], cwd: Path, env: dict[str, str]
-    ) -> tuple[dict[str, Any], str, Path]:
-        """Run ``cmd`` under the measuring wrapper; return its measurement, output and log path."""
-        self._counter += 1
-        log = self.logdir / f"{self._counter:03d}_{label}.log"
-        result_file = self.workdir / f"{self._counter:03d}_{label}.json"
-        wrapper = [sys.executable, "-m", "benchmarks._child", "measure", str(result_file), "--"]
-        # Own process group, so a timeout ends the measured command too, not only the wrapper.
-        proc = subprocess.Popen(
-            wrapper + cmd,
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            output, _ = proc.communicate(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            output += f"\nTIMEOUT after {self.timeout_s} s"
-        log.write_text(f"$ (cd {cwd} && {' '.join(cmd)})\n{output}")
-        if result_file.exists():
-            measured = json.loads(result_file.read_text())
-        else:
-            measured = {"wall_s": float("nan"), "maxrss_mb": float("nan"), "returncode": -1}
-        return measured, output, log
-
-    def child(self, label: str, args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
-        """Run an untimed helper from ``benchmarks._child`` and return its JSON result."""
-        cmd = [sys.executable, "-m", "benchmarks._child", *args]
-        proc = subprocess.run(
-            cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=self.timeout_s
-        )
-        result = _parse_result(proc.stdout)
-        if proc.returncode != 0 or result is None:
-            raise RuntimeError(f"{label} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        return result
-
-
-def _parse_result(output: str) -> dict[str, Any] | None:
-    for line in reversed(output.splitlines()):
-        if line.startswith("BENCH_RESULT "):
-            return json.loads(line.removeprefix("BENCH_RESULT "))
-    return None
-
-
-def _tail(text: str, lines: int = 4) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-_DAGSTER_LOG_LINE = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) - dagster - \w+ - .* - "
-    r"(RUN_START|RUN_SUCCESS|RUN_FAILURE|STEP_START|STEP_SUCCESS|STEP_FAILURE) - "
+from benchmarks.graphql import scenario_graphql
+from benchmarks.harness import (
+    BIN,
+    FLOOR_MODULE,
+    OUT_DIR,
+    Harness,
+    Sample,
+    dagster_materialize_cmd,
+    full_side,
+    median_ratio,
+    parse_result,
+    raw_plan_cmd,
+    run_sides,
+    side_phases,
+    step_times,
+    summarise,
+    tail,
 )
+from benchmarks.postgres_wide import scenario_postgres
+from benchmarks.report import format_table, machine_info, render_markdown
+
+#: Upper bounds from the issue: dagster / raw (deployed: dagster / floor).
+SCENARIOS = (
+    "full",
+    "deployed",
+    "load",
+    "one",
+    "multiprocess",
+    "unchanged",
+    "postgres",
+    "graphql",
+)
+TARGETS: dict[str, float] = {
+    "full": 1.5,
+    "deployed": 1.15,  # of the floor, best of the repeats; none above 1.3x
+    "load": 1.25,
+    "one": 2.0,
+    "unchanged": 1.3,
+}
 
 
-def dagster_phases(output: str, started_at: float, wall_s: float) -> dict[str, float]:
-    """Split a ``dagster asset materialize`` wall time using its event log lines.
-
-    Dagster prints timestamps to the second, so these are approximate (±1 s), but they show
-    whether time goes to loading (before RUN_START), to SQLMesh (until the first step finishes,
-    since steps wait for the shared SQLMesh execution) or to per-step bookkeeping.
-    """
-    first: dict[str, float] = {}
-    last: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for line in output.splitlines():
-        match = _DAGSTER_LOG_LINE.match(line)
-        if not match:
-            continue
-        stamp = dt.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S %z").timestamp()
-        event = match.group(2)
-        first.setdefault(event, stamp)
-        last[event] = stamp
-        counts[event] = counts.get(event, 0) + 1
-    if "RUN_START" not in first:
-        return {}
-    run_start = first["RUN_START"]
-    run_end = last.get("RUN_SUCCESS", last.get("RUN_FAILURE", started_at + wall_s))
-    phases = {
-        "before_run_start_s": run_start - started_at,
-        "run_s": run_end - run_start,
-        "after_run_end_s": started_at + wall_s - run_end,
-        "steps": float(counts.get("STEP_START", 0)),
-    }
-    if "STEP_SUCCESS" in first:
-        phases["run_start_to_first_step_done_s"] = first["STEP_SUCCESS"] - run_start
-        phases["first_step_done_to_run_end_s"] = run_end - first["STEP_SUCCESS"]
-    return phases
-
-
-def _prod_views(project: Path) -> int:
-    """Count the prod views of generated models, without keeping the warehouse open."""
-    import duckdb
-
-    db = project / DATABASE_FILE
-    if not db.exists():
-        return 0
-    schemas = [*SCHEMAS, SEED_MODEL.split(".")[0]]
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        row = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema IN "
-            f"({', '.join('?' for _ in schemas)})",
-            schemas,
-        ).fetchone()
-    finally:
-        con.close()
-    return int(row[0]) if row else 0
-
-
-# --------------------------------------------------------------------------------------------
-# Sides: what each command is.
-
-
-def raw_plan_cmd() -> list[str]:
-    return [str(BIN / "sqlmesh"), "plan", "--auto-apply", "--no-prompts"]
-
-
-def dagster_materialize_cmd(select: str, module: str = DEFS_MODULE) -> list[str]:
-    return [str(BIN / "dagster"), "asset", "materialize", "-m", module, "--select", select]
-
-
-def _full_side(h: Harness, side: str, n: int, repeat: int) -> Sample:
-    """One full build of a fresh copy by ``side`` (raw, dagster or dagster_mp), or Dagster's
-    floor for the same graph (``floor``: no SQLMesh, see ``benchmarks/floor_definitions.py``)."""
-    project = h.fresh_copy(n, side)
-    if side == "raw":
-        cmd, env = raw_plan_cmd(), h.env()
-    elif side == "floor":
-        cmd = dagster_materialize_cmd("*", FLOOR_MODULE)
-        env = h.env(dagster_home=h.fresh_dagster_home(side))
-        env[FLOOR_MODELS_ENV] = str(n)
-    else:
-        cmd = dagster_materialize_cmd("*")
-        env = h.env(project, h.fresh_dagster_home(side))
-        if side == "dagster_mp":
-            env["MXM_DAGSTER_EXECUTOR"] = "multiprocess"
-    measured, output, log = h.run(f"full_{side}_n{n}_r{repeat}", cmd, project, env)
-    ok = measured["returncode"] == 0
-    error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
-    if side == "floor":
-        done = output.count(" - STEP_SUCCESS - ")
-        if ok and done != n:
-            ok, error = False, f"exit 0 but {done} of {n} steps succeeded"
-    else:
-        views = _prod_views(project)
-        if ok and views != n:
-            ok, error = False, f"exit 0 but {views} of {n} prod views exist"
-    shutil.rmtree(project, ignore_errors=True)
-    extra = _phases(side, output, measured)
-    if side != "raw" and ok:
-        extra.update(_step_times(h, env))
-    return Sample(
-        side, repeat, measured["wall_s"], measured["maxrss_mb"], ok, str(log), error, extra
-    )
-
-
-def _step_times(h: Harness, env: dict[str, str]) -> dict[str, Any]:
-    """The median step time of the newest run of the side's instance, from its event log."""
-    try:
-        got = h.child("step-times", ["step-times"], h.workdir, env)
-    except RuntimeError as exc:  # a measurement, not a side's failure
-        print(f"    step times not read: {_tail(str(exc), 2)}", flush=True)
-        return {}
-    return {k: v for k, v in got.items() if k in ("median_step_ms", "p90_step_ms")}
-
-
-def _phases(side: str, output: str, measured: dict[str, Any]) -> dict[str, Any]:
-    if side == "raw" or "started_at" not in measured:
-        return {}
-    return dagster_phases(output, measured["started_at"], measured["wall_s"])
-
-
-# --------------------------------------------------------------------------------------------
-# Scenarios.
-
-
-def _rotations(sides: list[str], repeats: int) -> list[list[str]]:
-    """Order of sides per repeat: rotate, so no side always runs first (cache, thermal effects)."""
-    return [sides[r % len(sides) :] + sides[: r % len(sides)] for r in range(repeats)]
-
-
-def _summarise(samples: list[Sample], sides: list[str]) -> dict[str, Any]:
-    """Per side: median wall time, all good times, peak RSS, failures and median phases."""
-    summary: dict[str, Any] = {}
-    for side in sides:
-        good = [s for s in samples if s.side == side and s.ok]
-        phases: dict[str, float] = {}
-        for key in sorted({k for s in good for k, v in s.extra.items() if _is_number(v)}):
-            phases[key] = statistics.median(s.extra[key] for s in good if key in s.extra)
-        summary[side] = {
-            "median_s": statistics.median(s.wall_s for s in good) if good else None,
-            "all_s": [s.wall_s for s in good],
-            "peak_rss_mb": max((s.maxrss_mb for s in good), default=None),
-            "median_phases": phases,
-            "failures": [s.error for s in samples if s.side == side and not s.ok],
-        }
-    return summary
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _ratio(summary: dict[str, Any], num: str, den: str) -> float | None:
-    a, b = summary.get(num, {}).get("median_s"), summary.get(den, {}).get("median_s")
-    return a / b if a is not None and b else None
-
-
-def _run_sides(
-    h: Harness, scenario: str, n: int, sides: list[str], repeats: int, one: Any
-) -> list[Sample]:
-    """Run ``one(side, repeat)`` for every side and repeat; stop a side after it fails once.
-
-    ``one`` returns a Sample or a list of them (e.g. a cold and a warm load of the same copy).
-    """
-    samples: list[Sample] = []
-    broken: set[str] = set()
-    for repeat, order in enumerate(_rotations(sides, repeats)):
-        for side in order:
-            if side in broken:
-                continue
-            got = one(side, repeat)
-            for sample in got if isinstance(got, list) else [got]:
-                samples.append(sample)
-                status = f"{sample.wall_s:8.2f} s" if sample.ok else "FAILED"
-                print(f"  [{scenario} n={n} r={repeat}] {sample.side:<14} {status}", flush=True)
-                if not sample.ok:
-                    broken.add(side)
-                    h.failures.append(f"{scenario} n={n} {sample.side}: {sample.error}")
-                    print(f"    log: {sample.log}\n    {sample.error}", flush=True)
-    return samples
-
-
-def scenario_full(h: Harness, n: int, repeats: int) -> dict[str, Any]:
+def scenario_full(h: Harness, n: int, repeats: int, deployed: bool = False) -> dict[str, Any]:
+    """Full materialization from nothing (``full``) or on a deployed system (``deployed``: warm
+    caches, initialised instance, new warehouse), beside raw SQLMesh and Dagster's floor."""
+    name = "deployed" if deployed else "full"
     sides = ["raw", "dagster", "floor"]
-    samples = _run_sides(h, "full", n, sides, repeats, lambda side, r: _full_side(h, side, n, r))
-    summary = _summarise(samples, sides)
+    samples = run_sides(
+        h, name, n, sides, repeats, lambda side, r: full_side(h, side, n, r, deployed)
+    )
+    summary = summarise(samples, sides)
     return {
-        "scenario": "full",
+        "scenario": name,
         "n_models": n,
         "repeats": repeats,
         "sides": summary,
-        "ratio": _ratio(summary, "dagster", "raw"),
-        "floor_ratio": _ratio(summary, "floor", "raw"),
-        "ratio_to_floor": _ratio(summary, "dagster", "floor"),
-        "target": TARGETS["full"],
+        "ratio": median_ratio(summary, "dagster", "raw"),
+        "floor_ratio": median_ratio(summary, "floor", "raw"),
+        "ratio_to_floor": median_ratio(summary, "dagster", "floor"),
+        **spread_to_floor(samples),
+        "target": TARGETS[name],
         "samples": [asdict(s) for s in samples],
+    }
+
+
+def spread_to_floor(samples: list[Sample]) -> dict[str, float]:
+    """The target reads "best of the repeats within 1.15x of the floor, none above 1.3x": the
+    best mxm_dagster time over the best floor time, and the worst of the repeats' ratios (each
+    repeat's mxm_dagster time over the same repeat's floor time)."""
+    walls: dict[str, dict[int, float]] = {"dagster": {}, "floor": {}}
+    for s in samples:
+        if s.ok and s.side in walls:
+            walls[s.side][s.repeat] = s.wall_s
+    ours, floor = walls["dagster"], walls["floor"]
+    paired = [ours[r] / floor[r] for r in ours.keys() & floor.keys()]
+    if not paired:
+        return {}
+    return {
+        "best_ratio_to_floor": min(ours.values()) / min(floor.values()),
+        "worst_ratio_to_floor": max(paired),
     }
 
 
 def scenario_multiprocess(h: Harness, n: int, repeats: int) -> dict[str, Any]:
     sides = ["dagster", "dagster_mp", "raw"]
-    samples = _run_sides(
-        h, "multiprocess", n, sides, repeats, lambda side, r: _full_side(h, side, n, r)
+    samples = run_sides(
+        h, "multiprocess", n, sides, repeats, lambda side, r: full_side(h, side, n, r)
     )
-    summary = _summarise(samples, sides)
+    summary = summarise(samples, sides)
     mp, inproc = summary["dagster_mp"]["median_s"], summary["dagster"]["median_s"]
     return {
         "scenario": "multiprocess",
         "n_models": n,
         "repeats": repeats,
         "sides": summary,
-        "ratio": _ratio(summary, "dagster_mp", "dagster"),
-        "ratio_vs_raw": _ratio(summary, "dagster_mp", "raw"),
+        "ratio": median_ratio(summary, "dagster_mp", "dagster"),
+        "ratio_vs_raw": median_ratio(summary, "dagster_mp", "raw"),
         "extra_s_per_model": (mp - inproc) / n if mp is not None and inproc is not None else None,
         "samples": [asdict(s) for s in samples],
     }
@@ -457,7 +190,7 @@ def scenario_unchanged(h: Harness, n: int, audits: int, repeats: int) -> dict[st
     deploy, output, _ = h.run(f"unchanged_deploy_n{n}", raw_plan_cmd(), project, h.env())
     base = {"scenario": "unchanged", "n_models": n, "audits": audits}
     if deploy["returncode"] != 0:
-        h.failures.append(f"unchanged n={n}: deploying with raw plan failed: {_tail(output)}")
+        h.failures.append(f"unchanged n={n}: deploying with raw plan failed: {tail(output)}")
         return {**base, "error": "deploy failed"}
     commands = unchanged_commands(h, project, homes, n, audits)
     raw_audits = 1 + (n - 1) * audits  # the seed model has one
@@ -466,12 +199,12 @@ def scenario_unchanged(h: Harness, n: int, audits: int, repeats: int) -> dict[st
         cmd, env = commands[side]
         measured, output, log = h.run(f"unchanged_{side}_n{n}_r{repeat}", cmd, project, env)
         ok = measured["returncode"] == 0
-        error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+        error = None if ok else f"exit {measured['returncode']}: {tail(output)}"
         if ok and side == "raw" and output.count("PASS") != raw_audits:
             ok, error = False, f"exit 0 but {output.count('PASS')} of {raw_audits} audits passed"
-        extra = _phases(side, output, measured)
+        extra = side_phases(side, output, measured)
         if side != "raw" and ok:
-            extra.update(_step_times(h, env))
+            extra.update(step_times(h, env))
             extra["check_results"] = output.count(" - ASSET_CHECK_EVALUATION - ")
         return Sample(
             side, repeat, measured["wall_s"], measured["maxrss_mb"], ok, str(log), error, extra
@@ -481,18 +214,18 @@ def scenario_unchanged(h: Harness, n: int, audits: int, repeats: int) -> dict[st
     # One untimed run of the code location: its first run plans (raw SQLMesh deployed the
     # project) and then knows the environment serves it; its caches are then warm, as on a
     # deployed system. Raw SQLMesh's cache is warm from the deploy; the floor has none.
-    warmup = _run_sides(h, "unchanged-warmup", n, ["dagster"], 1, one)
+    warmup = run_sides(h, "unchanged-warmup", n, ["dagster"], 1, one)
     warm = [side for side in sides if all(s.ok for s in warmup if s.side == side)]
-    samples = _run_sides(h, "unchanged", n, warm, repeats, one)
-    summary = _summarise(samples, sides)
+    samples = run_sides(h, "unchanged", n, warm, repeats, one)
+    summary = summarise(samples, sides)
     shutil.rmtree(project, ignore_errors=True)
     return {
         **base,
         "repeats": repeats,
         "sides": summary,
-        "ratio": _ratio(summary, "dagster", "raw"),
-        "ratio_audit": _ratio(summary, "dagster_audit", "raw"),
-        "ratio_audit_to_floor": _ratio(summary, "dagster_audit", "floor"),
+        "ratio": median_ratio(summary, "dagster", "raw"),
+        "ratio_audit": median_ratio(summary, "dagster_audit", "raw"),
+        "ratio_audit_to_floor": median_ratio(summary, "dagster_audit", "floor"),
         "target": TARGETS["unchanged"],
         "samples": [asdict(s) for s in samples],
         "warmup": [asdict(s) for s in warmup],
@@ -514,9 +247,9 @@ def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         for temperature in ("cold",) if side == "floor" else ("cold", "warm"):
             label = f"load_{side}_{temperature}_n{n}_r{repeat}"
             measured, output, log = h.run(label, cmd, project, env)
-            result = _parse_result(output)
+            result = parse_result(output)
             ok = measured["returncode"] == 0 and result is not None
-            error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+            error = None if ok else f"exit {measured['returncode']}: {tail(output)}"
             got.append(
                 Sample(
                     side if side == "floor" else f"{side}_{temperature}",
@@ -534,9 +267,9 @@ def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         shutil.rmtree(project, ignore_errors=True)
         return got
 
-    samples = _run_sides(h, "load", n, sides, repeats, one)
+    samples = run_sides(h, "load", n, sides, repeats, one)
     sides_all = [f"{side}_{t}" for side in sides[:2] for t in ("cold", "warm")] + ["floor"]
-    summary = _summarise(samples, sides_all)
+    summary = summarise(samples, sides_all)
     result: dict[str, Any] = {
         "scenario": "load",
         "n_models": n,
@@ -546,7 +279,7 @@ def scenario_load(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         "samples": [asdict(s) for s in samples],
     }
     for t in ("cold", "warm"):
-        result[f"ratio_{t}"] = _ratio(summary, f"dagster_{t}", f"sqlmesh_{t}")
+        result[f"ratio_{t}"] = median_ratio(summary, f"dagster_{t}", f"sqlmesh_{t}")
         d, s = summary[f"dagster_{t}"], summary[f"sqlmesh_{t}"]
         d_load = d["median_phases"].get("load_s")
         s_load = s["median_phases"].get("load_s")
@@ -576,7 +309,7 @@ def scenario_one(h: Harness, n: int, repeats: int) -> dict[str, Any]:
     home = h.fresh_dagster_home("one")
     deploy, output, _ = h.run(f"one_deploy_n{n}", raw_plan_cmd(), project, h.env())
     if deploy["returncode"] != 0:
-        h.failures.append(f"one n={n}: deploying with raw plan failed: {_tail(output)}")
+        h.failures.append(f"one n={n}: deploying with raw plan failed: {tail(output)}")
         return {"scenario": "one", "n_models": n, "error": "deploy failed"}
     commands = {
         "raw": ([str(BIN / "sqlmesh"), "run", "--select-model", target.name], h.env()),
@@ -590,22 +323,24 @@ def scenario_one(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         measured, output, log = h.run(label, cmd, project, env)
         after = h.child("intervals", ["intervals", target.name], project, h.env())["intervals"]
         ok = measured["returncode"] == 0
-        error = None if ok else f"exit {measured['returncode']}: {_tail(output)}"
+        error = None if ok else f"exit {measured['returncode']}: {tail(output)}"
         if ok and not after:
             ok, error = False, f"exit 0 but {target.name} has no interval afterwards (no work done)"
-        extra = _phases(side, output, measured)
+        extra = side_phases(side, output, measured)
+        if side == "dagster" and ok:
+            extra.update(step_times(h, env))
         return Sample(
             side, repeat, measured["wall_s"], measured["maxrss_mb"], ok, str(log), error, extra
         )
 
     # One untimed round first: both sides then start with warm caches (SQLMesh .cache, any
     # mxm cache in DAGSTER_HOME or the project), as on a deployed code location.
-    warmup = _run_sides(h, "one-warmup", n, ["raw", "dagster"], 1, one)
+    warmup = run_sides(h, "one-warmup", n, ["raw", "dagster"], 1, one)
     warm_sides = [
         side for side in ("raw", "dagster") if all(s.ok for s in warmup if s.side == side)
     ]
-    samples = _run_sides(h, "one", n, warm_sides, repeats, one)
-    summary = _summarise(samples, ["raw", "dagster"])
+    samples = run_sides(h, "one", n, warm_sides, repeats, one)
+    summary = summarise(samples, ["raw", "dagster"])
     shutil.rmtree(project, ignore_errors=True)
     return {
         "scenario": "one",
@@ -615,187 +350,11 @@ def scenario_one(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         "asset_key": target.asset_key_path,
         "deploy_raw_plan_s": deploy["wall_s"],
         "sides": summary,
-        "ratio": _ratio(summary, "dagster", "raw"),
+        "ratio": median_ratio(summary, "dagster", "raw"),
         "target": TARGETS["one"],
         "samples": [asdict(s) for s in samples],
         "warmup": [asdict(s) for s in warmup],
     }
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting.
-
-
-def machine_info() -> dict[str, Any]:
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("dagster", "sqlmesh", "duckdb"):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {
-        # Other load on the machine skews every figure; record it so a noisy run is visible.
-        "loadavg_1_5_15": list(os.getloadavg()),
-        "cpus": os.cpu_count(),
-        "memory_gib": mem_gib,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "versions": versions,
-    }
-
-
-def _fmt(value: float | None, unit: str = "s") -> str:
-    if value is None:
-        return "—"
-    return f"{value:.2f}{unit}"
-
-
-def _side(sides: dict[str, Any], name: str, with_rss: bool = False) -> str:
-    """A side's median (and peak RSS), or FAILED when it has failures and no good sample."""
-    side = sides.get(name, {})
-    if side.get("median_s") is None:
-        return "FAILED" if side.get("failures") else "—"
-    text = _fmt(side["median_s"])
-    if with_rss:
-        text += f", {side['peak_rss_mb']:.0f} MB"
-    return text
-
-
-def table_rows(results: list[dict[str, Any]]) -> list[tuple[str, ...]]:
-    """Rows of medians and ratios: one per full/one/multiprocess result, four per load result."""
-    rows: list[tuple[str, ...]] = [
-        ("scenario", "N", "raw SQLMesh", "mxm_dagster", "ratio", "target", "Dagster alone (floor)")
-    ]
-    for r in results:
-        sides = r.get("sides", {})
-        name, n = r["scenario"], str(r["n_models"])
-        if name in ("full", "one"):
-            target = f"≤ {r['target']}x" if "target" in r else ""
-            raw, dag = _side(sides, "raw", True), _side(sides, "dagster", True)
-            floor = ""
-            if "floor" in sides:
-                floor = (
-                    f"{_side(sides, 'floor')} = {_fmt(r.get('floor_ratio'), 'x')} raw; "
-                    f"mxm {_fmt(r.get('ratio_to_floor'), 'x')} of it"
-                )
-            rows.append((name, n, raw, dag, _fmt(r.get("ratio"), "x"), target, floor))
-            if name == "full":
-                rows.append(_step_row(r, n))
-        elif name == "unchanged":
-            label = f"unchanged, {r.get('audits')} audits/model"
-            floor = f"{_side(sides, 'floor')} ({_steps(sides, 'floor')})"
-            rows.append(
-                (
-                    label + ", default",
-                    n,
-                    "plan + audit " + _side(sides, "raw", True),
-                    f"{_side(sides, 'dagster', True)} ({_steps(sides, 'dagster')})",
-                    _fmt(r.get("ratio"), "x"),
-                    f"≤ {r.get('target')}x",
-                    floor,
-                )
-            )
-            rows.append(
-                (
-                    label + ", audit_unchanged",
-                    n,
-                    "plan + audit " + _side(sides, "raw", True),
-                    f"{_side(sides, 'dagster_audit', True)} ({_steps(sides, 'dagster_audit')})",
-                    _fmt(r.get("ratio_audit"), "x"),
-                    f"≤ {r.get('target')}x",
-                    f"mxm {_fmt(r.get('ratio_audit_to_floor'), 'x')} of the floor",
-                )
-            )
-        elif name == "load":
-            floor = {
-                "cold": f"Context + Dagster alone = {_fmt(r.get('floor_ratio_cold'), 'x')}",
-                "warm": f"Dagster alone {_side(sides, 'floor', True)}",
-            }
-            for t in ("cold", "warm"):
-                rows.append(
-                    (
-                        f"load {t}",
-                        n,
-                        "Context " + _side(sides, f"sqlmesh_{t}", True),
-                        _side(sides, f"dagster_{t}", True),
-                        f"{_fmt(r.get(f'ratio_{t}'), 'x')} "
-                        f"(memory {_fmt(r.get(f'rss_ratio_{t}'), 'x')})",
-                        f"≤ {r['target']}x",
-                        floor[t] if "floor" in sides else "",
-                    )
-                )
-                s_ph = sides.get(f"sqlmesh_{t}", {}).get("median_phases", {})
-                d_ph = sides.get(f"dagster_{t}", {}).get("median_phases", {})
-                rows.append(
-                    (
-                        f"load {t}, after imports",
-                        n,
-                        "Context " + _fmt(s_ph.get("load_s")),
-                        _fmt(d_ph.get("load_s")),
-                        _fmt(r.get(f"ratio_{t}_excluding_imports"), "x"),
-                        "",
-                        "",
-                    )
-                )
-        elif name == "multiprocess":
-            rows.append(
-                (
-                    "multiprocess executor",
-                    n,
-                    _side(sides, "raw"),
-                    f"in-process {_side(sides, 'dagster')}, "
-                    f"multiprocess {_side(sides, 'dagster_mp')}",
-                    f"{_fmt(r.get('ratio'), 'x')} of in-process",
-                    "",
-                    "",
-                )
-            )
-    return rows
-
-
-def _steps(sides: dict[str, Any], name: str) -> str:
-    """A Dagster side's median step time, from its runs' event logs."""
-    phases = sides.get(name, {}).get("median_phases", {})
-    step = phases.get("median_step_ms")
-    return f"median step {step:.0f} ms" if step is not None else "median step —"
-
-
-def _step_row(r: dict[str, Any], n: str) -> tuple[str, ...]:
-    sides = r.get("sides", {})
-    return ("full: step time", n, "", _steps(sides, "dagster"), "", "", _steps(sides, "floor"))
-
-
-def format_table(results: list[dict[str, Any]], markdown: bool = False) -> str:
-    rows = table_rows(results)
-    if markdown:
-        lines = ["| " + " | ".join(row) + " |" for row in rows]
-        lines.insert(1, "|" + "---|" * len(rows[0]))
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """The results section of docs/benchmarks.md for one JSON report."""
-    m = report["machine"]
-    v = m["versions"]
-    return (
-        f"Run {report['started']} ({report['duration_s'] / 60:.0f} min): "
-        f"{m['cpus']} cores, {m['memory_gib']} GiB, Python {m['python']}, dagster {v['dagster']}, "
-        f"sqlmesh {v['sqlmesh']}, duckdb {v['duckdb']}; load average at start "
-        f"{m['loadavg_1_5_15'][0]:.1f}. Medians of {report['results'][0]['repeats']} "
-        "(seconds, peak RSS).\n\n" + format_table(report["results"], markdown=True)
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -819,9 +378,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--audits", type=int, help="audits per model in the unchanged scenario (default 10)"
     )
     parser.add_argument(
+        "--wide", type=int, help="independent models in the postgres scenario (default 40)"
+    )
+    parser.add_argument(
+        "--wide-seconds", type=float, help="seconds per model in the postgres scenario (default 1)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        help="comma-separated concurrent_tasks for the postgres scenario (default 4,1)",
+    )
+    parser.add_argument("--graphql-n", type=int, help="N for the graphql scenario (default 1000)")
+    parser.add_argument(
         "--scenarios",
-        default="full,load,one,multiprocess,unchanged",
-        help="comma-separated subset of full,load,one,multiprocess,unchanged",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default: all)",
     )
     parser.add_argument("--out", type=Path, help="JSON result file (default benchmarks/out/...)")
     parser.add_argument(
@@ -847,8 +417,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.mp_n = args.mp_n or (5 if quick else 20)
     args.unchanged_n = args.unchanged_n or (10 if quick else 100)
     args.audits = args.audits or 10
+    args.wide = args.wide or (3 if quick else 40)
+    args.wide_seconds = args.wide_seconds or (0.2 if quick else 1.0)
+    args.concurrency = [int(x) for x in (args.concurrency or "4,1").split(",")]
+    args.graphql_n = args.graphql_n or (20 if quick else 1000)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    unknown = set(args.scenarios) - {"full", "load", "one", "multiprocess", "unchanged"}
+    unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     return args
@@ -865,9 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or OUT_DIR / f"{stamp}.json"
     logdir = out.parent / f"{out.stem}-logs"
     logdir.mkdir(parents=True, exist_ok=True)
-    h = Harness(workdir=workdir, logdir=logdir, timeout_s=args.timeout)
-    if args.initialised_instance:
-        h.initialise_instance_template()
+    h = Harness(
+        workdir=workdir,
+        logdir=logdir,
+        timeout_s=args.timeout,
+        use_initialised_instance=args.initialised_instance,
+    )
     started = time.perf_counter()
     print(f"work dir {workdir}, logs {logdir}", flush=True)
 
@@ -877,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         if "full" in args.scenarios:
             for n in args.sizes:
                 results.append(scenario_full(h, n, args.repeats))
+        if "deployed" in args.scenarios:
+            for n in args.sizes:
+                results.append(scenario_full(h, n, args.repeats, deployed=True))
         if "load" in args.scenarios:
             results.append(scenario_load(h, args.load_n, args.repeats))
         if "one" in args.scenarios:
@@ -885,6 +465,13 @@ def main(argv: list[str] | None = None) -> int:
             results.append(scenario_multiprocess(h, args.mp_n, args.repeats))
         if "unchanged" in args.scenarios:
             results.append(scenario_unchanged(h, args.unchanged_n, args.audits, args.repeats))
+        if "postgres" in args.scenarios:
+            for tasks in args.concurrency:
+                results.append(
+                    scenario_postgres(h, args.wide, args.wide_seconds, tasks, args.repeats)
+                )
+        if "graphql" in args.scenarios:
+            results.append(scenario_graphql(h, args.graphql_n, args.repeats))
     finally:
         report = {
             "started": stamp,

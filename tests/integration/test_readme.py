@@ -1,10 +1,9 @@
 """The README works as written: its ```bash blocks run from the repo root, top to bottom, against
 a copy of the reference project; its ```python blocks run in a subprocess; its run config is valid.
 
-A block the suite cannot run carries `<!-- not run by tests/integration/test_readme.py: why -->` on the line
-right above its fence. The second half checks what the README promises of run config: restatement
-and SQLMesh's execution time from the CLI (`--config-json`) and from Python.
-"""
+A block the suite cannot run carries `<!-- not run by tests/integration/test_readme.py: why -->` on
+the line right above its fence. The second half checks what the README promises of run config:
+restatement and SQLMesh's execution time from the CLI (`--config-json`) and from Python."""
 
 from __future__ import annotations
 

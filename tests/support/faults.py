@@ -1,5 +1,5 @@
-"""Fault scenarios shared by tests/integration/run/test_faults.py (DuckDB state) and tests/integration/test_postgres.py
-(Dagster and SQLMesh state in PostgreSQL).
+"""Fault scenarios shared by tests/integration/run/test_faults.py (DuckDB state) and
+tests/integration/test_postgres.py (Dagster and SQLMesh state in PostgreSQL).
 
 Every run here is a real process (`dagster asset materialize`, or `execute_job` in a second
 interpreter) against one DAGSTER_HOME. A Python model in the project copy, `staging.slow`, lets a

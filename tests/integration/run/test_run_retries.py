@@ -1,11 +1,11 @@
 """Run retries through Dagster's own daemon: the retry run re-runs only what did not succeed.
 
 A real `dagster dev` whose instance has `run_retries: {enabled: true}` serves the flaky project of
-tests/integration/run/test_retries.py (`staging.flaky` fails on its first evaluation only, `marts.after_flaky`
-reads it). A run launched over GraphQL with `dagster/max_retries: 1` fails; the daemon's run
-retry (strategy FROM_FAILURE, the default) launches a new run of the failed step and the one it
-kept from running, and SQLMesh in that run evaluates those two models and nothing else.
-"""
+tests/integration/run/test_retries.py (`staging.flaky` fails on its first evaluation only,
+`marts.after_flaky` reads it). A run launched over GraphQL with `dagster/max_retries: 1` fails; the
+daemon's run retry (strategy FROM_FAILURE, the default) launches a new run of the failed step and
+the one it kept from running, and SQLMesh in that run evaluates those two models and nothing
+else."""
 
 from __future__ import annotations
 

@@ -393,6 +393,7 @@ print("RESULT" + json.dumps(dict(
     second_plan_has_changes=plan.has_changes,
     second_plan_requires_backfill=plan.requires_backfill,
     run_status=status.name,
+    run_until=later,
     quotes_covered_until=covered_until.date().isoformat(),
 )))
 """
@@ -430,9 +431,10 @@ def test_scheduled_run_over_empty_intervals_passes_audits(
     """Quotes stop on 2024-12-31: later daily intervals are empty and must not fail audits."""
     output = after_build["output"]
     assert after_build["run_status"] == "SUCCESS", output
-    # the run really processed intervals after today (exclusive end = the day after `later`)
+    # the run really processed intervals after the build's today, up to the day it was given
+    # (`later`, computed once in the subprocess; the exclusive end is the day after it)
     covered_until = dt.date.fromisoformat(after_build["quotes_covered_until"])
-    assert covered_until >= dt.date.today() + dt.timedelta(days=3)
+    assert covered_until > dt.date.fromisoformat(after_build["run_until"])
     assert "audit error" not in output and "[WARNING]" not in output, output
 
     connection = duckdb.connect(str(built_project / "justetf.duckdb"), read_only=True)

@@ -107,16 +107,22 @@ def test_row_count_is_what_the_environment_view_serves_not_the_physical_table(
 ) -> None:
     database = clean_project / "warehouse.duckdb"
     events = clean_project / "models" / "events.sql"
-    start = dt.date.today() - dt.timedelta(days=6)
+    # Both runs as of one moment, read once: six days are due whenever the test runs. (Not a
+    # fixed past date: SQLMesh starts a dev plan yesterday by the wall clock, and refuses an
+    # execution time before that.)
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = moment.date() - dt.timedelta(days=6)
     events.write_text(EVENTS_MODEL.format(start=start.isoformat()))
-    prod = materialize(clean_project, ["staging/events"]).materializations()["staging/events"]
+    pinned = {"mxm/execution_time": moment.strftime("%Y-%m-%d %H:%M:%S")}
+    built = materialize(clean_project, ["staging/events"], tags=pinned)
+    prod = built.materializations()["staging/events"]
     [(prod_rows,)] = query(database, "SELECT count(*) FROM staging.events")
-    assert prod["dagster/row_count"] == prod_rows >= 5
+    assert prod["dagster/row_count"] == prod_rows == 6
 
     # a forward-only change planned in dev: dev's view reads the preview in dev's own table
     events.write_text(events.read_text().replace("1 AS v", "2 AS v"))
     monkeypatch.setenv("MXM_SQLMESH_ENVIRONMENT", "dev")
-    result = materialize(clean_project, ["staging/events"])
+    result = materialize(clean_project, ["staging/events"], tags=pinned)
     assert result.success, result.messages()
     dev = result.materializations()["staging/events"]
     assert dev["sqlmesh/outcome"] == "evaluated"

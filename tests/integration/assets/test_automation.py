@@ -15,6 +15,7 @@ from mxm_dagster.code_location import build_definitions
 from mxm_dagster.common.project import SQLMeshProject
 from mxm_dagster.run.selection import RANGE_END_TAG, RANGE_START_TAG
 from tests.conftest import REFERENCE_PROJECT, RunOutcome, copy_project, definitions_for
+from tests.support.sqlmesh_state import evaluations, prod_planned_once
 
 KPI = "reporting/kpi_summary"
 SQLMESH_STARTS = "Running SQLMesh for"
@@ -100,6 +101,15 @@ def test_a_tick_runs_only_due_models_in_one_execution(clean_project: Path) -> No
     run = RunOutcome(instance, result.run_id, result.success)
     assert run.success
     assert set(run.materializations()) == selected
+    # SQLMesh's state: one plan, each due model evaluated once, the monthly KPI not at all
+    database = project / "warehouse.duckdb"
+    assert prod_planned_once(database)
+    assert evaluations(database) == {
+        '"warehouse"."raw"."numbers"': 1,
+        '"warehouse"."staging"."doubled"': 1,
+        '"warehouse"."staging"."readings"': 1,
+        '"warehouse"."marts"."healthy"': 1,
+    }
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
 
 

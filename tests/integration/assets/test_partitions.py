@@ -33,7 +33,7 @@ from tests.conftest import (
     run_cli,
     runs,
 )
-from tests.support.sqlmesh_state import recorded_intervals
+from tests.support.sqlmesh_state import prod_planned_once, recorded_intervals, written_twice
 
 QUOTES = dg.AssetKey(["staging", "stg_daily_quotes"])
 RETURNS = dg.AssetKey(["marts", "daily_returns"])
@@ -54,6 +54,12 @@ def recorded_days(project: Path, model: str) -> set[str]:
     for start, end in intervals:
         days.update(_day(ms) for ms in range(start, end, 86_400_000))
     return days
+
+
+def sqlmesh_ran_once(project: Path) -> bool:
+    """SQLMesh's state on a fresh warehouse: one plan made prod, no interval written twice."""
+    database = project / "justetf.duckdb"
+    return prod_planned_once(database) and not written_twice(database)
 
 
 def materialized_partitions(instance: dg.DagsterInstance, key: dg.AssetKey) -> set[str]:
@@ -123,6 +129,7 @@ def test_year_backfill_in_one_run_then_up_to_date(reference_project: Path) -> No
     instance = dg.DagsterInstance.ephemeral()
     run = materialize(reference_project, instance=instance, tags=year_tags())
     assert run.success
+    assert sqlmesh_ran_once(reference_project)
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
 
     days = recorded_days(reference_project, QUOTES_MODEL)
@@ -173,6 +180,7 @@ def test_cli_partition_range_over_the_whole_flow(reference_project: Path, tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = runs(home)
     assert run.success
+    assert sqlmesh_ran_once(reference_project)
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
     assert executions_in_results_file(home, run.run_id) == 1
     days = recorded_days(reference_project, QUOTES_MODEL)
@@ -313,6 +321,7 @@ def test_make_run_materializes_everything_unpartitioned(
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = runs(home)
     assert run.success
+    assert sqlmesh_ran_once(reference_project)
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
     mats = run.materializations()
     assert mats["marts/fund_overview"]["sqlmesh/outcome"] == "evaluated"

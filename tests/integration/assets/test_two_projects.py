@@ -24,7 +24,7 @@ from mxm_dagster.common.errors import ProjectLoadError
 from mxm_dagster.records.specs import ModelSpec
 from tests.conftest import DUCKDB_CONFIG, RunOutcome, dagster_home, query, run_cli, runs, views
 from tests.integration.assets.test_component import _dg, _listed, _sqlmesh_init, _user_dg_project
-from tests.support.sqlmesh_state import recorded_intervals
+from tests.support.sqlmesh_state import prod_planned_once, recorded_intervals, written_twice
 
 MODELS = ("seed_model", "incremental_model", "full_model")
 _MXM_BLANK = {
@@ -128,6 +128,9 @@ def _assert_served_by_own_sqlmesh(project: Path, models: tuple[str, ...] = MODEL
     recorded = _prod_models(project)
     assert set(recorded) == {f'"db"."sqlmesh_example"."{m}"' for m in models}
     assert recorded['"db"."sqlmesh_example"."full_model"']  # SQLMesh recorded its interval
+    # the project's SQLMesh planned once and evaluated no interval twice
+    assert prod_planned_once(database)
+    assert not written_twice(database)
 
 
 # ------------------------------------------------------------------ built in this process

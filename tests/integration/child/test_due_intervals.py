@@ -2,7 +2,8 @@
 SQLMesh did not bring up to date is never reported `up_to_date` (issue 11, measurement 4).
 
 What is due and what is filled is read from SQLMesh's own state (recorded intervals), never from
-the metadata under test.
+the metadata under test. Every run is pinned to an execution time on a fixed day (TODAY) and every
+model has a start, so no result depends on the wall clock's date or hour.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mxm_dagster.records.results import ExecutionResults, ModelStatus, RunResult
 from tests.conftest import RunOutcome, grow_numbers, materialize, query
 from tests.support.sqlmesh_state import recorded_intervals
 
-TODAY = datetime.now(UTC).date()
+TODAY = date(2026, 11, 30)  # SQLMesh's "today" in every run here (tag mxm/execution_time)
 DAILY = '"warehouse"."staging"."daily_rates"'
 GATED = '"warehouse"."staging"."gated"'
 AFTER_GATED = '"warehouse"."marts"."after_gated"'
@@ -36,6 +37,17 @@ def epoch_ms(day: date, hour: int = 0) -> int:
 
 def as_tag(day: date, hour: int) -> dict[str, str]:
     return {"mxm/execution_time": f"{day.isoformat()} {hour:02d}:00:00"}
+
+
+@pytest.fixture
+def clean_project(clean_project: Path) -> Path:
+    """The clean fixture with a start for every model (`model_defaults`): SQLMesh's default is
+    yesterday by the wall clock, which the runs pinned to TODAY would precede ("Start date /
+    time ... can't be greater than end date / time")."""
+    config = clean_project / "config.yaml"
+    start = "model_defaults:\n  start: '2026-11-01'\n"
+    config.write_text(config.read_text().replace("model_defaults:\n", start, 1))
+    return clean_project
 
 
 def add_daily_model(project: Path, cron: str = "@daily", extra: str = "") -> None:
@@ -82,7 +94,7 @@ def test_a_plan_after_an_edit_elsewhere_fills_the_intervals_due_since_the_last_r
     assert filled_until(clean_project, DAILY) == epoch_ms(days_ago(3))
 
     grow_numbers(clean_project)  # another model's file changes: the next execution plans
-    result = materialize(clean_project)  # the real clock
+    result = materialize(clean_project, tags=as_tag(TODAY, 12))
     assert result.success, result.messages()
     mats = result.materializations()
     assert mats["raw/numbers"]["sqlmesh/command"] == "plan"
@@ -92,7 +104,8 @@ def test_a_plan_after_an_edit_elsewhere_fills_the_intervals_due_since_the_last_r
     assert mats["staging/daily_rates"]["sqlmesh/data_changed"] is True
     assert mats["staging/daily_rates"]["sqlmesh/intervals"][-1][1].startswith(TODAY.isoformat())
 
-    again = materialize(clean_project)  # nothing is due any more: up to date, no data changed
+    # nothing is due any more: up to date, no data changed
+    again = materialize(clean_project, tags=as_tag(TODAY, 13))
     assert again.success
     mats = again.materializations()
     assert mats["staging/daily_rates"]["sqlmesh/outcome"] == "up_to_date"
@@ -135,14 +148,15 @@ def add_gated_models(project: Path) -> None:
         f"  start '{days_ago(3).isoformat()}',\n  cron '@daily',\n  signals (never_ready())\n);\n"
         "SELECT @start_ds::DATE AS ds, 1 AS v\n"
     )
-    (project / "models" / "after_gated.sql").write_text(
-        "MODEL (name marts.after_gated, kind FULL);\nSELECT count(*) AS n FROM staging.gated\n"
+    (project / "models" / "after_gated.sql").write_text(  # starts with what it reads
+        f"MODEL (name marts.after_gated, kind FULL, start '{days_ago(3).isoformat()}');\n"
+        "SELECT count(*) AS n FROM staging.gated\n"
     )
 
 
 def test_a_model_waiting_on_a_signal_is_not_filled_and_says_so(clean_project: Path) -> None:
     add_gated_models(clean_project)
-    result = materialize(clean_project)
+    result = materialize(clean_project, tags=as_tag(TODAY, 12))
     assert result.success, result.messages()
     assert intervals_of(clean_project, GATED) == []  # SQLMesh filled nothing: the signal said no
 
@@ -176,13 +190,13 @@ def test_a_model_past_its_end_is_complete_once_its_intervals_are_done(
     (clean_project / "models" / "after_ended.sql").write_text(
         "MODEL (name marts.after_ended, kind FULL);\nSELECT count(*) AS n FROM staging.ended\n"
     )
-    first = materialize(clean_project)
+    first = materialize(clean_project, tags=as_tag(TODAY, 12))
     assert first.success, first.messages()
     assert first.materializations()["staging/ended"]["sqlmesh/outcome"] == "evaluated"
     # SQLMesh fills up to the model's end (a date, so inclusive) and nothing after it
     assert intervals_of(clean_project, ENDED) == [(epoch_ms(days_ago(6)), epoch_ms(days_ago(3)))]
 
-    second = materialize(clean_project)
+    second = materialize(clean_project, tags=as_tag(TODAY, 13))
     assert second.success, second.messages()
     statuses = second.step_statuses()
     assert statuses["staging__ended"] == "STEP_SUCCESS"
@@ -212,7 +226,9 @@ def test_a_restatement_also_fills_what_became_due_since_the_last_run(
     numbers = intervals_of(clean_project, '"warehouse"."raw"."numbers"')
 
     result = materialize(
-        clean_project, selection=["staging/daily_rates", "raw/numbers"], tags={"mxm/restate": "1"}
+        clean_project,
+        selection=["staging/daily_rates", "raw/numbers"],
+        tags={"mxm/restate": "1", **as_tag(TODAY, 12)},
     )
     assert result.success, result.messages()
     mats = result.materializations()
@@ -239,7 +255,7 @@ def test_a_development_plan_leaves_the_tables_it_shares_with_prod_as_prod_left_t
     monkeypatch.setenv("MXM_SQLMESH_ENVIRONMENT", "dev")
     grow_numbers(clean_project)  # a change of another model, as dev environments are made for
 
-    result = materialize(clean_project)
+    result = materialize(clean_project, tags=as_tag(TODAY, 12))
     assert result.success, result.messages()
     mats = result.materializations()
     assert mats["raw/numbers"]["sqlmesh/outcome"] == "evaluated"

@@ -18,7 +18,7 @@ from tests.conftest import (
     views,
     warehouse_objects,
 )
-from tests.support.sqlmesh_state import recorded_intervals
+from tests.support.sqlmesh_state import evaluations, prod_planned_once, recorded_intervals
 
 SQLMESH_STARTS = "Running SQLMesh for"
 
@@ -166,6 +166,9 @@ def test_model_edit_is_planned_backfilled_and_promoted(clean_project: Path) -> N
 
 def test_progress_and_provenance(clean_project: Path) -> None:
     result = materialize(clean_project)
+    # SQLMesh's state: one plan, raw.numbers evaluated once; the progress lines say the same
+    assert prod_planned_once(clean_project / "warehouse.duckdb")
+    assert evaluations(clean_project / "warehouse.duckdb")['"warehouse"."raw"."numbers"'] == 1
     messages = result.messages()
     assert sum(SQLMESH_STARTS in m for m in messages) == 1
     assert any(evaluated_in(m, '"warehouse"."raw"."numbers"') for m in messages)
@@ -221,9 +224,15 @@ def test_models_wait_for_a_python_asset_of_the_same_run(clean_project: Path) -> 
     run = RunOutcome(instance, result.run_id, result.success)
     starts = [e.step_key for e in run.events("STEP_START")]
     assert starts.index("raw__numbers") < starts.index("src__readings")  # the awkward order
+    # SQLMesh's truth: staging.readings evaluated once, after the asset landed its 7 rows
+    assert evaluations(database)['"warehouse"."staging"."readings"'] == 1
+    assert query(database, "SELECT COUNT(*) FROM staging.readings") == [(7,)]
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 2
     assert run.materializations()["staging/readings"]["sqlmesh/outcome"] == "evaluated"
-    assert query(database, "SELECT COUNT(*) FROM staging.readings") == [(7,)]
+
+
+def execution_time_tag(moment: datetime) -> dict[str, str]:
+    return {"mxm/execution_time": moment.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
@@ -232,12 +241,12 @@ def test_cron_due_intervals_are_filled(clean_project: Path) -> None:
     from mxm_dagster.child.project import opened_context
     from mxm_dagster.common.project import SQLMeshProject
 
-    first = materialize(clean_project)
+    now = datetime.now(UTC)  # read once: both runs and every expectation count from it
+    first = materialize(clean_project, tags=execution_time_tag(now))
     assert first.success
     (day_one,) = first.materializations()["raw/numbers"]["sqlmesh/intervals"]
-    later = datetime.now(UTC) + timedelta(days=2)
-    tags = {"mxm/execution_time": later.strftime("%Y-%m-%d %H:%M:%S")}
-    result = materialize(clean_project, tags=tags)
+    later = now + timedelta(days=2)
+    result = materialize(clean_project, tags=execution_time_tag(later))
     assert result.success
     mats = result.materializations()
     assert mats["raw/numbers"]["sqlmesh/command"] == "run"  # the project is unchanged

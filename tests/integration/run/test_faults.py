@@ -37,6 +37,7 @@ from tests.support.faults import (
     wait_until,
     workers,
 )
+from tests.support.sqlmesh_state import evaluations, prod_planned_once
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,6 +79,10 @@ def test_two_runs_of_one_project_take_turns(tmp_path: Path) -> None:
     home = new_dagster_home(tmp_path)
     waited, first = two_runs_at_once(run_environment(project, home), home, tmp_path)
     assert_serialised(waited, first)
+    # SQLMesh's state: one plan made prod and every model was evaluated once, by one run
+    assert prod_planned_once(project / "warehouse.duckdb")
+    evaluated = evaluations(project / "warehouse.duckdb")
+    assert len(evaluated) == len(ASSETS) and set(evaluated.values()) == {1}
 
     with instance_at(home) as instance:
         third = materialize_here(project, instance)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -28,6 +29,7 @@ from tests.conftest import (
     seed_external_source,
     views,
 )
+from tests.support.sqlmesh_state import evaluations
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -39,6 +41,13 @@ FLAKY = '"warehouse"."staging"."flaky"'
 AFTER_FLAKY = '"warehouse"."marts"."after_flaky"'
 FLAKY_TOO = '"warehouse"."staging"."flaky_too"'
 AFTER_BOTH = '"warehouse"."marts"."after_both"'
+HEALTHY = (
+    '"warehouse"."raw"."numbers"',
+    '"warehouse"."staging"."doubled"',
+    '"warehouse"."staging"."readings"',
+    '"warehouse"."marts"."healthy"',
+    '"warehouse"."reporting"."kpi-summary"',
+)
 FLAKY_STEP = "staging__flaky"
 AFTER_FLAKY_STEP = "marts__after_flaky"
 
@@ -138,6 +147,12 @@ def evaluated(execution: dict) -> set[str]:
     return {name for name, status in statuses(execution).items() if status == "evaluated"}
 
 
+def evaluated_once(project: Path, *models: str) -> bool:
+    """SQLMesh's state: each of `models` evaluated exactly once (a failed evaluation records no
+    interval; its marker file says it ran), nothing else evaluated."""
+    return evaluations(project / "warehouse.duckdb") == dict.fromkeys(models, 1)
+
+
 def step_events(run: RunOutcome, step: str) -> list[str]:
     return [
         r.dagster_event.event_type_value
@@ -182,7 +197,7 @@ def materialize(
 
 
 def test_a_retried_step_runs_sqlmesh_again_for_its_model_and_downstream(
-    flaky: Path, tmp_path: Path
+    flaky: Path, tmp_path: Path, marker_dir: Path
 ) -> None:
     home = dagster_home(tmp_path)
     run = materialize(flaky, home, dg.RetryPolicy(max_retries=1))
@@ -195,6 +210,10 @@ def test_a_retried_step_runs_sqlmesh_again_for_its_model_and_downstream(
         "STEP_SUCCESS",
     ]
     assert step_events(run, AFTER_FLAKY_STEP) == ["STEP_START", "STEP_SUCCESS"]
+    # SQLMesh's truth: flaky's first evaluation failed (its marker), then each model was
+    # evaluated once: the retry re-ran nothing that had succeeded
+    assert (marker_dir / "flaky_failed_once").exists()
+    assert evaluated_once(flaky, *HEALTHY, FLAKY, AFTER_FLAKY)
     first, second = executions(home, run.run_id)  # SQLMesh ran twice, no more
     assert sum("Running SQLMesh for" in m for m in run.messages()) == 2
     assert statuses(first)[FLAKY] == "failed" and statuses(first)[AFTER_FLAKY] == "skipped"
@@ -227,6 +246,7 @@ def test_a_retried_step_in_its_own_process_runs_sqlmesh_again(
         assert run.success
         assert step_events(run, FLAKY_STEP).count("STEP_UP_FOR_RETRY") == 1
         assert step_events(run, AFTER_FLAKY_STEP)[-1] == "STEP_SUCCESS"
+        assert evaluated_once(flaky, *HEALTHY, FLAKY, AFTER_FLAKY)
         first, second = executions(home, run.run_id)
         assert statuses(first)[FLAKY] == "failed"
         assert selected(second) == evaluated(second) == {FLAKY, AFTER_FLAKY}
@@ -249,6 +269,7 @@ def test_steps_retrying_together_share_one_new_execution(tmp_path: Path, marker_
     for step in (FLAKY_STEP, "staging__flaky_too"):
         assert step_events(run, step).count("STEP_UP_FOR_RETRY") == 1
         assert step_events(run, step)[-1] == "STEP_SUCCESS"
+    assert evaluated_once(project, *HEALTHY, FLAKY, FLAKY_TOO, AFTER_FLAKY, AFTER_BOTH)
     first, second = executions(home, run.run_id)
     assert statuses(first)[FLAKY] == statuses(first)[FLAKY_TOO] == "failed"
     assert selected(second) == evaluated(second) == {FLAKY, FLAKY_TOO, AFTER_FLAKY, AFTER_BOTH}
@@ -284,6 +305,7 @@ def test_reexecution_from_failure_runs_sqlmesh_for_the_failed_model_and_downstre
         with dg.execute_job(job, instance=instance) as result:
             failed = RunOutcome(instance, result.run_id, result.success)
         options = dg.ReexecutionOptions.from_failure(failed.run_id, instance)
+        since = int(time.time() * 1000)
         with dg.execute_job(job, instance=instance, reexecution_options=options) as result:
             again = RunOutcome(instance, result.run_id, result.success)
 
@@ -292,6 +314,8 @@ def test_reexecution_from_failure_runs_sqlmesh_for_the_failed_model_and_downstre
             FLAKY_STEP,
             AFTER_FLAKY_STEP,
         }
+        # SQLMesh's state: the re-execution evaluated the failed model and the one below it
+        assert evaluations(flaky / "warehouse.duckdb", since) == {FLAKY: 1, AFTER_FLAKY: 1}
         (first,) = executions(home, failed.run_id)
         assert statuses(first)[FLAKY] == "failed"
         (second,) = executions(home, again.run_id)

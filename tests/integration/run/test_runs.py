@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -23,8 +24,16 @@ from tests.conftest import (
     runs,
     views,
 )
+from tests.support.sqlmesh_state import evaluations, prod_planned_once
 
 SQLMESH_STARTS = "Running SQLMesh for"
+CLEAN_MODELS = {
+    '"warehouse"."raw"."numbers"',
+    '"warehouse"."staging"."doubled"',
+    '"warehouse"."staging"."readings"',
+    '"warehouse"."marts"."healthy"',
+    '"warehouse"."reporting"."kpi-summary"',
+}
 
 REEXECUTE_FROM_FAILURE = """
 import sys
@@ -56,6 +65,9 @@ def test_cli_materializes_everything(clean_project: Path, tmp_path: Path) -> Non
         "marts/healthy",
         "reporting/kpi_summary",
     }
+    # SQLMesh's state: one plan made prod, and it evaluated each model once
+    assert prod_planned_once(clean_project / "warehouse.duckdb")
+    assert evaluations(clean_project / "warehouse.duckdb") == dict.fromkeys(CLEAN_MODELS, 1)
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
     assert executions_in_results_file(home, run.run_id) == 1
     promoted = views(clean_project / "warehouse.duckdb")
@@ -74,6 +86,9 @@ def test_sqlmesh_runs_once_per_run(executor: str, clean_project: Path, tmp_path:
     assert run.success
     step_pids = {e.pid for e in run.events("STEP_START")}
     assert len(step_pids) == (1 if executor == "in_process" else 5)
+    # SQLMesh's state: one plan made prod, and it evaluated each model once
+    assert prod_planned_once(clean_project / "warehouse.duckdb")
+    assert evaluations(clean_project / "warehouse.duckdb") == dict.fromkeys(CLEAN_MODELS, 1)
     assert sum(SQLMESH_STARTS in m for m in run.messages()) == 1
     assert executions_in_results_file(home, run.run_id) == 1
     outcomes = {m["sqlmesh/outcome"] for m in run.materializations().values()}
@@ -105,6 +120,13 @@ def test_multiprocess_subset_records_missing_upstream_once(
     mats = run.materializations()
     assert mats["raw/numbers"]["sqlmesh/selected"] is False
     assert mats["marts/healthy"]["sqlmesh/selected"] is True
+    # SQLMesh's state: one plan, each of the three models evaluated once
+    assert prod_planned_once(clean_project / "warehouse.duckdb")
+    assert evaluations(clean_project / "warehouse.duckdb") == {
+        '"warehouse"."raw"."numbers"': 1,
+        '"warehouse"."staging"."doubled"': 1,
+        '"warehouse"."marts"."healthy"': 1,
+    }
     assert executions_in_results_file(home, run.run_id) == 1
 
 
@@ -127,6 +149,7 @@ def test_reexecute_from_failure_runs_only_failed_and_skipped(
     (models / "blocked.sql").write_text(
         (models / "blocked.sql").read_text().replace("NULL::INT AS y", "n AS y")
     )
+    since = int(time.time() * 1000)
     again = run_cli(
         ["python", "-c", REEXECUTE_FROM_FAILURE, failed_run.run_id, str(REPO)], env, cwd=REPO
     )
@@ -141,6 +164,13 @@ def test_reexecute_from_failure_runs_only_failed_and_skipped(
         "marts/after_blocked",
     }
     assert {m["sqlmesh/outcome"] for m in mats.values()} == {"evaluated"}
+    # SQLMesh's state: the re-execution evaluated the four models and nothing else
+    assert set(evaluations(faulty_project / "warehouse.duckdb", since)) == {
+        '"warehouse"."staging"."broken"',
+        '"warehouse"."marts"."after_broken"',
+        '"warehouse"."staging"."blocked"',
+        '"warehouse"."marts"."after_blocked"',
+    }
     messages = rerun.messages()
     assert any(f"{SQLMESH_STARTS} 4 selected models" in m for m in messages)
     assert not any(evaluated_in(m, '"warehouse"."raw"."numbers"') for m in messages)

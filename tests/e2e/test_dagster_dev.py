@@ -136,10 +136,11 @@ def test_materialize_all_then_edited_models_only(
     second_executions = {m.metadata.get(EXECUTION_ID) for m in materialized}
     assert len(second_executions) == 1 and not second_executions & first_executions
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after materializing the edited models")
-    # SQLMesh's state: it evaluated the two edited models and nothing else
-    assert set(evaluations(warehouse, since)) == {
-        '"justetf"."{}"."{}"'.format(*name.split(".")) for name in EDITED_MODELS
-    }
+    # SQLMesh's state: it evaluated the edited models (the FULL one at least: a view may be
+    # recreated without an interval) and nothing else
+    written = set(evaluations(warehouse, since))
+    assert '"justetf"."marts"."fund_overview"' in written
+    assert written <= {'"justetf"."{}"."{}"'.format(*name.split(".")) for name in EDITED_MODELS}
 
     for name in EDITED_MODELS:
         values = query_warehouse(warehouse, f"SELECT DISTINCT {MARKER_COLUMN} FROM {name}")

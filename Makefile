@@ -38,16 +38,16 @@ test: setup
 # `make test` runs everything on the pinned versions (constraints.txt).
 COMPAT_VENV := .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
-COMPAT_TESTS := tests/unit tests/test_sqlmesh_errors.py \
-	tests/test_execution.py::test_failure_isolation_statuses_checks_and_views \
-	tests/test_environments.py::test_destructive_change_to_prod_is_refused_unless_allowed \
-	tests/test_environments.py::test_a_destructive_change_sqlmesh_finds_only_when_migrating_is_refused_naming_the_model \
-	tests/test_execution.py::test_restatement_by_run_tag \
-	tests/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
-	tests/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
-	tests/test_partitions.py::test_range_restatement_recomputes_only_that_range \
-	tests/test_observe.py::test_a_sqlmesh_run_outside_dagster_is_reported_once \
-	tests/test_plan_preview.py::test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing
+COMPAT_TESTS := tests/unit tests/integration/child/test_sqlmesh_errors.py \
+	tests/integration/run/test_execution.py::test_failure_isolation_statuses_checks_and_views \
+	tests/integration/child/test_environments.py::test_destructive_change_to_prod_is_refused_unless_allowed \
+	tests/integration/child/test_environments.py::test_a_destructive_change_sqlmesh_finds_only_when_migrating_is_refused_naming_the_model \
+	tests/integration/run/test_execution.py::test_restatement_by_run_tag \
+	tests/integration/child/test_restatement.py::test_a_model_below_that_fails_its_restatement_is_isolated \
+	tests/integration/child/test_run_without_plan.py::test_a_blocking_audit_failure_is_reported_alike_by_run_and_plan \
+	tests/integration/assets/test_partitions.py::test_range_restatement_recomputes_only_that_range \
+	tests/integration/assets/test_observe.py::test_a_sqlmesh_run_outside_dagster_is_reported_once \
+	tests/integration/assets/test_plan_preview.py::test_the_preview_shows_sqlmesh_s_own_plan_and_writes_nothing
 
 $(COMPAT_STAMP): pyproject.toml constraints-oldest.txt
 	rm -rf $(COMPAT_VENV)

@@ -14,6 +14,7 @@ from sqlmesh.core.snapshot import Snapshot
 
 from tests.conformance.projects import WAREHOUSE
 from tests.conformance.sides import sqlmesh_context
+from tests.support.sqlmesh_state import interval_writes
 
 Intervals = tuple[tuple[int, int], ...]
 
@@ -58,27 +59,12 @@ def written_since(
     folder: Path, since_ms: int
 ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, set[str]]]:
     """Model -> intervals SQLMesh wrote into its state since `since_ms` (wall clock): what it
-    evaluated or recorded in the step. Removals, compactions and pending restatements are not
-    writes of data."""
-    with duckdb.connect(str(folder / WAREHOUSE), read_only=True) as connection:
-        tables = connection.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'sqlmesh' "
-            "AND table_name = '_intervals'"
-        ).fetchall()
-        if not tables:
-            return {}, {}
-        rows = connection.execute(
-            "SELECT name, start_ts, end_ts, identifier FROM sqlmesh._intervals "
-            "WHERE created_ts >= ? "
-            "AND NOT is_removed AND NOT is_compacted AND NOT coalesce(is_pending_restatement, "
-            "false) ORDER BY 1, 2",
-            [since_ms],
-        ).fetchall()
+    evaluated or recorded in the step; and the identifiers of the snapshots written for."""
     written: dict[str, list[tuple[int, int]]] = {}
     identifiers: dict[str, set[str]] = {}
-    for name, start, end, identifier in rows:
-        written.setdefault(name, []).append((int(start), int(end)))
-        identifiers.setdefault(name, set()).add(str(identifier))
+    for write in sorted(interval_writes(folder / WAREHOUSE, since_ms)):
+        written.setdefault(write.model, []).append((write.start, write.end))
+        identifiers.setdefault(write.model, set()).add(write.identifier)
     return written, identifiers
 
 

@@ -25,7 +25,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.dagster_dev import ARTIFACTS, AssetPath, DagsterDev
-from tests.required import setup_missing
+from tests.support.required import setup_missing
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 

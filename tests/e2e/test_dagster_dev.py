@@ -7,6 +7,7 @@ daemon, code server) may keep the DuckDB warehouse open: that would block every 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.e2e.dagster_dev import (
     query_warehouse,
     warehouse_path,
 )
+from tests.support.sqlmesh_state import evaluations, prod_planned_once, written_twice
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(360)]
 
@@ -96,6 +98,9 @@ def test_materialize_all_then_edited_models_only(
     first_executions = {m.metadata.get(EXECUTION_ID) for m in model_materializations}
     assert len(first_executions) == 1, f"SQLMesh ran more than once: {first_executions}"
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after materializing everything")
+    # SQLMesh's state says the same: one plan made prod, no interval evaluated twice
+    assert prod_planned_once(warehouse)
+    assert not written_twice(warehouse)
     for name in EDITED_MODELS:
         columns = query_warehouse(
             warehouse,
@@ -120,6 +125,7 @@ def test_materialize_all_then_edited_models_only(
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after reloading the edited project")
 
     # Just the two edited models.
+    since = int(time.time() * 1000)
     second_run = dagster_dev.launch_assets(reloaded[key] for key in sorted(edited_keys))
     assert_run_succeeded(dagster_dev, second_run)
     steps = {s["stepKey"]: s["status"] for s in dagster_dev.run(second_run)["stepStats"]}
@@ -130,6 +136,11 @@ def test_materialize_all_then_edited_models_only(
     second_executions = {m.metadata.get(EXECUTION_ID) for m in materialized}
     assert len(second_executions) == 1 and not second_executions & first_executions
     assert_nothing_holds_warehouse(dagster_dev, warehouse, "after materializing the edited models")
+    # SQLMesh's state: it evaluated the edited models (the FULL one at least: a view may be
+    # recreated without an interval) and nothing else
+    written = set(evaluations(warehouse, since))
+    assert '"justetf"."marts"."fund_overview"' in written
+    assert written <= {'"justetf"."{}"."{}"'.format(*name.split(".")) for name in EDITED_MODELS}
 
     for name in EDITED_MODELS:
         values = query_warehouse(warehouse, f"SELECT DISTINCT {MARKER_COLUMN} FROM {name}")

@@ -3,7 +3,7 @@ they carry, never from their message texts (ADR 16).
 
 Measured the same on every supported minor (0.233 to 0.236; `sqlmesh/utils/errors.py`,
 `core/plan/evaluator.py` and `core/scheduler.py` are unchanged across them), and tested on the
-oldest and the pinned one (tests/test_sqlmesh_errors.py):
+oldest and the pinned one (tests/integration/child/test_sqlmesh_errors.py):
 - a model that fails while a plan is applied reaches the console's `log_failed_models` as a
   `NodeExecutionFailedError` whose `node` names it; the plan then raises a bare `PlanError`;
 - a blocking audit failure is that error's cause, a `NodeAuditsErrors` holding the `AuditError`s

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast test-compat conformance lint format bench ui clean
+.PHONY: setup run test test-slow test-fast test-compat conformance lint format bench ui clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ test: setup
 	bash scripts/install_browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -ra --durations=30 -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -ra --durations=30 -n $(TEST_WORKERS) --dist loadgroup -m "not slow" \
+		$(PYTEST_ARGS)
+
+# Tests of minutes each, kept out of `make test` (CI) for its 30-minute budget: the benchmark
+# harness's deployed, graphql and postgres scenarios at tiny sizes.
+test-slow: setup
+	$(BIN)/python -m pytest -ra -m slow $(PYTEST_ARGS)
 
 # The oldest SQLMesh and Dagster releases we support (ADR 16), in a venv of their own: the unit
 # tests, SQLMesh's error paths as we read them, and a run of each kind (failures and audits,

@@ -19,6 +19,7 @@ from mxm_dagster.child import sqlmesh_api
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.common import versions
 from mxm_dagster.common.errors import ProjectLoadError
+from mxm_dagster.project import sqlmesh_project
 from mxm_dagster.project.sqlmesh_project import SQLMeshProject
 from mxm_dagster.records.selection import ModelSelection
 from mxm_dagster.records.specs import LoadedModels
@@ -115,3 +116,7 @@ def load_spec(project: SQLMeshProject) -> LoadedModels:
     """The project's spec, from the cache, or on a miss loaded in this process (which holds
     SQLMesh already) rather than in yet another interpreter."""
     return project.load_spec(load_here=load_into)
+
+
+# This process holds SQLMesh: a spec cache miss is loaded here, whoever asks (ADR 10).
+sqlmesh_project.load_here_with(load_into)

@@ -60,6 +60,17 @@ _PY_ENV_NAME = re.compile(r"['\"]([A-Z][A-Z0-9_]*)['\"]")
 #: SQLMesh already passes, instead of starting a child interpreter for a cache miss.
 SpecLoader = Callable[["SQLMeshProject", Path, ModelSelection | None], LoadedModels]
 
+#: The loader of a process that holds SQLMesh already: `mxm_dagster.child.project` hands it in
+#: when it is imported (a SQLMesh child, a test, a notebook), so those load a cache miss in place
+#: instead of paying another interpreter's SQLMesh import. A Dagster process never imports it.
+_loader_here: SpecLoader | None = None
+
+
+def load_here_with(loader: SpecLoader) -> None:
+    """Make `loader` how this process loads a spec cache miss, instead of a child interpreter."""
+    global _loader_here
+    _loader_here = loader
+
 
 @dataclass(frozen=True)
 class SQLMeshProject:
@@ -269,6 +280,7 @@ class SQLMeshProject:
         project (and writes its spec on the way), or with `load_here` in this process."""
         cache_file = self.selection_file(selection)
         names = ModelSelection.read(cache_file)
+        load_here = load_here or _loader_here
         if names is None:
             if load_here is not None:
                 load_here(self, self.spec_file(), selection)
@@ -301,6 +313,7 @@ class SQLMeshProject:
         if spec is None:
             # Only a process that already holds SQLMesh loads it here; any other one (every
             # Dagster process) would pay SQLMesh's import and memory for good, and load it slower.
+            load_here = load_here or _loader_here
             spec = load_here(self, cache_file, None) if load_here else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))

@@ -119,6 +119,7 @@ def test_harness_times_both_sides(tmp_path: Path) -> None:
     assert full["floor_ratio"] and full["ratio_to_floor"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_deployed_and_graphql_scenarios(tmp_path: Path) -> None:
     """A deployed system's full build (every side built every model: the harness counts the
@@ -157,6 +158,7 @@ def test_deployed_and_graphql_scenarios(tmp_path: Path) -> None:
     assert "median step (ms): deployed" in output
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(900)
 def test_postgres_wide_scenario(tmp_path: Path, postgres_server: PostgresServer) -> None:  # noqa: F811

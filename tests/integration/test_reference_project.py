@@ -431,10 +431,11 @@ def test_scheduled_run_over_empty_intervals_passes_audits(
     """Quotes stop on 2024-12-31: later daily intervals are empty and must not fail audits."""
     output = after_build["output"]
     assert after_build["run_status"] == "SUCCESS", output
-    # the run really processed intervals after the build's today, up to the day it was given
-    # (`later`, computed once in the subprocess; the exclusive end is the day after it)
+    # the run really processed the intervals after the build's today, three days of them: the
+    # last one it filled ends at `later` (its execution time and end, computed once in the
+    # subprocess), when that day's interval is not due yet
     covered_until = dt.date.fromisoformat(after_build["quotes_covered_until"])
-    assert covered_until > dt.date.fromisoformat(after_build["run_until"])
+    assert covered_until == dt.date.fromisoformat(after_build["run_until"])
     assert "audit error" not in output and "[WARNING]" not in output, output
 
     connection = duckdb.connect(str(built_project / "justetf.duckdb"), read_only=True)

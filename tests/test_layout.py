@@ -192,7 +192,7 @@ def test_the_circle_check_catches_a_circle_through_a_third_module() -> None:
 
 def test_no_module_outside_the_child_package_imports_it() -> None:
     """The SQLMesh child is started by module name (`python -m`), never imported: the project
-    floor hands its loader in (`SQLMeshProject.load_spec(load_here=...)`) instead."""
+    floor hands its loader in (`sqlmesh_project.load_here_with`) instead."""
     outside_child = [f for f in _modules("") if not _within(_module_name(f), "mxm_dagster.child")]
     assert _violations(outside_child, ("mxm_dagster.child",)) == []
 

@@ -29,7 +29,7 @@ from typing import IO, Any
 from mxm_dagster.child.cancellation import Cancellation, ExecutionCancelled
 from mxm_dagster.child.plan.execution import execute_request
 from mxm_dagster.child.plan.preview import preview_plan
-from mxm_dagster.child.project import config, load_spec, open_context
+from mxm_dagster.child.project import config, open_context
 from mxm_dagster.child.recorder import OutcomeRecorder
 from mxm_dagster.child.sqlmesh_api import close_context, load_models, postgres_state
 from mxm_dagster.child.state_lock import state_lock
@@ -110,7 +110,7 @@ def _execute(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
         channel.send(MessageKind.READY, outcome=asdict(outcome))
 
     project = order.project
-    spec = load_spec(project)  # from the cache the code server wrote
+    spec = project.load_spec()  # from the cache the code server wrote
     recorder = OutcomeRecorder(log=log, cancellation=cancellation)
     with _turn(order, log, cancellation):
         channel.send(MessageKind.STARTED)
@@ -157,7 +157,7 @@ def _preview(order: ChildOrder, channel: _Channel, cancellation: Cancellation) -
         channel.send(MessageKind.LOG, message=message)
 
     project = order.project
-    spec = load_spec(project)
+    spec = project.load_spec()
     recorder = OutcomeRecorder(log=log, cancellation=cancellation)
     with _turn(order, log, cancellation):
         channel.send(MessageKind.STARTED)

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 
-from mxm_dagster.child.project import load_spec, open_context
+from mxm_dagster.child.project import open_context
 from mxm_dagster.child.sqlmesh_api import close_context, served_models
 from mxm_dagster.common.errors import WarehouseBusyError
 from mxm_dagster.common.locks import FileLock
@@ -23,7 +23,7 @@ from mxm_dagster.records.served import SERVED_REPLY_PREFIX, ServedState
 
 def read_served(project: SQLMeshProject) -> ServedState:
     state = ServedState(environment=project.environment)
-    load_spec(project)  # the lock's name needs the connection; a miss is loaded here
+    project.load_spec()  # the lock's name needs the connection; a miss is loaded here
     lock = FileLock(project.lock_path, "SQLMesh project lock")
     try:
         lock.acquire(0)

@@ -112,11 +112,5 @@ def load_into(
     return spec
 
 
-def load_spec(project: SQLMeshProject) -> LoadedModels:
-    """The project's spec, from the cache, or on a miss loaded in this process (which holds
-    SQLMesh already) rather than in yet another interpreter."""
-    return project.load_spec(load_here=load_into)
-
-
 # This process holds SQLMesh: a spec cache miss is loaded here, whoever asks (ADR 10).
 sqlmesh_project.load_here_with(load_into)

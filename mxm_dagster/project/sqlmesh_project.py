@@ -272,18 +272,15 @@ class SQLMeshProject:
         name = f"selection-{self.fingerprint()}-{selection.key}.json"
         return self._own_cache / name
 
-    def selected_models(
-        self, selection: ModelSelection, load_here: SpecLoader | None = None
-    ) -> frozenset[str]:
+    def selected_models(self, selection: ModelSelection) -> frozenset[str]:
         """The fully qualified names of the models SQLMesh's selector picks for `selection`:
         from the cache when the project files are unchanged, else from a child that loads the
-        project (and writes its spec on the way), or with `load_here` in this process."""
+        project (and writes its spec on the way), or in this process if it holds SQLMesh."""
         cache_file = self.selection_file(selection)
         names = ModelSelection.read(cache_file)
-        load_here = load_here or _loader_here
         if names is None:
-            if load_here is not None:
-                load_here(self, self.spec_file(), selection)
+            if _loader_here is not None:
+                _loader_here(self, self.spec_file(), selection)
             else:
                 self._load_in_child(selection)
             names = ModelSelection.read(cache_file)
@@ -291,9 +288,10 @@ class SQLMeshProject:
             raise ProjectLoadError(f"The model selection of {self.path} vanished once written")
         return names
 
-    def load_spec(self, load_here: SpecLoader | None = None) -> LoadedModels:
+    def load_spec(self) -> LoadedModels:
         """The project's models, from the spec cache when the project files are unchanged; a miss
-        is loaded by a child interpreter, or by `load_here` in a process that holds SQLMesh.
+        is loaded by a child interpreter, or in place by a process that holds SQLMesh
+        (`load_here_with`).
 
         The code server parses the project once; run workers and step processes reuse its result.
 
@@ -313,8 +311,8 @@ class SQLMeshProject:
         if spec is None:
             # Only a process that already holds SQLMesh loads it here; any other one (every
             # Dagster process) would pay SQLMesh's import and memory for good, and load it slower.
-            load_here = load_here or _loader_here
-            spec = load_here(self, cache_file, None) if load_here else self._load_in_child()
+            loader = _loader_here
+            spec = loader(self, cache_file, None) if loader else self._load_in_child()
         # The connection comes with the spec: no second fingerprint for `_connection`.
         object.__setattr__(self, "_connection", _connection_of(spec))
         return spec
